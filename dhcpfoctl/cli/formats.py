@@ -1,0 +1,91 @@
+"""Parsing and formatting of times and durations for the command line.
+
+Times on the command line may be ``now``, epoch seconds (``@1764313218``), ISO 8601
+(``2026-11-28T07:00:18Z``; without a zone it is local time), or relative to now
+(``-2h``, ``+30m``). Durations are ``90s``, ``15m``, ``2h``, ``1d``, ``1h30m`` or plain seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from dhcpfoctl.errors import LocalError
+from dhcpfoctl.model import NEVER
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in ``text`` (``1h30m``, ``90``); raises :class:`LocalError` when malformed."""
+    text = text.strip().lower()
+    if text.isdigit():
+        return int(text)
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise LocalError(f"invalid duration {text!r} (use e.g. 90s, 15m, 2h, 1d, 1h30m)")
+    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def parse_time(text: str, now: int) -> int:
+    """Epoch seconds for a command-line time (see module doc)."""
+    text = text.strip()
+    if text == "now":
+        return now
+    if text.startswith("@") and text[1:].isdigit():
+        return int(text[1:])
+    if text[:1] in "+-" and len(text) > 1:
+        sign = -1 if text[0] == "-" else 1
+        return now + sign * parse_duration(text[1:])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise LocalError(
+            f"invalid time {text!r} (use now, @EPOCH, -2h, or ISO 8601 like 2026-11-28T07:00Z)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()  # naive means local time, as an operator types it
+    return int(moment.timestamp())
+
+
+def format_duration(seconds: int) -> str:
+    """Compact human duration: ``45s``, ``12m``, ``3h 05m``, ``2d 4h``."""
+    seconds = abs(int(seconds))
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes, _ = divmod(seconds, 60)
+    if minutes < 120:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def format_relative(epoch: int, now: int) -> str:
+    """``in 3h 05m`` / ``12m ago`` / ``now``."""
+    delta = epoch - now
+    if delta == 0:
+        return "now"
+    return f"in {format_duration(delta)}" if delta > 0 else f"{format_duration(delta)} ago"
+
+
+def format_local_time(epoch: int | None, now: int) -> str:
+    """Local wall-clock time with a relative hint, for tables; ``never``/``-`` as such."""
+    if epoch is None:
+        return "-"
+    if epoch == NEVER:
+        return "never"
+    moment = datetime.fromtimestamp(epoch).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M:%S} ({format_relative(epoch, now)})"
+
+
+def iso_utc(epoch: int | None) -> str | None:
+    """ISO 8601 UTC for JSON; ``never`` kept as the string ``"never"``."""
+    if epoch is None:
+        return None
+    if epoch == NEVER:
+        return "never"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

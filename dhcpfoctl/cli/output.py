@@ -1,0 +1,62 @@
+"""Console, JSON and error plumbing shared by every command.
+
+Human output goes to stdout through rich, with colour only on a terminal and never when
+``NO_COLOR`` is set (rich honours both). Diagnostics go to stderr. ``--json`` output is
+plain ``json.dumps`` so that it is byte-stable for scripts and golden tests.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from dhcpfoctl.errors import DhcpfoctlError, ExitStatus, exit_status_for
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+@cache
+def stdout_console() -> Console:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+@cache
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON to stdout (no rich processing)."""
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def warn(message: str) -> None:
+    """One diagnostic line on stderr, prefixed so it is greppable in cron mail."""
+    stderr_console().print(f"dhcpfoctl: warning: {message}", markup=False, highlight=False)
+
+
+@contextmanager
+def reported_errors(*, monitoring: bool = False) -> Iterator[None]:
+    """Turn a :class:`DhcpfoctlError` into one line on stderr and its exit status.
+
+    No traceback is printed for these: they describe the operator's input or the
+    server's answer, not a bug.
+    """
+    try:
+        yield
+    except DhcpfoctlError as exc:
+        stderr_console().print(f"dhcpfoctl: error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(int(exit_status_for(exc, monitoring=monitoring))) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None

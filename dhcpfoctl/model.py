@@ -1,0 +1,493 @@
+"""The one lease model shared by every dhcpfoctl command.
+
+Pure data: no I/O, no clock. Times are UTC epoch seconds (``int``); ``None`` means the
+field was absent (dhcpd writes no field whose value is 0) and :data:`NEVER` is dhcpd's
+``never``. Wire codes are :class:`WireEnum` members, which accept values they do not know
+(as dnspython's enums do) so that a newer dhcpd or a corrupt peer cannot crash a reader.
+
+Memory layout. A 1M-address lease file must fit in a few hundred MB, so :class:`LeaseTable`
+keeps the current lease of each address in columns (``array``) rather than one Python object
+per lease; :class:`Lease` objects are built only when a caller asks for one. The rarely used,
+variable-length parts of a lease (uid, hostname, ``set`` variables, options, ``on`` blocks)
+live in a side table keyed by row, so never-used and backup leases cost only their columns.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, Self
+
+#: dhcpd's ``never``: sorts after every real time and differs from all of them.
+NEVER: Final = 0x7FFF_FFFF_FFFF_FFFF
+
+
+class WireEnum(enum.IntEnum):
+    """IntEnum that synthesises a member for an unknown value instead of raising.
+
+    ``keyword`` is the spelling dhcpd uses in lease files and logs; unknown values are
+    spelled ``unknown-N`` so they round-trip through text and JSON.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Self | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return None
+        member = int.__new__(cls, value)
+        member._name_ = f"UNKNOWN_{value}"
+        member._value_ = value
+        return member
+
+    @property
+    def keyword(self) -> str:
+        if self._name_.startswith("UNKNOWN_") and self._name_ not in type(self).__members__:
+            return f"unknown-{self._value_}"
+        return self._name_.lower().replace("_", "-")
+
+    @classmethod
+    def from_keyword(cls, word: str) -> Self:
+        """Parse the lease-file / log spelling (case-insensitive); raises ``ValueError``."""
+        word = word.lower()
+        if word.startswith("unknown-") and word[8:].isdigit():
+            return cls(int(word[8:]))
+        try:
+            return cls[word.replace("-", "_").upper()]
+        except KeyError:
+            raise ValueError(f"unknown {cls.__name__} {word!r}") from None
+
+
+class BindingState(WireEnum):
+    """Lease binding states, with the failover wire numbers (binding-status option).
+
+    RESERVED and BOOTP exist only in lease files of old dhcpd versions (read as ACTIVE plus
+    the flag); they have no wire value and dhcpd 4.4 never writes them.
+    """
+
+    FREE = 1
+    ACTIVE = 2
+    EXPIRED = 3
+    RELEASED = 4
+    ABANDONED = 5
+    RESET = 6
+    BACKUP = 7
+    RESERVED = 8
+    BOOTP = 9
+
+
+class FailoverState(WireEnum):
+    """Failover server states; the same numbers on the wire and in OMAPI ``local-state``."""
+
+    UNKNOWN_STATE = 0
+    STARTUP = 1
+    NORMAL = 2
+    COMMUNICATIONS_INTERRUPTED = 3
+    PARTNER_DOWN = 4
+    POTENTIAL_CONFLICT = 5
+    RECOVER = 6
+    PAUSED = 7
+    SHUTDOWN = 8
+    RECOVER_DONE = 9
+    RESOLUTION_INTERRUPTED = 10
+    CONFLICT_DONE = 11
+    RECOVER_WAIT = 254
+
+
+class HardwareType(WireEnum):
+    """ARP hardware types dhcpd names in ``hardware TYPE …;`` (others: ``unknown-N``)."""
+
+    ETHERNET = 1
+    TOKEN_RING = 6
+    FDDI = 8
+    INFINIBAND = 32
+
+
+class LeaseFlag(enum.IntFlag):
+    """Per-lease flags; RESERVED and BOOTP are also the failover IP-flags bits."""
+
+    RESERVED = 0x01
+    BOOTP = 0x02
+    #: The legacy ``abandoned;`` statement was present (same meaning as the binding state).
+    ABANDONED = 0x04
+
+
+#: Value of a ``set NAME = VALUE;`` variable: bytes for a quoted string (lossless, may hold
+#: any byte), int for ``%N``, bool for ``true``/``false``.
+VariableValue = bytes | int | bool
+
+
+@dataclass(frozen=True, slots=True)
+class OnBlock:
+    """An ``on EVENTS { … }`` block, kept verbatim (``body`` is the text between braces)."""
+
+    events: str  # "expiry", "release", "commit", "expiry or release", as written
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseExtras:
+    """The variable-length, mostly absent parts of a lease record."""
+
+    uid: bytes | None = None
+    client_hostname: str | None = None
+    #: ``billing class "X";`` / ``billing subclass "P" KEY;`` text after ``billing``.
+    billing: str | None = None
+    variables: tuple[tuple[str, VariableValue], ...] = ()
+    #: ``option agent.NAME VALUE;`` as (``agent.NAME``, value bytes).
+    options: tuple[tuple[str, bytes], ...] = ()
+    on_blocks: tuple[OnBlock, ...] = ()
+    #: Statements read but not modelled (e.g. ``class IDENT;``), verbatim without ``;``.
+    other: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.uid is not None,
+                self.client_hostname is not None,
+                self.billing is not None,
+                self.variables,
+                self.options,
+                self.on_blocks,
+                self.other,
+            )
+        )
+
+
+EMPTY_EXTRAS: Final = LeaseExtras()
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One lease record as the file states it (absent fields are ``None``).
+
+    ``binding_state`` is ``None`` when the record has no ``binding state`` line; use
+    :meth:`effective_state` for dhcpd's default.
+    """
+
+    address: str
+    starts: int | None = None
+    ends: int | None = None
+    tstp: int | None = None
+    tsfp: int | None = None
+    atsfp: int | None = None
+    cltt: int | None = None
+    binding_state: BindingState | None = None
+    next_binding_state: BindingState | None = None
+    rewind_binding_state: BindingState | None = None
+    flags: LeaseFlag = LeaseFlag(0)
+    hardware_type: HardwareType | None = None
+    hardware_address: bytes | None = None
+    extras: LeaseExtras = EMPTY_EXTRAS
+
+    # Convenience views of the extras, so callers need not know the storage split.
+    @property
+    def uid(self) -> bytes | None:
+        return self.extras.uid
+
+    @property
+    def client_hostname(self) -> str | None:
+        return self.extras.client_hostname
+
+    @property
+    def reserved(self) -> bool:
+        return bool(self.flags & LeaseFlag.RESERVED)
+
+    @property
+    def bootp(self) -> bool:
+        return bool(self.flags & LeaseFlag.BOOTP)
+
+    @property
+    def abandoned(self) -> bool:
+        return bool(self.flags & LeaseFlag.ABANDONED) or (
+            self.binding_state == BindingState.ABANDONED
+        )
+
+    @property
+    def mac(self) -> str | None:
+        """Hardware address as lower-case colon hex, as dhcpd writes it."""
+        if self.hardware_address is None:
+            return None
+        return self.hardware_address.hex(":")
+
+    def effective_state(self, now: int, *, failover: bool = True) -> BindingState:
+        """dhcpd's reading of the record (leases-file.md §7.4, legacy states folded in)."""
+        state = self.binding_state
+        if state in (BindingState.RESERVED, BindingState.BOOTP):
+            return BindingState.ACTIVE
+        if state is not None:
+            return state
+        if self.abandoned:
+            return BindingState.ABANDONED
+        if (self.ends is not None and self.ends > now) or self.extras.on_blocks:
+            return BindingState.ACTIVE
+        return BindingState.EXPIRED if failover else BindingState.FREE
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverPeerRecord:
+    """The last ``failover peer "NAME" state { … }`` record of one relationship."""
+
+    name: str
+    my_state: FailoverState
+    #: Time of ``my state … at``; ``None`` when written without ``at`` (dhcpd uses read time).
+    my_stos: int | None
+    partner_state: FailoverState
+    partner_stos: int | None
+    #: Written only by a secondary (the MCLT it learned from the primary).
+    mclt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """A ``host NAME { … }`` record (OMAPI-created, or a ``deleted;`` rubout), verbatim."""
+
+    name: str
+    deleted: bool
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class OtherRecord:
+    """``group``, ``class`` and ``subclass`` records, verbatim (``header`` precedes ``{``)."""
+
+    kind: str
+    header: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadWarning:
+    """A problem found while reading: ``FILE:LINE: message``."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+@dataclass(slots=True)
+class ReaderStats:
+    records: int = 0  # lease records read (superseded ones included)
+    superseded: int = 0  # lease records replaced by a later one for the same address
+    bytes_read: int = 0
+    warnings: list[ReadWarning] = field(default_factory=list)
+
+
+def address_to_int(address: str) -> int:
+    return int(ipaddress.IPv4Address(address))
+
+
+def int_to_address(value: int) -> str:
+    return str(ipaddress.IPv4Address(value))
+
+
+_TIME_FIELDS: Final = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
+
+
+class LeaseTable:
+    """Current lease per IPv4 address, stored column-wise (last record written wins).
+
+    Rows are appended in order of first appearance; :meth:`upsert` overwrites the row of an
+    address already present, so memory does not grow with superseded records. Absent times
+    are stored as 0 and absent states as 0, and read back as ``None``.
+    """
+
+    __slots__ = (
+        "_extras",
+        "_hw",
+        "_hw_type",
+        "_index",
+        "_row_address",
+        "flags",
+        "next_state",
+        "rewind_state",
+        "state",
+        *_TIME_FIELDS,
+    )
+
+    def __init__(self) -> None:
+        self._index: dict[int, int] = {}
+        self._row_address = array("I")
+        self.starts = array("q")
+        self.ends = array("q")
+        self.tstp = array("q")
+        self.tsfp = array("q")
+        self.atsfp = array("q")
+        self.cltt = array("q")
+        self.state = bytearray()
+        self.next_state = bytearray()
+        self.rewind_state = bytearray()
+        self.flags = bytearray()
+        self._hw_type = bytearray()
+        self._hw: dict[int, bytes] = {}
+        self._extras: dict[int, LeaseExtras] = {}
+
+    def __len__(self) -> int:
+        return len(self._row_address)
+
+    def __contains__(self, address: object) -> bool:
+        if isinstance(address, str):
+            address = address_to_int(address)
+        return address in self._index
+
+    def upsert_row(
+        self,
+        address: int,
+        times: tuple[int, int, int, int, int, int],
+        state: int,
+        next_state: int,
+        rewind_state: int,
+        flags: int,
+        hw_type: int,
+        hw: bytes | None,
+        extras: LeaseExtras | None,
+    ) -> bool:
+        """Store one record in column form; returns True when it replaced an earlier one.
+
+        ``times`` are (starts, ends, tstp, tsfp, atsfp, cltt) with 0 for absent; states are
+        wire numbers with 0 for absent. This is the reader's fast path (no Lease object).
+        """
+        row = self._index.get(address)
+        if row is None:
+            row = len(self._row_address)
+            self._index[address] = row
+            self._row_address.append(address)
+            self.starts.append(times[0])
+            self.ends.append(times[1])
+            self.tstp.append(times[2])
+            self.tsfp.append(times[3])
+            self.atsfp.append(times[4])
+            self.cltt.append(times[5])
+            self.state.append(state)
+            self.next_state.append(next_state)
+            self.rewind_state.append(rewind_state)
+            self.flags.append(flags)
+            self._hw_type.append(hw_type)
+            replaced = False
+        else:
+            (
+                self.starts[row],
+                self.ends[row],
+                self.tstp[row],
+                self.tsfp[row],
+                self.atsfp[row],
+                self.cltt[row],
+            ) = times
+            self.state[row] = state
+            self.next_state[row] = next_state
+            self.rewind_state[row] = rewind_state
+            self.flags[row] = flags
+            self._hw_type[row] = hw_type
+            replaced = True
+        # A later record is a full snapshot: what it does not say is gone.
+        if hw is None:
+            self._hw.pop(row, None)
+        else:
+            self._hw[row] = hw
+        if extras:
+            self._extras[row] = extras
+        else:
+            self._extras.pop(row, None)
+        return replaced
+
+    def upsert(self, lease: Lease) -> bool:
+        """Store a :class:`Lease` (slow path, for writers of models and tests)."""
+        times = tuple(
+            0 if (value := getattr(lease, name)) is None else value for name in _TIME_FIELDS
+        )
+        return self.upsert_row(
+            address_to_int(lease.address),
+            times,  # type: ignore[arg-type]
+            int(lease.binding_state or 0),
+            int(lease.next_binding_state or 0),
+            int(lease.rewind_binding_state or 0),
+            int(lease.flags),
+            int(lease.hardware_type or 0),
+            lease.hardware_address,
+            lease.extras,
+        )
+
+    def row_of(self, address: str | int) -> int | None:
+        if isinstance(address, str):
+            address = address_to_int(address)
+        return self._index.get(address)
+
+    def address_int(self, row: int) -> int:
+        return self._row_address[row]
+
+    def lease_at(self, row: int) -> Lease:
+        """Build the :class:`Lease` stored in ``row``."""
+
+        def opt_time(column: array) -> int | None:
+            value = column[row]
+            return value or None
+
+        def opt_state(column: bytearray) -> BindingState | None:
+            value = column[row]
+            return BindingState(value) if value else None
+
+        hw_type = self._hw_type[row]
+        return Lease(
+            address=int_to_address(self._row_address[row]),
+            starts=opt_time(self.starts),
+            ends=opt_time(self.ends),
+            tstp=opt_time(self.tstp),
+            tsfp=opt_time(self.tsfp),
+            atsfp=opt_time(self.atsfp),
+            cltt=opt_time(self.cltt),
+            binding_state=opt_state(self.state),
+            next_binding_state=opt_state(self.next_state),
+            rewind_binding_state=opt_state(self.rewind_state),
+            flags=LeaseFlag(self.flags[row]),
+            hardware_type=HardwareType(hw_type) if hw_type else None,
+            hardware_address=self._hw.get(row),
+            extras=self._extras.get(row, EMPTY_EXTRAS),
+        )
+
+    def get(self, address: str | int) -> Lease | None:
+        row = self.row_of(address)
+        return None if row is None else self.lease_at(row)
+
+    def rows_by_address(self) -> list[int]:
+        """Row numbers ordered by address (numerically)."""
+        return sorted(range(len(self._row_address)), key=self._row_address.__getitem__)
+
+    def __iter__(self) -> Iterator[Lease]:
+        """Leases in address order."""
+        for row in self.rows_by_address():
+            yield self.lease_at(row)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LeaseTable):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @classmethod
+    def from_leases(cls, leases: Iterable[Lease]) -> LeaseTable:
+        table = cls()
+        for lease in leases:
+            table.upsert(lease)
+        return table
+
+
+@dataclass(slots=True)
+class LeaseDB:
+    """Everything a DHCPv4 lease file says, with journal semantics applied."""
+
+    leases: LeaseTable = field(default_factory=LeaseTable)
+    #: Last failover state record per relationship name.
+    failover: dict[str, FailoverPeerRecord] = field(default_factory=dict)
+    #: Last host record per host name (``deleted`` rubouts included).
+    hosts: dict[str, HostRecord] = field(default_factory=dict)
+    #: Last group/class/subclass record per (kind, header).
+    others: dict[tuple[str, str], OtherRecord] = field(default_factory=dict)
+    server_duid: bytes | None = None
+    #: ``little-endian`` / ``big-endian`` from ``authoring-byte-order``, if present.
+    byte_order: str | None = None
+    stats: ReaderStats = field(default_factory=ReaderStats)
