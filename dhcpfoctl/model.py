@@ -176,7 +176,7 @@ class Lease:
     binding_state: BindingState | None = None
     next_binding_state: BindingState | None = None
     rewind_binding_state: BindingState | None = None
-    flags: LeaseFlag = LeaseFlag(0)
+    flags: LeaseFlag = LeaseFlag(0)  # noqa: RUF009 -- an immutable int flag value
     hardware_type: HardwareType | None = None
     hardware_address: bytes | None = None
     extras: LeaseExtras = EMPTY_EXTRAS
