@@ -1,0 +1,973 @@
+"""A real ISC dhcpd 4.4 failover pair in network namespaces, for integration tests.
+
+Quick start::
+
+    from .realpair import PairConfig, RealPair, LAB_KEY
+
+    with RealPair(PairConfig(secondary_key=LAB_KEY)) as pair:   # up and normal/normal
+        pair.omapi_states("primary").local_state       # FailoverState.NORMAL (via omshell)
+        pair.cut_link()                                 # only the failover link goes down
+        pair.wait_states(primary=COMMUNICATIONS_INTERRUPTED, secondary=..., timeout=30)
+        pair.heal_link()
+    # everything is gone here: dhcpd processes, namespaces, veths, temporary files
+
+Topology (everything is created per run; ``P`` is a unique prefix such as ``dfo3a9c1``)::
+
+    root netns                     netns P-p (primary)              netns P-s (secondary)
+    P-pm 10.98.K.1/30 ==veth==     mg0 10.98.K.2/30  OMAPI :7911
+    P-sm 10.98.K.5/30 ==veth========================================= mg0 10.98.K.6/30
+                                   fo0 10.98.K.9/30 ===== veth ===== fo0 10.98.K.10/30
+                                       failover :647                    failover :847
+                                   eth0 10.99.0.1/24                eth0 10.99.0.2/24
+    netns P-lan: bridge br0 ---------- + ------------------------------- +
+
+``K`` is a /24 of 10.98.0.0/16 that no address or route of the root namespace touches
+(chosen under a lock, so parallel runs never collide); those root-namespace addresses
+exist only on this run's two management veths. The root namespace also routes each
+server's failover address through its management veth, so that a tool probing "does the
+partner's failover port answer?" reaches the real listener and never leaves the machine.
+The LAN (pool subnet) exists only inside the namespaces.
+
+Configuration: :class:`PairConfig` (all fields have defaults; times are small so that
+transitions are fast). ``primary_key``/``secondary_key`` put ``omapi-key`` on that server
+(``None``: OMAPI without authentication). ``failover_extra`` is inserted verbatim into both
+servers' ``failover peer`` blocks (e.g. ``"max-balance 20; min-balance 5;"``);
+``primary_leases``/``secondary_leases`` seed the lease files (copied; default empty).
+
+Per server (``pair.primary``, ``pair.secondary``, ``pair.server("primary")``), a
+:class:`Server`: ``role``, ``namespace``, ``conf_path``, ``leases_path``, ``log_path``,
+``pid`` (``None`` when stopped), ``omapi_host``, ``omapi_port``, ``omapi_endpoint``
+(``"HOST:PORT"``), ``key`` (:class:`~dhcpfoctl.omapi.key.OmapiKey` or ``None``),
+``failover_address``, ``failover_port``, ``lan_address``. The pair: ``relationship``,
+``config``, ``workdir``, ``prefix``, ``namespaces``, ``root_links``, ``lan_namespace``.
+
+Operations (``which`` is ``"primary"`` or ``"secondary"``):
+
+* ``start(which)``, ``stop(which, sig=SIGTERM)``, ``kill(which, sig=SIGKILL)``,
+  ``restart(which)``, ``is_running(which)``: one dhcpd, by PID.
+* ``cut_link()`` / ``heal_link()``: the failover veth only (``fo0`` down/up in the primary's
+  namespace); OMAPI and the LAN stay up.
+* ``omapi_states(which)``: the ``failover-state`` object read with omshell (independent of
+  the code under test) as :class:`FailoverView`, or ``None`` if the server does not answer.
+  ``omshell(which, lines)`` runs any omshell session; ``omapi_set_local_state`` forces a state.
+* ``wait_for(predicate, timeout, what=...)``: polls, bounded in count and time, and returns
+  the first truthy value or raises :class:`LabTimeout`. ``wait_states(primary=...,
+  secondary=..., timeout=...)`` waits for local states (``None`` = any).
+* ``log_lines(which)``: dhcpd's log lines so far (text); ``log_entries(which)`` with times.
+  The log files prefix every line with its UTC arrival time (``dhcpd -d`` has none).
+* ``snapshot(dest)``: conf, leases and log of both servers at one instant: the servers are
+  SIGSTOPped while their files are copied, a torn last lease record is cut off, and
+  :class:`Snapshot` records ``taken_at`` (epoch seconds).
+
+Cleanup always happens (``__exit__``, also on exceptions and KeyboardInterrupt): dhcpd is
+stopped by PID, anything left inside our namespaces is killed, namespaces and veths are
+deleted. A run that died without cleaning up (SIGKILL) is reaped by the next ``RealPair``
+start: every run registers itself under ``/run/dhcpfoctl-realpair/`` with its owner PID.
+
+Prerequisites (:func:`missing_prerequisites`): root, ``ip``, ``/usr/sbin/dhcpd``,
+``omshell``, and no AppArmor profile confining dhcpd to /var/lib/dhcp.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import ipaddress
+import math
+import os
+import re
+import secrets
+import select
+import shutil
+import signal
+import struct
+import subprocess
+import termios
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Literal, NamedTuple, Self, TypeVar
+
+from dhcpfoctl.model import FailoverState
+from dhcpfoctl.omapi.key import OmapiKey, Secret
+
+Role = Literal["primary", "secondary"]
+ROLES: tuple[Role, Role] = ("primary", "secondary")
+
+DHCPD = "/usr/sbin/dhcpd"
+OMAPI_PORT = 7911
+PRIMARY_FAILOVER_PORT = 647
+SECONDARY_FAILOVER_PORT = 847
+LAN_NETWORK = ipaddress.IPv4Network("10.99.0.0/24")
+#: Per-run /24s for the management and failover links are carved out of this.
+MANAGEMENT_SUPERNET = ipaddress.IPv4Network("10.98.0.0/16")
+REGISTRY = Path("/run/dhcpfoctl-realpair")
+
+#: The key of the lab recipe (shared captures and vectors are signed with it).
+LAB_KEY = OmapiKey("lab-key", "hmac-md5", Secret(b"dhcpfoctl-labkey"))
+
+_T = TypeVar("_T")
+#: Route types `ip route` prints before the destination.
+_ROUTE_TYPES = frozenset(
+    {
+        "local",
+        "broadcast",
+        "unreachable",
+        "blackhole",
+        "prohibit",
+        "throw",
+        "unicast",
+        "multicast",
+        "anycast",
+        "nat",
+    }
+)
+
+
+class LabError(RuntimeError):
+    """The harness could not do what was asked (a command failed, dhcpd did not start)."""
+
+
+class LabTimeout(LabError):
+    """:meth:`RealPair.wait_for` gave up; the message says what was awaited and last seen."""
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    relationship: str = "lab"
+    mclt: int = 10
+    max_response_delay: int = 4
+    max_unacked_updates: int = 10
+    load_balance_max_seconds: int = 3
+    split: int = 128
+    #: Address ranges of the one failover pool; all inside 10.99.0.0/24.
+    pool_ranges: tuple[tuple[str, str], ...] = (("10.99.0.100", "10.99.0.250"),)
+    default_lease_time: int = 120
+    max_lease_time: int = 120
+    #: Statements added to both servers' ``failover peer`` block, verbatim.
+    failover_extra: str = ""
+    primary_key: OmapiKey | None = None
+    secondary_key: OmapiKey | None = None
+    primary_leases: Path | None = None
+    secondary_leases: Path | None = None
+    #: Seconds to wait for normal/normal when the pair starts.
+    up_timeout: float = 60.0
+
+
+class FailoverView(NamedTuple):
+    """The integer attributes of a ``failover-state`` object, as omshell read them."""
+
+    local_state: FailoverState
+    partner_state: FailoverState
+    local_stos: int
+    partner_stos: int
+    mclt: int
+    hierarchy: int
+    max_response_delay: int
+    cur_unacked_updates: int
+
+
+class LogLine(NamedTuple):
+    at: float  # epoch seconds when the harness received the line
+    text: str
+
+
+@dataclass(frozen=True)
+class SnapshotFiles:
+    conf: Path
+    leases: Path
+    log: Path
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    taken_at: float
+    files: dict[Role, SnapshotFiles]
+
+
+@dataclass
+class Server:
+    role: Role
+    namespace: str
+    conf_path: Path
+    leases_path: Path
+    log_path: Path
+    pid_path: Path
+    omapi_host: str
+    omapi_port: int
+    key: OmapiKey | None
+    failover_address: str
+    failover_port: int
+    lan_address: str
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _pump: _LogPump | None = field(default=None, repr=False)
+    _log: list[LogLine] = field(default_factory=list, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        if self._process is None or self._process.poll() is not None:
+            return None
+        return self._process.pid
+
+    @property
+    def omapi_endpoint(self) -> str:
+        return f"{self.omapi_host}:{self.omapi_port}"
+
+
+def missing_prerequisites() -> list[str]:
+    """What this machine lacks to run a pair (empty when everything is there)."""
+    missing = []
+    if os.geteuid() != 0:
+        missing.append("root (network namespaces)")
+    for tool in ("ip", "omshell"):
+        if shutil.which(tool) is None:
+            missing.append(f"{tool} (iproute2 / isc-dhcp-server)")
+    if not os.access(DHCPD, os.X_OK):
+        missing.append(f"{DHCPD} (isc-dhcp-server)")
+    profiles = Path("/sys/kernel/security/apparmor/profiles")
+    with contextlib.suppress(OSError):
+        if re.search(r"dhcpd \(enforce\)", profiles.read_text()):
+            missing.append(
+                "an unconfined dhcpd: AppArmor enforces usr.sbin.dhcpd, which forbids lease "
+                "files outside /var/lib/dhcp (aa-complain /usr/sbin/dhcpd)"
+            )
+    return missing
+
+
+def _run(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and proc.returncode != 0:
+        raise LabError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
+    return proc
+
+
+def _process_start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: tells a live owner apart from a reused PID."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _netns_pids(namespace: str) -> list[int]:
+    out = _run("ip", "netns", "pids", namespace, check=False).stdout
+    return [int(word) for word in out.split()]
+
+
+def _remove_network(prefix: str) -> list[str]:
+    """Kill what lives in ``prefix``'s namespaces and delete them; returns problems seen."""
+    problems = []
+    existing = set(_run("ip", "netns", "list", check=False).stdout.split())
+    for suffix in ("p", "s", "lan"):
+        namespace = f"{prefix}-{suffix}"
+        if namespace not in existing:
+            continue
+        # Everything in a namespace this harness created was started by this harness.
+        for pid in _netns_pids(namespace):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        result = _run("ip", "netns", "del", namespace, check=False)
+        if result.returncode != 0:
+            problems.append(f"ip netns del {namespace}: {result.stderr.strip()}")
+    for link in (f"{prefix}-pm", f"{prefix}-sm"):
+        # Deleting the namespace removes the peer end and with it this end; this is a backstop.
+        if Path(f"/sys/class/net/{link}").exists():
+            _run("ip", "link", "del", link, check=False)
+    return problems
+
+
+def reap_stale_runs() -> list[str]:
+    """Remove the namespaces, veths and own workdirs of runs whose owner process is gone.
+
+    Returns the prefixes reaped.
+    """
+    reaped: list[str] = []
+    if not REGISTRY.is_dir():
+        return reaped
+    for marker in REGISTRY.glob("*.owner"):
+        try:
+            pid_text, start_time, *workdir = marker.read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _process_start_time(int(pid_text)) == start_time:
+            continue  # still owned by a live run
+        _remove_network(marker.stem)
+        if workdir:
+            shutil.rmtree(workdir[0], ignore_errors=True)
+        marker.unlink(missing_ok=True)
+        reaped.append(marker.stem)
+    return reaped
+
+
+def _free_management_net() -> ipaddress.IPv4Network:
+    """A /24 of MANAGEMENT_SUPERNET that overlaps no root-namespace address or route."""
+    used: list[ipaddress.IPv4Network] = []
+    for line in _run("ip", "-4", "-o", "addr", "show").stdout.splitlines():
+        words = line.split()
+        used.append(ipaddress.IPv4Interface(words[words.index("inet") + 1]).network)
+    for line in _run("ip", "-4", "route", "show", "table", "all").stdout.splitlines():
+        words = line.split()
+        target = words[1] if words[0] in _ROUTE_TYPES else words[0]
+        if target != "default" and re.match(r"\d+\.\d+\.\d+\.\d+", target):
+            used.append(ipaddress.IPv4Network(target, strict=False))
+    # Skip 10.98.0.0/24: the shell recipe in shared/lab-recipe uses it.
+    for candidate in list(MANAGEMENT_SUPERNET.subnets(new_prefix=24))[1:]:
+        if not any(candidate.overlaps(net) for net in used):
+            return candidate
+    raise LabError(f"no free /24 left in {MANAGEMENT_SUPERNET} for the management veths")
+
+
+def _trim_torn_tail(text: str) -> str:
+    """Cut off a lease record that dhcpd had only partly written (open brace, no close)."""
+    end = text.rfind("\n}\n")
+    tail = text[end + 3 :] if end >= 0 else text
+    if "{" in tail or (tail and not tail.endswith("\n")):
+        return text[: end + 3] if end >= 0 else ""
+    return text
+
+
+class _LogPump:
+    """Copies dhcpd's stderr into the log file and memory, stamping each line on arrival.
+
+    Every read happens under ``lock``, so whoever holds the lock and finds the pipe empty
+    knows that all bytes written so far are in the file (see :meth:`drain`).
+    """
+
+    def __init__(self, fd: int, log_path: Path, sink: list[LogLine]) -> None:
+        self.fd = fd
+        self.lock = threading.Lock()
+        self._log_path = log_path
+        self._sink = sink
+        self._partial = b""
+        self._eof = False
+        self._thread = threading.Thread(target=self._loop, name=f"dhcpd-log-{fd}", daemon=True)
+        self._thread.start()
+
+    def _pending(self) -> int:
+        return struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+    def _read_once(self) -> None:
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self._eof = True
+            chunk = b"\n" if self._partial else b""
+        now = time.time()
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        if not lines:
+            return
+        stamp = datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+        with self._log_path.open("a", encoding="utf-8") as log:
+            for raw in lines:
+                text = raw.decode("utf-8", "replace")
+                self._sink.append(LogLine(now, text))
+                log.write(f"{stamp} {text}\n")
+
+    def _loop(self) -> None:
+        while not self._eof:
+            readable, _, _ = select.select([self.fd], [], [], 0.5)
+            if readable:
+                with self.lock:
+                    self._read_once()
+
+    def drain(self) -> None:
+        """With ``lock`` held: consume everything already in the pipe."""
+        while not self._eof and self._pending() > 0:
+            self._read_once()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            os.close(self.fd)
+
+
+class RealPair:
+    """Two dhcpd 4.4 failover peers in fresh network namespaces; see the module docstring."""
+
+    def __init__(self, config: PairConfig | None = None, workdir: Path | None = None) -> None:
+        self.config = config or PairConfig()
+        for first, last in self.config.pool_ranges:
+            for address in (first, last):
+                if ipaddress.IPv4Address(address) not in LAN_NETWORK:
+                    raise ValueError(f"pool address {address} is outside {LAN_NETWORK}")
+        self.relationship = self.config.relationship
+        self.prefix = "dfo" + secrets.token_hex(3)[:5]
+        self._own_workdir = workdir is None
+        self.workdir = workdir or Path(f"/tmp/{self.prefix}")
+        self.lan_namespace = f"{self.prefix}-lan"
+        self.namespaces = (f"{self.prefix}-p", f"{self.prefix}-s", self.lan_namespace)
+        self.root_links = (f"{self.prefix}-pm", f"{self.prefix}-sm")
+        self._net: ipaddress.IPv4Network | None = None
+        self._servers: dict[Role, Server] = {}
+        self._link_cut = False
+        self._closed = False
+
+    # ---- lifecycle ---------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        try:
+            self.start_pair()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        problems = self.close()
+        if problems and exc is None:
+            raise LabError("cleanup incomplete: " + "; ".join(problems))
+
+    def start_pair(self, *, wait_normal: bool = True) -> None:
+        """Build the network, write configs, start both servers, wait for normal/normal."""
+        missing = missing_prerequisites()
+        if missing:
+            raise LabError("cannot run a real dhcpd pair, missing: " + ", ".join(missing))
+        REGISTRY.mkdir(parents=True, exist_ok=True)
+        reap_stale_runs()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with (REGISTRY / "alloc.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # address choice and veth creation as one step
+            owner = REGISTRY / f"{self.prefix}.owner"
+            own_workdir = str(self.workdir) if self._own_workdir else ""
+            owner.write_text(f"{os.getpid()} {_process_start_time(os.getpid())} {own_workdir}\n")
+            self._net = _free_management_net()
+            self._servers = {role: self._describe(role) for role in ROLES}
+            self._build_network()
+        for server in self._servers.values():
+            self._write_conf(server)
+            seed = (
+                self.config.primary_leases
+                if server.role == "primary"
+                else (self.config.secondary_leases)
+            )
+            if seed is not None:
+                shutil.copyfile(seed, server.leases_path)
+            else:
+                server.leases_path.touch()
+        for role in ROLES:
+            self.start(role)
+        if wait_normal:
+            self.wait_states(
+                primary=FailoverState.NORMAL,
+                secondary=FailoverState.NORMAL,
+                timeout=self.config.up_timeout,
+            )
+
+    def close(self) -> list[str]:
+        """Stop everything this pair started and delete its network; idempotent.
+
+        Returns the problems met (each step is attempted even if an earlier one failed).
+        """
+        if self._closed:
+            return []
+        self._closed = True
+        problems = []
+        for role, server in self._servers.items():
+            try:
+                self._stop_process(server, signal.SIGTERM, timeout=5)
+            except Exception as exc:  # cleanup must go on whatever happened
+                problems.append(f"stopping {role}: {exc}")
+        problems += _remove_network(self.prefix)
+        (REGISTRY / f"{self.prefix}.owner").unlink(missing_ok=True)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+        return problems
+
+    # ---- description -------------------------------------------------------------------
+
+    def _describe(self, role: Role) -> Server:
+        assert self._net is not None
+        hosts = list(self._net.hosts())  # .1 .2 | .5 .6 | .9 .10 are the three /30s
+        is_primary = role == "primary"
+        return Server(
+            role=role,
+            namespace=f"{self.prefix}-{role[0]}",
+            conf_path=self.workdir / f"{role}.conf",
+            leases_path=self.workdir / f"{role}.leases",
+            log_path=self.workdir / f"{role}.log",
+            pid_path=self.workdir / f"{role}.pid",
+            omapi_host=str(hosts[1] if is_primary else hosts[5]),
+            omapi_port=OMAPI_PORT,
+            key=self.config.primary_key if is_primary else self.config.secondary_key,
+            failover_address=str(hosts[8] if is_primary else hosts[9]),
+            failover_port=PRIMARY_FAILOVER_PORT if is_primary else SECONDARY_FAILOVER_PORT,
+            lan_address=str(LAN_NETWORK[1] if is_primary else LAN_NETWORK[2]),
+        )
+
+    @property
+    def primary(self) -> Server:
+        return self._servers["primary"]
+
+    @property
+    def secondary(self) -> Server:
+        return self._servers["secondary"]
+
+    def server(self, which: Role) -> Server:
+        return self._servers[which]
+
+    def partner(self, which: Role) -> Server:
+        return self._servers["secondary" if which == "primary" else "primary"]
+
+    # ---- network -----------------------------------------------------------------------
+
+    def _build_network(self) -> None:
+        assert self._net is not None
+        hosts = list(self._net.hosts())
+        p, s = self.primary, self.secondary
+        for namespace in self.namespaces:
+            _run("ip", "netns", "add", namespace)
+            _run("ip", "-n", namespace, "link", "set", "lo", "up")
+            # No IPv6 chatter (RS, MLD, DAD) on any of our links.
+            _run(
+                "ip",
+                "netns",
+                "exec",
+                namespace,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            )
+        lan = self.lan_namespace
+        _run(
+            "ip",
+            "-n",
+            lan,
+            "link",
+            "add",
+            "br0",
+            "type",
+            "bridge",
+            "forward_delay",
+            "0",
+            "stp_state",
+            "0",
+        )
+        _run("ip", "-n", lan, "link", "set", "br0", "up")
+        for server in (p, s):
+            leg = f"{server.role[0]}-lan"
+            _run(
+                "ip",
+                "link",
+                "add",
+                leg,
+                "netns",
+                lan,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                server.namespace,
+            )
+            _run("ip", "-n", lan, "link", "set", leg, "master", "br0", "up")
+            _run(
+                "ip",
+                "-n",
+                server.namespace,
+                "addr",
+                "add",
+                f"{server.lan_address}/{LAN_NETWORK.prefixlen}",
+                "dev",
+                "eth0",
+            )
+            _run("ip", "-n", server.namespace, "link", "set", "eth0", "up")
+        _run(
+            "ip",
+            "link",
+            "add",
+            "fo0",
+            "netns",
+            p.namespace,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "fo0",
+            "netns",
+            s.namespace,
+        )
+        for server in (p, s):
+            _run(
+                "ip",
+                "-n",
+                server.namespace,
+                "addr",
+                "add",
+                f"{server.failover_address}/30",
+                "dev",
+                "fo0",
+            )
+            _run("ip", "-n", server.namespace, "link", "set", "fo0", "up")
+        for server, link, root_address in (
+            (p, self.root_links[0], hosts[0]),
+            (s, self.root_links[1], hosts[4]),
+        ):
+            _run(
+                "ip",
+                "link",
+                "add",
+                link,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "mg0",
+                "netns",
+                server.namespace,
+            )
+            Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
+            _run("ip", "addr", "add", f"{root_address}/30", "dev", link)
+            _run("ip", "link", "set", link, "up")
+            _run(
+                "ip", "-n", server.namespace, "addr", "add", f"{server.omapi_host}/30", "dev", "mg0"
+            )
+            _run("ip", "-n", server.namespace, "link", "set", "mg0", "up")
+            _run(
+                "ip",
+                "route",
+                "add",
+                f"{server.failover_address}/32",
+                "via",
+                server.omapi_host,
+                "dev",
+                link,
+            )
+
+    def cut_link(self) -> None:
+        """Take the failover veth down (primary's end); OMAPI and the LAN stay up."""
+        _run("ip", "-n", self.primary.namespace, "link", "set", "fo0", "down")
+        self._link_cut = True
+
+    def heal_link(self) -> None:
+        _run("ip", "-n", self.primary.namespace, "link", "set", "fo0", "up")
+        self._link_cut = False
+
+    @property
+    def link_is_cut(self) -> bool:
+        return self._link_cut
+
+    # ---- configuration -----------------------------------------------------------------
+
+    def conf_text(self, which: Role) -> str:
+        """The dhcpd.conf this harness writes for ``which``."""
+        cfg = self.config
+        server, peer = self.server(which), self.partner(which)
+        lines = [
+            f"# {which} of failover pair {self.prefix} (tests/integration/realpair.py)",
+            "authoritative;",
+            "ddns-update-style none;",
+            "ping-check false;",
+            f"default-lease-time {cfg.default_lease_time};",
+            f"max-lease-time {cfg.max_lease_time};",
+            f"omapi-port {server.omapi_port};",
+        ]
+        if server.key is not None:
+            secret = base64.b64encode(server.key.secret.reveal()).decode()
+            lines += [
+                f"key {server.key.name} {{",
+                f"  algorithm {server.key.algorithm};",
+                f'  secret "{secret}";',
+                "}",
+                f"omapi-key {server.key.name};",
+            ]
+        lines += [
+            "",
+            f'failover peer "{self.relationship}" {{',
+            f"  {which};",
+            f"  address {server.failover_address};",
+            f"  port {server.failover_port};",
+            f"  peer address {peer.failover_address};",
+            f"  peer port {peer.failover_port};",
+            f"  max-response-delay {cfg.max_response_delay};",
+            f"  max-unacked-updates {cfg.max_unacked_updates};",
+            f"  load balance max seconds {cfg.load_balance_max_seconds};",
+        ]
+        if which == "primary":  # dhcpd refuses split on a secondary; mclt comes from primary
+            lines += [f"  mclt {cfg.mclt};", f"  split {cfg.split};"]
+        if cfg.failover_extra:
+            lines.append(f"  {cfg.failover_extra}")
+        lines += [
+            "}",
+            "",
+            f"subnet {LAN_NETWORK.network_address} netmask {LAN_NETWORK.netmask} {{",
+            f"  option subnet-mask {LAN_NETWORK.netmask};",
+            "  pool {",
+            f'    failover peer "{self.relationship}";',
+            *(f"    range {first} {last};" for first, last in cfg.pool_ranges),
+            "  }",
+            "}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _write_conf(self, server: Server) -> None:
+        server.conf_path.write_text(self.conf_text(server.role))
+        check = _run(DHCPD, "-4", "-t", "-q", "-cf", str(server.conf_path), check=False)
+        if check.returncode != 0:
+            raise LabError(f"dhcpd -t rejects {server.conf_path}:\n{check.stderr.strip()}")
+
+    # ---- processes ---------------------------------------------------------------------
+
+    def is_running(self, which: Role) -> bool:
+        return self.server(which).pid is not None
+
+    def start(self, which: Role, timeout: float = 10) -> int:
+        """Start ``which``'s dhcpd; returns its PID once it logged "Server starting service"."""
+        server = self.server(which)
+        if server.pid is not None:
+            raise LabError(f"{which} dhcpd is already running (pid {server.pid})")
+        server.pid_path.unlink(missing_ok=True)  # dhcpd refuses a pid file naming a live pid
+        server.leases_path.touch()
+        seen = len(server._log)
+        read_end, write_end = os.pipe()
+        # `ip netns exec` execs dhcpd in place, so the child's PID is dhcpd's PID.
+        process = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                server.namespace,
+                DHCPD,
+                "-4",
+                "-f",
+                "-d",
+                "-cf",
+                str(server.conf_path),
+                "-lf",
+                str(server.leases_path),
+                "-pf",
+                str(server.pid_path),
+                "eth0",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=write_end,
+            start_new_session=True,  # a Ctrl-C on the terminal reaches us, not dhcpd
+        )
+        os.close(write_end)
+        server._process = process
+        server._pump = _LogPump(read_end, server.log_path, server._log)
+
+        def started() -> bool:
+            if process.poll() is not None:
+                tail = "\n".join(line.text for line in server._log[seen:][-15:])
+                raise LabError(f"{which} dhcpd exited {process.returncode} at start:\n{tail}")
+            return any("Server starting service" in line.text for line in server._log[seen:])
+
+        self.wait_for(started, timeout, what=f"{which} dhcpd to start")
+        return process.pid
+
+    def stop(self, which: Role, sig: signal.Signals = signal.SIGTERM, timeout: float = 10) -> None:
+        """Signal ``which``'s dhcpd by PID and wait for it (SIGKILL after ``timeout``)."""
+        self._stop_process(self.server(which), sig, timeout)
+
+    def kill(self, which: Role, sig: signal.Signals = signal.SIGKILL) -> None:
+        self._stop_process(self.server(which), sig, timeout=10)
+
+    def restart(self, which: Role) -> int:
+        self.stop(which)
+        return self.start(which)
+
+    @staticmethod
+    def _stop_process(server: Server, sig: signal.Signals, timeout: float) -> None:
+        process = server._process
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(sig)
+            _signal_if_alive(process.pid, signal.SIGCONT)  # in case a snapshot left it stopped
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if server._pump is not None:
+            server._pump.join(timeout=5)
+        server._process = None
+        server._pump = None
+        server.pid_path.unlink(missing_ok=True)
+
+    # ---- OMAPI (omshell, independent of dhcpfoctl's own client) ------------------------
+
+    def omshell(self, which: Role, lines: Sequence[str], timeout: float = 5) -> str:
+        """Run omshell against ``which`` (connect and key lines are added); its output."""
+        server = self.server(which)
+        script = [f"server {server.omapi_host}", f"port {server.omapi_port}"]
+        if server.key is not None:
+            if server.key.algorithm != "hmac-md5":
+                script.append(f"key-algorithm {server.key.algorithm}")
+            secret = base64.b64encode(server.key.secret.reveal()).decode()
+            script.append(f"key {server.key.name} {secret}")
+        script += ["connect", *lines]
+        try:
+            result = subprocess.run(
+                ["omshell"],
+                input="\n".join(script) + "\n",
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return ""
+        return result.stdout + result.stderr
+
+    def _open_failover_state(self) -> list[str]:
+        return ["new failover-state", f'set name = "{self.relationship}"', "open"]
+
+    def omapi_states(self, which: Role) -> FailoverView | None:
+        """``which``'s failover-state over OMAPI, or ``None`` if it does not answer."""
+        output = self.omshell(which, self._open_failover_state())
+        values: dict[str, int] = {}
+        for match in re.finditer(r"^([a-z-]+) = ((?:[0-9a-f]{2}:){3}[0-9a-f]{2})$", output, re.M):
+            values[match[1]] = int(match[2].replace(":", ""), 16)
+        if "local-state" not in values:
+            return None
+        return FailoverView(
+            local_state=FailoverState(values["local-state"]),
+            partner_state=FailoverState(values["partner-state"]),
+            local_stos=values["local-stos"],
+            partner_stos=values["partner-stos"],
+            mclt=values["mclt"],
+            hierarchy=values["hierarchy"],
+            max_response_delay=values["max-response-delay"],
+            cur_unacked_updates=values["cur-unacked-updates"],
+        )
+
+    def omapi_set_local_state(self, which: Role, state: FailoverState) -> None:
+        """Force ``which``'s local-state with omshell (verify with :meth:`omapi_states`)."""
+        output = self.omshell(
+            which, [*self._open_failover_state(), f"set local-state = {int(state)}", "update"]
+        )
+        if "can't" in output or "dhcpctl_connect" in output:
+            raise LabError(f"omshell could not set {which} local-state: {output.strip()}")
+
+    # ---- waiting -----------------------------------------------------------------------
+
+    def wait_for(
+        self,
+        predicate: Callable[[], _T],
+        timeout: float,
+        *,
+        interval: float = 0.25,
+        what: str = "condition",
+        describe: Callable[[], object] | None = None,
+    ) -> _T:
+        """Poll ``predicate`` until it returns a truthy value (returned) or ``timeout`` passes.
+
+        At most ``timeout / interval + 1`` polls. On timeout :class:`LabTimeout` names
+        ``what`` and, if given, ``describe()`` (e.g. the states last seen).
+        """
+        deadline = time.monotonic() + timeout
+        for _ in range(math.ceil(timeout / interval) + 1):
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        seen = f"; last seen: {describe()}" if describe is not None else ""
+        raise LabTimeout(f"timed out after {timeout:g}s waiting for {what}{seen}")
+
+    def wait_states(
+        self,
+        *,
+        primary: FailoverState | None = None,
+        secondary: FailoverState | None = None,
+        timeout: float = 60,
+    ) -> dict[Role, FailoverView | None]:
+        """Wait until each given server's local-state is the one wanted; the views seen."""
+        wanted: dict[Role, FailoverState | None] = {"primary": primary, "secondary": secondary}
+        seen: dict[Role, FailoverView | None] = {}
+
+        def reached() -> bool:
+            for role, state in wanted.items():
+                if state is not None:
+                    seen[role] = self.omapi_states(role)
+                    view = seen[role]
+                    if view is None or view.local_state != state:
+                        return False
+            return True
+
+        def describe() -> str:
+            return ", ".join(
+                f"{role}={'unreachable' if view is None else view.local_state.keyword}"
+                for role, view in seen.items()
+            )
+
+        wants = ", ".join(f"{r}={s.keyword}" for r, s in wanted.items() if s is not None)
+        self.wait_for(reached, timeout, interval=0.3, what=wants, describe=describe)
+        return seen
+
+    # ---- logs and snapshots ------------------------------------------------------------
+
+    def log_entries(self, which: Role) -> list[LogLine]:
+        """Every line ``which``'s dhcpd logged (over restarts), with arrival times."""
+        return list(self.server(which)._log)
+
+    def log_lines(self, which: Role) -> list[str]:
+        return [line.text for line in self.server(which)._log]
+
+    def snapshot(self, dest: Path) -> Snapshot:
+        """Copy conf, leases and log of both servers as of one instant into ``dest``.
+
+        Running servers are SIGSTOPped for the few milliseconds of the copy, their log pipes
+        drained first, so the leases and logs describe the same moment (``taken_at``).
+        """
+        dest.mkdir(parents=True, exist_ok=True)
+        running = [s for s in self._servers.values() if s.pid is not None]
+        with contextlib.ExitStack() as stack:
+            for server in running:
+                pid = server.pid or 0
+                os.kill(pid, signal.SIGSTOP)
+                stack.callback(_signal_if_alive, pid, signal.SIGCONT)
+            self._wait_stopped(running)
+            for server in running:
+                assert server._pump is not None
+                stack.enter_context(server._pump.lock)
+                server._pump.drain()
+            taken_at = time.time()
+            files = {}
+            for role, server in self._servers.items():
+                copied = SnapshotFiles(
+                    conf=dest / server.conf_path.name,
+                    leases=dest / server.leases_path.name,
+                    log=dest / server.log_path.name,
+                )
+                shutil.copyfile(server.conf_path, copied.conf)
+                copied.leases.write_text(_trim_torn_tail(server.leases_path.read_text()))
+                if server.log_path.exists():
+                    shutil.copyfile(server.log_path, copied.log)
+                else:
+                    copied.log.touch()
+                files[role] = copied
+        return Snapshot(taken_at=taken_at, files=files)
+
+    def _wait_stopped(self, servers: list[Server]) -> None:
+        def all_stopped() -> bool:
+            return all(_process_state(s.pid or 0) in {"T", None} for s in servers)
+
+        self.wait_for(all_stopped, 2, interval=0.005, what="dhcpd to stop for the snapshot")
+
+
+def _signal_if_alive(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _process_state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
