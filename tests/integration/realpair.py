@@ -58,6 +58,9 @@ Operations (``which`` is ``"primary"`` or ``"secondary"``):
 * ``snapshot(dest)``: conf, leases and log of both servers at one instant: the servers are
   SIGSTOPped while their files are copied, a torn last lease record is cut off, and
   :class:`Snapshot` records ``taken_at`` (epoch seconds).
+* ``write_profile(path, name="lab")``: a dhcpfoctl ``config.toml`` for this pair (default
+  profile ``name``; servers labelled ``primary``/``secondary``); point ``DHCPFOCTL_CONFIG``
+  at it.
 
 Cleanup always happens (``__exit__``, also on exceptions and KeyboardInterrupt): dhcpd is
 stopped by PID, anything left inside our namespaces is killed, namespaces and veths are
@@ -74,6 +77,7 @@ import base64
 import contextlib
 import fcntl
 import ipaddress
+import json
 import math
 import os
 import re
@@ -953,6 +957,38 @@ class RealPair:
                     copied.log.touch()
                 files[role] = copied
         return Snapshot(taken_at=taken_at, files=files)
+
+    # ---- dhcpfoctl profile -------------------------------------------------------------
+
+    def write_profile(self, path: Path, name: str = "lab") -> Path:
+        """Write a dhcpfoctl ``config.toml`` (format: dhcpfoctl/profile.py) for this pair.
+
+        Profile ``name`` is the default; its servers are labelled ``primary`` and
+        ``secondary`` with OMAPI endpoint, inline key (if any), failover address and port,
+        and their dhcpd.conf and leases paths. The file is mode 0600 (it may hold a secret).
+        """
+        lines = [f"default = {json.dumps(name)}", "", f"[profiles.{name}]"]
+        lines.append(f"relationships = [{json.dumps(self.relationship)}]")
+        for server in self._servers.values():
+            lines += [
+                "",
+                f"[profiles.{name}.servers.{server.role}]",
+                f"host = {json.dumps(server.omapi_host)}",
+                f"port = {server.omapi_port}",
+                f"failover_address = {json.dumps(server.failover_address)}",
+                f"failover_port = {server.failover_port}",
+                f"config = {json.dumps(str(server.conf_path))}",
+                f"leases = {json.dumps(str(server.leases_path))}",
+            ]
+            if server.key is not None:
+                secret = base64.b64encode(server.key.secret.reveal()).decode()
+                key_text = f"{server.key.algorithm}:{server.key.name}:{secret}"
+                lines.append(f"key = {json.dumps(key_text)}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text("\n".join(lines) + "\n")
+        return path
 
     def _wait_stopped(self, servers: list[Server]) -> None:
         def all_stopped() -> bool:
