@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import os
+import stat
 from dataclasses import dataclass, field
+
+from dhcpfoctl.errors import InputFileError, LocalError
 
 #: Algorithms dhcpd 4.4 accepts in ``key { algorithm …; }`` (omapip/isclib.c).
 ALGORITHMS = (
@@ -46,3 +52,60 @@ class OmapiKey:
     algorithm: str
     #: The decoded secret (dhcpd.conf holds it base64-encoded).
     secret: Secret = field(repr=False)
+
+
+#: Environment variable holding a key as ``[ALGORITHM:]NAME:SECRET``.
+KEY_ENV = "DHCPFOCTL_KEY"
+
+
+def parse_key(text: str, origin: str = "--key") -> OmapiKey:
+    """A key from ``[ALGORITHM:]NAME:SECRET`` (secret base64, as in dhcpd.conf).
+
+    ``origin`` names where the text came from; errors never repeat the text itself.
+    """
+    parts = text.strip().split(":")
+    if len(parts) == 2:
+        algorithm, (name, secret) = "hmac-md5", parts
+    elif len(parts) == 3:
+        algorithm, name, secret = parts
+    else:
+        raise LocalError(f"{origin}: expected [ALGORITHM:]NAME:SECRET")
+    algorithm = algorithm.lower().removesuffix(".sig-alg.reg.int.").removesuffix(".")
+    if algorithm not in ALGORITHMS:
+        raise LocalError(
+            f"{origin}: unknown key algorithm {algorithm!r} (dhcpd accepts "
+            f"{', '.join(ALGORITHMS)})"
+        )
+    if not name:
+        raise LocalError(f"{origin}: the key name is empty")
+    try:
+        decoded = base64.b64decode(secret, validate=True)
+    except binascii.Error:
+        raise LocalError(f"{origin}: the secret of key {name!r} is not valid base64") from None
+    if not decoded:
+        raise LocalError(f"{origin}: the secret of key {name!r} is empty")
+    return OmapiKey(name, algorithm, Secret(decoded))
+
+
+def load_key_file(path: str, name: str | None = None) -> OmapiKey:
+    """The key stanza in ``path`` (dhcpd.conf syntax); ``name`` picks one of several."""
+    from dhcpfoctl.conf import read_config  # the config reader is heavy; keys are rare
+
+    keys = read_config(path).keys
+    if name is not None:
+        if name not in keys:
+            known = ", ".join(sorted(keys)) or "none"
+            raise InputFileError(path, f"no key named {name!r} (keys here: {known})")
+        return keys[name]
+    if len(keys) != 1:
+        found = f"{len(keys)} keys ({', '.join(sorted(keys))})" if keys else "no key stanza"
+        raise InputFileError(path, f"expected one `key NAME {{ … }}` stanza, found {found}")
+    return next(iter(keys.values()))
+
+
+def readable_by_others(path: str) -> bool:
+    """True when group or others may read ``path`` (a secret should be mode 0600/0400)."""
+    try:
+        return bool(os.stat(path).st_mode & (stat.S_IRGRP | stat.S_IROTH))
+    except OSError:
+        return False

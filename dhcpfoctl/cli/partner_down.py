@@ -1,0 +1,476 @@
+"""``dhcpfoctl partner-down`` and ``dhcpfoctl set-state``: forced failover transitions, safely.
+
+partner-down tells the server it talks to that its partner is really down, so that it
+serves every client and, MCLT later, the partner's free leases. Done while the partner
+still serves clients it is a split brain: both hand out the same addresses. So it refuses
+unless the local server is in communications-interrupted (or resolution-interrupted) and
+the partner looks dead — its OMAPI does not answer and its failover port does not accept a
+TCP connection from here — unless ``--force`` (which still prints the danger). It shows the
+plan, asks on a terminal (``--yes`` for scripts, ``--dry-run`` to stop there), writes
+``local-state`` = 4 as a 4-byte integer, re-opens the object on a new connection to verify
+the state reached, and prints the countdown (local-stos + MCLT).
+
+JSON (``--json``)::
+
+    {"action": "partner-down", "server": "…", "endpoint": "10.98.0.6:7911",
+     "relationship": "lab", "role": "secondary", "dry_run": false, "forced": false,
+     "performed": true,
+     "before": {"local_state": "communications-interrupted", "local_stos": 1795851365,
+                "partner_state": "normal"},
+     "after": {"local_state": "partner-down", "local_stos": 1795851400},   # null if not done
+     "partner": {"omapi": "10.98.0.2:7911", "omapi_answers": false,
+                 "failover": "10.99.1.1:647", "failover_port_open": null,  # null: no answer
+                 "alive": false, "evidence": []},
+     "mclt": 30, "peer_leases_usable_at": 1795851430, "peer_leases_usable_at_iso": "…",
+     "warnings": []}
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from dhcpfoctl.cli.status import (
+    CONFIG_HELP,
+    DEFAULT_TIMEOUT,
+    KEY_FILE_HELP,
+    KEY_HELP,
+    KEY_NAME_HELP,
+    PEER_HELP,
+    PROFILE_HELP,
+    TIMEOUT_HELP,
+)
+
+if TYPE_CHECKING:
+    from dhcpfoctl.model import FailoverState
+    from dhcpfoctl.omapi.failover import FailoverInfo
+    from dhcpfoctl.profile import ServerSpec, Targets
+
+LOCAL_HELP = "The server to change: HOST[:PORT], or a server label of the profile."
+PARTNER_HELP = "The partner's OMAPI HOST[:PORT] (default: the profile's other server)."
+PARTNER_FAILOVER_HELP = (
+    "The partner's failover HOST[:PORT] (default: profile failover_address, or `peer address`"
+    " / `peer port` in --config)."
+)
+FORCE_HELP = "Act even when the partner looks alive (split-brain risk: read the warning)."
+
+
+@dataclass
+class PartnerProbe:
+    """What was learnt about the partner's liveness from here."""
+
+    omapi: str | None = None
+    omapi_answers: bool | None = None
+    omapi_state: str | None = None
+    failover: str | None = None
+    failover_port_open: bool | None = None
+    evidence: list[str] = field(default_factory=list)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.omapi_answers or self.failover_port_open)
+
+    @property
+    def checked(self) -> bool:
+        return self.omapi is not None or self.failover is not None
+
+
+def _transitions() -> dict[FailoverState, frozenset[FailoverState]]:
+    """Target state → the local states from which an operator may force it.
+
+    partner-down is the documented administrative transition; shutdown (from normal only,
+    where the partner hears it and takes over in partner-down) is the planned-maintenance
+    one. Nothing else is ever written.
+    """
+    from dhcpfoctl.model import FailoverState as S
+
+    return {
+        S.PARTNER_DOWN: frozenset({S.COMMUNICATIONS_INTERRUPTED, S.RESOLUTION_INTERRUPTED}),
+        S.SHUTDOWN: frozenset({S.NORMAL}),
+    }
+
+
+def partner_down(
+    server: list[str] = typer.Option([], "--server", "-s", help=LOCAL_HELP),
+    partner: str | None = typer.Option(None, "--partner", help=PARTNER_HELP),
+    partner_failover: str | None = typer.Option(
+        None, "--partner-failover", help=PARTNER_FAILOVER_HELP
+    ),
+    profile: str | None = typer.Option(None, "--profile", "-p", help=PROFILE_HELP),
+    peer: list[str] = typer.Option([], "--peer", help=PEER_HELP),
+    config: str | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
+    key_name: str | None = typer.Option(None, "--key-name", help=KEY_NAME_HELP),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0.1, help=TIMEOUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and stop."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Put a server into partner-down after its partner failed, with safety checks."""
+    _run("partner-down", locals())
+
+
+def set_state(
+    state: str = typer.Argument(..., help="partner-down, or shutdown (from normal only)."),
+    server: list[str] = typer.Option([], "--server", "-s", help=LOCAL_HELP),
+    partner: str | None = typer.Option(None, "--partner", help=PARTNER_HELP),
+    partner_failover: str | None = typer.Option(
+        None, "--partner-failover", help=PARTNER_FAILOVER_HELP
+    ),
+    profile: str | None = typer.Option(None, "--profile", "-p", help=PROFILE_HELP),
+    peer: list[str] = typer.Option([], "--peer", help=PEER_HELP),
+    config: str | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
+    key_name: str | None = typer.Option(None, "--key-name", help=KEY_NAME_HELP),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0.1, help=TIMEOUT_HELP),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and stop."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Force a failover state an operator may legitimately force, verified by read-back."""
+    _run(state, locals())
+
+
+def _run(state_name: str, options: dict[str, Any]) -> None:
+    from dhcpfoctl.cli.output import reported_errors, warn
+    from dhcpfoctl.errors import LocalError
+    from dhcpfoctl.model import FailoverState
+    from dhcpfoctl.profile import KeyOptions, resolve_targets
+
+    with reported_errors():
+        transitions = _transitions()
+        try:
+            target = FailoverState.from_keyword(state_name)
+        except ValueError:
+            target = None
+        if target not in transitions:
+            allowed = ", ".join(s.keyword for s in transitions)
+            raise LocalError(f"cannot force state {state_name!r}: only {allowed} may be set")
+        assert target is not None
+        servers = options["server"]
+        if len(servers) != 1 and not options["profile"]:
+            raise LocalError("give exactly one --server (the server to change)")
+        targets = resolve_targets(
+            servers=servers,
+            profile_name=options["profile"],
+            peers=options["peer"],
+            config_path=options["config"],
+            keys=KeyOptions(options["key"], options["key_file"], options["key_name"]),
+        )
+        for message in targets.warnings:
+            warn(message)
+        action = _Action(target, transitions[target], targets, options)
+        result = action.run()
+        if options["json_output"]:
+            from dhcpfoctl.cli.output import print_json
+
+            print_json(result)
+
+
+class _Action:
+    """One forced transition: checks, plan, confirmation, write, read-back."""
+
+    def __init__(
+        self,
+        target: FailoverState,
+        allowed_from: frozenset[FailoverState],
+        targets: Targets,
+        options: dict[str, Any],
+    ) -> None:
+        from dhcpfoctl.errors import LocalError
+
+        self.target = target
+        self.allowed_from = allowed_from
+        self.options = options
+        self.timeout: float = options["timeout"]
+        self.json = bool(options["json_output"])
+        if len(targets.relationships) != 1:
+            raise LocalError(
+                f"several relationships ({', '.join(targets.relationships)}): pick one with --peer"
+            )
+        self.relationship = targets.relationships[0]
+        self.local, self.partner = self._pick_servers(targets)
+        self.partner_failover = self._partner_failover(targets)
+
+    def _pick_servers(self, targets: Targets) -> tuple[ServerSpec, ServerSpec | None]:
+        from dhcpfoctl.errors import LocalError
+        from dhcpfoctl.profile import DEFAULT_OMAPI_PORT, ServerSpec, parse_endpoint
+
+        servers = list(targets.servers)
+        if len(self.options["server"]) > 1:
+            raise LocalError("give exactly one --server (the server to change)")
+        if len(servers) == 1:
+            local = servers[0]
+        else:
+            labels = ", ".join(spec.label for spec in servers)
+            raise LocalError(f"which server should change? give --server (one of: {labels})")
+        partner: ServerSpec | None = None
+        if self.options["partner"]:
+            host, port = parse_endpoint(self.options["partner"], DEFAULT_OMAPI_PORT, "--partner")
+            partner = ServerSpec(label=f"{host}:{port}", host=host, port=port)
+        elif targets.profile is not None:
+            from dhcpfoctl.profile import config_file, load_profiles
+
+            profiles, _, _ = load_profiles(config_file())
+            others = [s for s in profiles[targets.profile].servers if s.endpoint != local.endpoint]
+            partner = others[0] if len(others) == 1 else None
+        return local, partner
+
+    def _partner_failover(self, targets: Targets) -> tuple[str, int] | None:
+        from dhcpfoctl.profile import DEFAULT_FAILOVER_PORT, parse_endpoint
+
+        if text := self.options["partner_failover"]:
+            return parse_endpoint(text, DEFAULT_FAILOVER_PORT, "--partner-failover")
+        if self.partner is not None and self.partner.failover_address:
+            return self.partner.failover_address, (
+                self.partner.failover_port or DEFAULT_FAILOVER_PORT
+            )
+        config = targets.config
+        if config is None and self.local.config:
+            from dhcpfoctl.conf import read_config
+
+            config = read_config(self.local.config)
+        declared = config.failover_peers.get(self.relationship) if config is not None else None
+        if declared is not None and declared.peer_address:
+            return declared.peer_address, declared.peer_port
+        return None
+
+    # -- the steps ---------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        from dhcpfoctl.cli.formats import iso_utc
+        from dhcpfoctl.errors import RefusedError
+        from dhcpfoctl.model import FailoverState
+
+        before = self._read()
+        result: dict[str, Any] = {
+            "action": self.target.keyword,
+            "server": self.local.label,
+            "endpoint": self.local.endpoint,
+            "relationship": self.relationship,
+            "role": before.role,
+            "dry_run": bool(self.options["dry_run"]),
+            "forced": bool(self.options["force"]),
+            "performed": False,
+            "before": {
+                "local_state": before.local_state.keyword,
+                "local_stos": before.local_stos,
+                "partner_state": before.partner_state.keyword,
+            },
+            "after": None,
+            "partner": None,
+            "mclt": before.mclt,
+            "peer_leases_usable_at": None,
+            "peer_leases_usable_at_iso": None,
+            "warnings": [],
+        }
+        if before.local_state == self.target:
+            self._say(
+                f"{self.local.label} is already {self.target.keyword} for {self.relationship!r}"
+                f" (since {iso_utc(before.local_stos)}); nothing to do."
+            )
+            self._fill_countdown(result, before)
+            return result
+        if before.local_state not in self.allowed_from:
+            allowed = " or ".join(s.keyword for s in sorted(self.allowed_from))
+            raise RefusedError(
+                f"{self.local.endpoint}: {self.relationship!r} is {before.local_state.keyword}; "
+                f"{self.target.keyword} may only be forced from {allowed}"
+            )
+        warnings: list[str] = result["warnings"]
+        if self.target == FailoverState.PARTNER_DOWN:
+            probe = self._probe_partner()
+            result["partner"] = {
+                "omapi": probe.omapi,
+                "omapi_answers": probe.omapi_answers,
+                "failover": probe.failover,
+                "failover_port_open": probe.failover_port_open,
+                "alive": probe.alive,
+                "evidence": probe.evidence,
+            }
+            danger = _danger(probe)
+            if danger:
+                if not self.options["force"]:
+                    raise RefusedError(f"{self.local.endpoint}: refusing partner-down: {danger}")
+                warnings.append(f"--force given although {danger}")
+                self._warn(f"DANGER: --force given although {danger}")
+        self._show_plan(before)
+        if self.options["dry_run"]:
+            self._say("dry run: nothing was changed.")
+            return result
+        self._confirm()
+        self._write()
+        result["performed"] = True
+        after = self._read()
+        result["after"] = {"local_state": after.local_state.keyword, "local_stos": after.local_stos}
+        if after.local_state != self.target:
+            from dhcpfoctl.errors import RemoteError
+
+            raise RemoteError(
+                self.local.endpoint,
+                f"the server accepted local-state={self.target.keyword} but reads back "
+                f"{after.local_state.keyword}",
+            )
+        self._fill_countdown(result, after)
+        self._say(
+            f"verified: {self.local.label} is now {after.local_state.keyword} for "
+            f"{self.relationship!r} (read back on a new connection)."
+        )
+        return result
+
+    def _fill_countdown(self, result: dict[str, Any], info: FailoverInfo) -> None:
+        from dhcpfoctl.cli.formats import format_local_time, iso_utc
+        from dhcpfoctl.model import FailoverState
+
+        if info.local_state != FailoverState.PARTNER_DOWN:
+            return
+        usable = info.local_stos + info.mclt
+        result["peer_leases_usable_at"] = usable
+        result["peer_leases_usable_at_iso"] = iso_utc(usable)
+        self._say(
+            f"countdown: the partner's free leases become usable "
+            f"{format_local_time(usable, int(time.time()))} (local-stos + MCLT {info.mclt}s)."
+        )
+
+    def _read(self) -> FailoverInfo:
+        from dhcpfoctl.omapi.failover import read_failover
+        from dhcpfoctl.omapi.gather import connect
+
+        client, _ = connect(self.local, self.timeout)
+        with client:
+            return read_failover(client, self.relationship)
+
+    def _write(self) -> None:
+        from dhcpfoctl.omapi.failover import read_failover, write_local_state
+        from dhcpfoctl.omapi.gather import connect
+
+        client, _ = connect(self.local, self.timeout)
+        with client:
+            # Re-open on this connection: handles are per server, and the state may have
+            # moved since the checks; refuse if it left the allowed states meanwhile.
+            current = read_failover(client, self.relationship)
+            if current.local_state not in self.allowed_from:
+                from dhcpfoctl.errors import RefusedError
+
+                raise RefusedError(
+                    f"{self.local.endpoint}: state changed to {current.local_state.keyword} "
+                    "while checking; nothing written"
+                )
+            write_local_state(client, current, self.target)
+
+    def _probe_partner(self) -> PartnerProbe:
+        from dhcpfoctl.errors import DhcpfoctlError
+        from dhcpfoctl.omapi.client import OmapiClient
+        from dhcpfoctl.omapi.errors import TimedOutError, UnreachableError
+        from dhcpfoctl.omapi.failover import read_failover
+        from dhcpfoctl.omapi.gather import tcp_port_open
+
+        probe = PartnerProbe()
+        if self.partner is not None:
+            probe.omapi = self.partner.endpoint
+            client = OmapiClient(self.partner.host, self.partner.port, None, timeout=self.timeout)
+            try:
+                client.connect()  # the startup exchange alone proves dhcpd runs there
+            except (UnreachableError, TimedOutError) as exc:
+                probe.omapi_answers = False
+                probe.evidence.append(
+                    f"partner OMAPI {probe.omapi} does not answer ({exc.message})"
+                )
+            except DhcpfoctlError as exc:
+                probe.omapi_answers = True
+                probe.evidence.append(f"partner OMAPI {probe.omapi} answers (but: {exc.message})")
+            else:
+                probe.omapi_answers = True
+                with client:
+                    try:
+                        state = read_failover(client, self.relationship).local_state.keyword
+                        probe.omapi_state = state
+                        probe.evidence.append(f"partner OMAPI {probe.omapi} answers: it is {state}")
+                    except DhcpfoctlError:
+                        probe.evidence.append(f"partner OMAPI {probe.omapi} answers")
+        if self.partner_failover is not None:
+            host, port = self.partner_failover
+            probe.failover = f"{host}:{port}"
+            probe.failover_port_open = tcp_port_open(host, port, self.timeout)
+            verdict = {
+                True: "accepts TCP connections: its dhcpd is running",
+                False: "refuses connections: no dhcpd listening there",
+                None: "does not answer from here",
+            }[probe.failover_port_open]
+            probe.evidence.append(f"partner failover port {probe.failover} {verdict}")
+        return probe
+
+    def _show_plan(self, before: FailoverInfo) -> None:
+        from dhcpfoctl.cli.formats import format_local_time
+        from dhcpfoctl.model import FailoverState
+
+        now = int(time.time())
+        lines = [
+            f"{self.local.label} ({before.role}), relationship {self.relationship!r}: "
+            f"{before.local_state.keyword} -> {self.target.keyword}",
+        ]
+        if self.target == FailoverState.PARTNER_DOWN:
+            lines += [
+                "it will answer every client, renew the partner's clients, and",
+                f"take the partner's free leases from {format_local_time(now + before.mclt, now)}"
+                f" (now + MCLT {before.mclt}s); leases the partner may have granted expire "
+                "at the latest MCLT after their last acknowledged end.",
+                "Make sure the partner really is down (or cut off from every client) until it "
+                "returns and recovers: otherwise both hand out the same addresses.",
+            ]
+        else:
+            lines += [
+                "it will stop serving DHCP; its partner, on hearing shutdown, moves to "
+                "partner-down and serves everyone.",
+                "It stays in shutdown until its dhcpd is restarted (then it recovers).",
+            ]
+        for line in lines:
+            self._say(line)
+
+    def _confirm(self) -> None:
+        from dhcpfoctl.errors import RefusedError
+
+        if self.options["yes"]:
+            return
+        if not (sys.stdin.isatty() and sys.stderr.isatty()) or os.environ.get("CI"):
+            raise RefusedError("not on a terminal: pass --yes to confirm, or --dry-run")
+        if not typer.confirm(f"Set {self.target.keyword} on {self.local.label}?", err=True):
+            raise RefusedError("not confirmed; nothing was changed")
+
+    def _say(self, line: str) -> None:
+        """Plan and progress: stdout for humans, stderr when stdout carries JSON."""
+        from dhcpfoctl.cli.output import stderr_console, stdout_console
+
+        console = stderr_console() if self.json else stdout_console()
+        console.print(line, markup=False, highlight=False)
+
+    def _warn(self, line: str) -> None:
+        from dhcpfoctl.cli.output import stderr_console
+
+        stderr_console().print(line, style="bold red", markup=False, highlight=False)
+
+
+def _danger(probe: PartnerProbe) -> str | None:
+    """Why partner-down would be dangerous now, or ``None`` when the partner looks dead."""
+    if not probe.checked:
+        return (
+            "the partner's liveness cannot be checked (give --partner HOST[:PORT] and/or "
+            "--partner-failover HOST[:PORT], a profile, or --config with `peer address`)"
+        )
+    if probe.alive:
+        return (
+            "the partner looks alive ("
+            + "; ".join(e for e in probe.evidence if "answers" in e or "accepts" in e)
+            + "): a partner cut off from this server may still be serving clients, and both "
+            "would then hand out the same addresses (split brain)"
+        )
+    return None

@@ -1,0 +1,378 @@
+"""``dhcpfoctl status``: both servers' failover states, countdowns and warnings, as a check.
+
+Servers come from ``--server HOST[:PORT]`` (repeat for the pair) and/or ``--profile``;
+relationship names from ``--peer``, the profile, or ``--config`` dhcpd.conf. Exit status
+is the health: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (a server unreachable, a key refused,
+a relationship unknown; also any error before the servers could be asked).
+
+JSON (``--json``; with ``--watch`` one such document per line per poll)::
+
+    {
+      "now": 1795851400,                     # epoch seconds; every *_iso field is UTC ISO 8601
+      "now_iso": "2026-11-28T08:30:00Z",
+      "health": "warning",                   # ok | warning | critical | unknown
+      "exit_status": 1,
+      "profile": null,                       # profile name when one was used
+      "relationships": ["lab"],
+      "servers": [                           # one per server queried, in the order given
+        {"label": "10.98.0.2:7911", "endpoint": "10.98.0.2:7911", "reachable": true,
+         "signed": false, "error": null, "notes": []}
+      ],
+      "views": [                             # one per (server, relationship)
+        {"server": "10.98.0.2:7911", "endpoint": "10.98.0.2:7911", "relationship": "lab",
+         "reachable": true, "error": null,   # error: one line when this view is unknown
+         "role": "primary",                  # from hierarchy: primary | secondary
+         "local_state": "communications-interrupted", "local_state_code": 3,
+         "partner_state": "normal", "partner_state_code": 2,
+         "local_stos": 1795851365, "local_stos_iso": "…", "time_in_state": 35,
+         "partner_stos": 1795851355, "partner_stos_iso": "…",
+         "communications_interrupted_for": 35,   # null unless in communications-interrupted
+         "mclt": 30,
+         "mclt_ends": null, "mclt_ends_iso": null,   # local-stos + MCLT in partner-down
+         "mclt_remaining": null,                     # (peer's leases usable) / recover-wait
+         "max_response_delay": 10,
+         "unacked_updates": 0, "max_unacked_updates": 10,
+         "load_balance_max_seconds": 3, "load_balance_primary_buckets": 128,
+         "pools": [{"address": "10.99.0.100", "lease_count": 151,
+                    "free_leases": 70, "backup_leases": 71}]}
+      ],
+      "findings": [                          # what the operator should know, worst first
+        {"health": "warning", "code": "communications-interrupted",
+         "server": "10.98.0.2:7911", "relationship": "lab", "message": "…"}
+      ]
+    }
+
+Finding codes: unreachable, relationship-error, communications-interrupted, partner-down,
+split-brain-risk, recover-wait, not-serving, transition, no-service, disagreement,
+same-role, unacked-updates. Times of an unreachable view are null.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from dhcpfoctl.omapi.health import ServerView, StatusReport
+    from dhcpfoctl.profile import Targets
+
+DEFAULT_TIMEOUT = 3.0
+
+SERVER_HELP = "OMAPI server HOST[:PORT] (default port 7911); repeat for both servers."
+PROFILE_HELP = "Profile in ~/.config/dhcpfoctl/config.toml (or $DHCPFOCTL_CONFIG)."
+PEER_HELP = 'Failover relationship name (failover peer "NAME"); repeatable.'
+CONFIG_HELP = "dhcpd.conf to read relationship names, the omapi-key and pools from."
+KEY_HELP = "OMAPI key [ALGORITHM:]NAME:SECRET (base64 secret; default hmac-md5). Prefer --key-file."
+KEY_FILE_HELP = "File with a `key NAME { algorithm …; secret …; }` stanza."
+KEY_NAME_HELP = "Which key of --key-file to use when it holds several."
+TIMEOUT_HELP = "Seconds allowed for each connect and each answer."
+
+
+def status(
+    server: list[str] = typer.Option([], "--server", "-s", help=SERVER_HELP),
+    profile: str | None = typer.Option(None, "--profile", "-p", help=PROFILE_HELP),
+    peer: list[str] = typer.Option([], "--peer", help=PEER_HELP),
+    config: str | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
+    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
+    key_name: str | None = typer.Option(None, "--key-name", help=KEY_NAME_HELP),
+    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0.1, help=TIMEOUT_HELP),
+    json_output: bool = typer.Option(False, "--json", help="Print JSON (shape in the docs)."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Redraw until Ctrl-C."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between polls."),
+    count: int | None = typer.Option(None, "--count", min=1, help="Stop after N polls."),
+) -> None:
+    """Show both servers' failover state, countdowns and warnings (exit 0/1/2/3)."""
+    from dhcpfoctl.cli.output import reported_errors, warn
+    from dhcpfoctl.profile import KeyOptions, resolve_targets
+
+    with reported_errors(monitoring=True):
+        targets = resolve_targets(
+            servers=server,
+            profile_name=profile,
+            peers=peer,
+            config_path=config,
+            keys=KeyOptions(key=key, key_file=key_file, key_name=key_name),
+        )
+        for message in targets.warnings:
+            warn(message)
+        if watch or count is not None:
+            health = _watch(targets, timeout, interval, count, json_output)
+        else:
+            report = gather_report(targets, timeout)
+            _emit(report, targets, json_output)
+            health = int(report.health)
+    raise typer.Exit(health)
+
+
+def gather_report(targets: Targets, timeout: float) -> StatusReport:
+    """Query every server of ``targets`` and judge the answers at the current time."""
+    from dhcpfoctl.omapi.gather import query_all
+    from dhcpfoctl.omapi.health import evaluate
+
+    answers = query_all(targets.servers, targets.relationships, pool_addresses(targets), timeout)
+    return evaluate(answers, targets.relationships, int(time.time()))
+
+
+def pool_addresses(targets: Targets) -> dict[str, list[str]]:
+    """One address per failover pool of each relationship (OMAPI counts pools via a lease)."""
+    from dhcpfoctl.model import int_to_address
+
+    if targets.config is None:
+        return {}
+    return {
+        name: [
+            int_to_address(pool.ranges[0].first)
+            for pool in targets.config.pools_of(name)
+            if pool.ranges
+        ]
+        for name in targets.relationships
+    }
+
+
+def _emit(report: StatusReport, targets: Targets, json_output: bool) -> None:
+    from dhcpfoctl.cli.output import print_json, stdout_console
+
+    if json_output:
+        print_json(report_json(report, targets))
+    else:
+        stdout_console().print(render(report))
+
+
+def _watch(
+    targets: Targets, timeout: float, interval: float, count: int | None, json_output: bool
+) -> int:
+    """Poll until Ctrl-C or ``count`` polls; returns the last health."""
+    import json
+    import sys
+
+    from rich.live import Live
+
+    from dhcpfoctl.cli.output import stdout_console
+
+    previous: dict[tuple[str, str], str] = {}
+    transitions: list[str] = []
+    health = 3
+    polls = 0
+    live: Live | None = None
+    try:
+        if not json_output:
+            live = Live(console=stdout_console(), auto_refresh=False, transient=False)
+            live.start()
+        while count is None or polls < count:
+            started = time.monotonic()
+            report = gather_report(targets, timeout)
+            health = int(report.health)
+            polls += 1
+            changed = _transitions(report, previous, transitions)
+            if json_output:
+                sys.stdout.write(json.dumps(report_json(report, targets), default=str) + "\n")
+                sys.stdout.flush()
+            else:
+                assert live is not None
+                live.update(render(report, changed, transitions[-8:]), refresh=True)
+            if count is not None and polls >= count:
+                break
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a watch ends; report the last health seen
+    finally:
+        if live is not None:
+            live.stop()
+    return health
+
+
+def _transitions(
+    report: StatusReport, previous: dict[tuple[str, str], str], log: list[str]
+) -> set[tuple[str, str]]:
+    """(server, relationship) whose local state changed since the last poll; logs them."""
+    from dhcpfoctl.cli.formats import iso_utc
+
+    changed: set[tuple[str, str]] = set()
+    for view in report.views:
+        where = (view.server, view.relationship)
+        state = view.info.local_state.keyword if view.info else "unreachable"
+        before = previous.get(where)
+        if before is not None and before != state:
+            changed.add(where)
+            log.append(
+                f"{iso_utc(report.now)} {view.server} {view.relationship}: {before} → {state}"
+            )
+        previous[where] = state
+    return changed
+
+
+def _view_json(view: ServerView, now: int) -> dict[str, Any]:
+    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.model import FailoverState
+
+    base: dict[str, Any] = {
+        "server": view.server,
+        "endpoint": view.endpoint,
+        "relationship": view.relationship,
+        "reachable": view.reachable,
+        "error": view.error,
+    }
+    info = view.info
+    if info is None:
+        return base
+    ends = view.mclt_ends
+    comms = (
+        view.time_in_state(now)
+        if info.local_state == FailoverState.COMMUNICATIONS_INTERRUPTED
+        else None
+    )
+    return base | {
+        "role": info.role,
+        "local_state": info.local_state.keyword,
+        "local_state_code": int(info.local_state),
+        "partner_state": info.partner_state.keyword,
+        "partner_state_code": int(info.partner_state),
+        "local_stos": info.local_stos,
+        "local_stos_iso": iso_utc(info.local_stos),
+        "time_in_state": view.time_in_state(now),
+        "partner_stos": info.partner_stos,
+        "partner_stos_iso": iso_utc(info.partner_stos),
+        "communications_interrupted_for": comms,
+        "mclt": info.mclt,
+        "mclt_ends": ends,
+        "mclt_ends_iso": iso_utc(ends),
+        "mclt_remaining": None if ends is None else max(0, ends - now),
+        "max_response_delay": info.max_response_delay,
+        "unacked_updates": info.cur_unacked_updates,
+        "max_unacked_updates": info.max_outstanding_updates,
+        "load_balance_max_seconds": info.load_balance_max_secs,
+        "load_balance_primary_buckets": info.primary_buckets,
+        "pools": [
+            {
+                "address": pool.address,
+                "lease_count": pool.lease_count,
+                "free_leases": pool.free_leases,
+                "backup_leases": pool.backup_leases,
+            }
+            for pool in view.pools
+        ],
+    }
+
+
+def report_json(report: StatusReport, targets: Targets) -> dict[str, Any]:
+    from dhcpfoctl.cli.formats import iso_utc
+
+    findings = sorted(report.findings, key=lambda f: -f.health.rank)
+    return {
+        "now": report.now,
+        "now_iso": iso_utc(report.now),
+        "health": report.health.name.lower(),
+        "exit_status": int(report.health),
+        "profile": targets.profile,
+        "relationships": list(targets.relationships),
+        "servers": [
+            {
+                "label": answer.label,
+                "endpoint": answer.endpoint,
+                "reachable": answer.error is None,
+                "signed": answer.signed,
+                "error": answer.error,
+                "notes": list(answer.notes),
+            }
+            for answer in report.servers
+        ],
+        "views": [_view_json(view, report.now) for view in report.views],
+        "findings": [
+            {
+                "health": finding.health.name.lower(),
+                "code": finding.code,
+                "server": finding.server,
+                "relationship": finding.relationship,
+                "message": finding.message,
+            }
+            for finding in findings
+        ],
+    }
+
+
+_HEALTH_STYLE = {0: "green", 1: "yellow", 2: "bold red", 3: "magenta"}
+_STATE_STYLE = {
+    "normal": "green",
+    "communications-interrupted": "yellow",
+    "partner-down": "bold yellow",
+    "recover-wait": "cyan",
+}
+
+
+def render(
+    report: StatusReport,
+    changed: set[tuple[str, str]] | frozenset[tuple[str, str]] = frozenset(),
+    transitions: list[str] | None = None,
+) -> RenderableType:
+    """A compact table per report, the findings, and (when watching) recent transitions."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from dhcpfoctl.cli.formats import format_duration, format_local_time
+
+    now = report.now
+    tables: list[RenderableType] = []
+    for name in dict.fromkeys(view.relationship for view in report.views):
+        table = Table(title=f"failover peer {name!r}", title_justify="left", pad_edge=False)
+        table.add_column("server", no_wrap=True)
+        table.add_column("state", no_wrap=True)
+        table.add_column("partner seen as")
+        table.add_column("details")
+        for view in (v for v in report.views if v.relationship == name):
+            info = view.info
+            if info is None:
+                unreachable = Text("unknown", "magenta")
+                table.add_row(view.server, unreachable, "-", Text(view.error or "", "magenta"))
+                continue
+            state = info.local_state.keyword
+            style = _STATE_STYLE.get(state, "red")
+            if (view.server, view.relationship) in changed:
+                style += " reverse"
+            details = [
+                f"mclt {info.mclt}s, unacked {info.cur_unacked_updates}/"
+                f"{info.max_outstanding_updates}, max-response-delay {info.max_response_delay}s",
+                f"load balance max {info.load_balance_max_secs}s, "
+                + (
+                    f"primary serves {info.primary_buckets}/256 buckets"
+                    if info.primary_buckets is not None
+                    else "no hba yet"
+                ),
+            ]
+            if view.mclt_ends is not None:
+                label = "peer leases usable" if state == "partner-down" else "recover-wait ends"
+                details.append(f"{label} {format_local_time(view.mclt_ends, now)}")
+            details += [
+                f"pool of {p.address}: {p.free_leases} free, {p.backup_leases} backup, "
+                f"{p.lease_count} total"
+                for p in view.pools
+            ]
+            table.add_row(
+                f"{view.server}\n{info.role}",
+                Text.assemble(
+                    (state, style), f"\nfor {format_duration(view.time_in_state(now) or 0)}"
+                ),
+                info.partner_state.keyword,
+                "\n".join(details),
+            )
+        tables.append(table)
+    parts: list[RenderableType] = [
+        Text.assemble(("health: ", "bold"), (report.health.name, _HEALTH_STYLE[report.health])),
+        *tables,
+    ]
+    for finding in sorted(report.findings, key=lambda f: -f.health.rank):
+        parts.append(
+            Text(f"{finding.health.name}: {finding.message}", _HEALTH_STYLE[finding.health])
+        )
+    for answer in report.servers:
+        for note in answer.notes:
+            parts.append(Text(f"note: {answer.label} {note}", "dim"))
+    if transitions:
+        parts.append(Text("transitions:", "bold"))
+        parts += [Text(line) for line in transitions]
+    return Group(*parts)

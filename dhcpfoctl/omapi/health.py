@@ -1,0 +1,327 @@
+"""Judge a failover pair from its OMAPI answers: a pure function of (answers, now).
+
+:func:`evaluate` turns what each server said (or the error it gave) into a
+:class:`StatusReport`: per server and relationship the states, times and counters, the
+findings an operator needs (communications-interrupted and for how long, disagreement,
+split-brain risk, recover-wait end, unreachable servers) and one :class:`Health`, whose
+value is the monitoring exit status. Rendering lives in ``cli/status.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from dhcpfoctl.cli.formats import format_duration, format_relative, iso_utc
+from dhcpfoctl.model import FailoverState
+from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts
+
+
+class Health(enum.IntEnum):
+    """Monitoring-plugin statuses; the value is the exit status."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+    @property
+    def rank(self) -> int:
+        """Severity order: a CRITICAL finding outweighs not knowing something else."""
+        return {0: 0, 1: 1, 3: 2, 2: 3}[self.value]
+
+
+#: States in which dhcpd answers DHCP clients (failover-protocol.md §8.1).
+SERVING: Final = frozenset(
+    {
+        FailoverState.NORMAL,
+        FailoverState.COMMUNICATIONS_INTERRUPTED,
+        FailoverState.PARTNER_DOWN,
+    }
+)
+#: States in which the two servers cannot be talking to each other.
+NOT_TALKING: Final = frozenset(
+    {
+        FailoverState.COMMUNICATIONS_INTERRUPTED,
+        FailoverState.PARTNER_DOWN,
+        FailoverState.RESOLUTION_INTERRUPTED,
+    }
+)
+#: States a server passes through on the way back to normal after an outage.
+RECOVERING: Final = frozenset(
+    {
+        FailoverState.STARTUP,
+        FailoverState.RECOVER,
+        FailoverState.RECOVER_WAIT,
+        FailoverState.RECOVER_DONE,
+        FailoverState.POTENTIAL_CONFLICT,
+        FailoverState.CONFLICT_DONE,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAnswer:
+    """What querying one server produced (see :mod:`dhcpfoctl.omapi.gather`)."""
+
+    label: str
+    endpoint: str
+    #: relationship name → its failover-state.
+    failover: dict[str, FailoverInfo] = field(default_factory=dict)
+    #: relationship name → the pools OMAPI could count.
+    pools: dict[str, tuple[PoolCounts, ...]] = field(default_factory=dict)
+    #: One line when the server could not be queried at all (unreachable, key refused…).
+    error: str | None = None
+    #: relationship name → one line, when only that relationship failed (e.g. NOTFOUND).
+    relationship_errors: dict[str, str] = field(default_factory=dict)
+    signed: bool = False
+    notes: tuple[str, ...] = ()
+    #: Addresses known from the config/profile (OMAPI's are unusable on 4.4.3).
+    failover_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    health: Health
+    code: str
+    message: str
+    server: str | None = None
+    relationship: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerView:
+    """One server's view of one relationship, with derived times."""
+
+    server: str
+    endpoint: str
+    relationship: str
+    info: FailoverInfo | None
+    error: str | None
+    pools: tuple[PoolCounts, ...] = ()
+    signed: bool = False
+    #: The whole server could not be queried (reported once, not per relationship).
+    server_failed: bool = False
+
+    @property
+    def reachable(self) -> bool:
+        return self.info is not None
+
+    def time_in_state(self, now: int) -> int | None:
+        return None if self.info is None else max(0, now - self.info.local_stos)
+
+    @property
+    def mclt_ends(self) -> int | None:
+        """local-stos + MCLT in partner-down (peer's leases usable) and recover-wait (end)."""
+        if self.info is None or self.info.local_state not in (
+            FailoverState.PARTNER_DOWN,
+            FailoverState.RECOVER_WAIT,
+        ):
+            return None
+        return self.info.local_stos + self.info.mclt
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    now: int
+    views: tuple[ServerView, ...]
+    findings: tuple[Finding, ...]
+    health: Health
+    servers: tuple[ServerAnswer, ...] = ()
+
+
+def evaluate(
+    answers: Sequence[ServerAnswer], relationships: Sequence[str], now: int
+) -> StatusReport:
+    """The report for ``answers`` at time ``now`` (pure: same input, same report)."""
+    findings: list[Finding] = []
+    views: list[ServerView] = []
+    for answer in answers:
+        if answer.error is not None:
+            findings.append(
+                Finding(Health.UNKNOWN, "unreachable", answer.error, server=answer.label)
+            )
+    for name in relationships:
+        pair = [_view(answer, name) for answer in answers]
+        views += pair
+        findings += _judge_relationship(name, pair, now)
+    health = max((f.health for f in findings), key=lambda h: h.rank, default=Health.OK)
+    return StatusReport(now, tuple(views), tuple(findings), health, tuple(answers))
+
+
+def _view(answer: ServerAnswer, name: str) -> ServerView:
+    error = answer.error or answer.relationship_errors.get(name)
+    info = None if answer.error else answer.failover.get(name)
+    if info is None and error is None:
+        error = f"{answer.endpoint}: no answer for relationship {name!r}"
+    return ServerView(
+        server=answer.label,
+        endpoint=answer.endpoint,
+        relationship=name,
+        info=info,
+        error=error,
+        pools=answer.pools.get(name, ()),
+        signed=answer.signed,
+        server_failed=answer.error is not None,
+    )
+
+
+def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Finding]:
+    findings: list[Finding] = []
+
+    def add(health: Health, code: str, message: str, view: ServerView | None = None) -> None:
+        findings.append(
+            Finding(health, code, message, view.server if view else None, relationship=name)
+        )
+
+    for view in pair:
+        if view.info is None:
+            # A whole-server failure is reported once, in evaluate(); this one is only
+            # about this relationship (e.g. NOTFOUND for its name).
+            if not view.server_failed and view.error:
+                add(Health.UNKNOWN, "relationship-error", view.error, view)
+            continue
+        findings += _judge_state(name, view, pair, now)
+        info = view.info
+        if (
+            info.max_outstanding_updates
+            and info.cur_unacked_updates >= info.max_outstanding_updates
+        ):
+            add(
+                Health.WARNING,
+                "unacked-updates",
+                f"{view.server}: {info.cur_unacked_updates} unacked updates, the limit "
+                f"(max-unacked-updates {info.max_outstanding_updates}) is reached",
+                view,
+            )
+
+    alive = [view for view in pair if view.info is not None]
+    if len(pair) >= 2 and not any(view.info.local_state in SERVING for view in alive):  # type: ignore[union-attr]
+        add(Health.CRITICAL, "no-service", f"no server of {name!r} is known to serve DHCP")
+    if len(alive) == 2:
+        findings += _judge_pair(name, alive[0], alive[1], now)
+    return findings
+
+
+def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) -> list[Finding]:
+    info = view.info
+    assert info is not None
+    state = info.local_state
+    since = view.time_in_state(now) or 0
+    who = view.server
+
+    def finding(health: Health, code: str, message: str) -> Finding:
+        return Finding(health, code, message, who, name)
+
+    if state == FailoverState.NORMAL:
+        return []
+    if state == FailoverState.COMMUNICATIONS_INTERRUPTED:
+        return [
+            finding(
+                Health.WARNING,
+                "communications-interrupted",
+                f"{who}: communications-interrupted for {format_duration(since)}: serving only its "
+                "own free leases, no load balancing; if the partner is really down, "
+                "consider `dhcpfoctl partner-down`",
+            )
+        ]
+    if state == FailoverState.PARTNER_DOWN:
+        others = [v for v in pair if v is not view and v.info is not None]
+        serving_other = [v for v in others if v.info.local_state in SERVING]  # type: ignore[union-attr]
+        ends = info.local_stos + info.mclt
+        usable = (
+            f"the partner's free leases usable {_relative(ends, now)}"
+            if ends > now
+            else "the partner's free leases are usable"
+        )
+        if serving_other:
+            other = serving_other[0]
+            return [
+                finding(
+                    Health.CRITICAL,
+                    "split-brain-risk",
+                    f"{who} is in partner-down while {other.server} is reachable and "
+                    f"{other.info.local_state.keyword}: both may hand out the same "  # type: ignore[union-attr]
+                    "addresses (split-brain risk)",
+                )
+            ]
+        return [
+            finding(
+                Health.WARNING,
+                "partner-down",
+                f"{who}: partner-down for {format_duration(since)}; {usable}",
+            )
+        ]
+    if state == FailoverState.RECOVER_WAIT:
+        ends = info.local_stos + info.mclt
+        return [
+            finding(
+                Health.WARNING,
+                "recover-wait",
+                f"{who}: recover-wait, not serving until {_relative(ends, now)} "
+                f"(local-stos + MCLT {info.mclt}s)",
+            )
+        ]
+    if state in (FailoverState.RESOLUTION_INTERRUPTED, FailoverState.UNKNOWN_STATE) or (
+        state.name.startswith("UNKNOWN_")
+    ):
+        return [
+            finding(
+                Health.CRITICAL,
+                "not-serving",
+                f"{who}: {state.keyword} for {format_duration(since)}: not serving DHCP; "
+                "it needs the partner back (or an operator decision)",
+            )
+        ]
+    return [
+        finding(
+            Health.WARNING,
+            "transition",
+            f"{who}: {state.keyword} for {format_duration(since)}: not serving DHCP while it "
+            "resynchronises with its partner",
+        )
+    ]
+
+
+def _judge_pair(name: str, a: ServerView, b: ServerView, now: int) -> list[Finding]:
+    findings: list[Finding] = []
+    ai, bi = a.info, b.info
+    assert ai is not None and bi is not None
+    if ai.hierarchy == bi.hierarchy:
+        findings.append(
+            Finding(
+                Health.CRITICAL,
+                "same-role",
+                f"{a.server} and {b.server} are both {ai.role} for {name!r}: is one "
+                "server listed twice?",
+                relationship=name,
+            )
+        )
+        return findings
+    if ai.local_state in NOT_TALKING and bi.local_state in NOT_TALKING:
+        return findings  # neither can know the other's state; the state findings say enough
+    for viewer, viewed in ((a, b), (b, a)):
+        vi, di = viewer.info, viewed.info
+        assert vi is not None and di is not None
+        # A state change reaches the partner within max-response-delay; younger ones may
+        # simply be in flight.
+        recent = now - di.local_stos <= max(vi.max_response_delay, di.max_response_delay)
+        if vi.partner_state != di.local_state and not recent:
+            findings.append(
+                Finding(
+                    Health.WARNING,
+                    "disagreement",
+                    f"{viewer.server} believes {viewed.server} is "
+                    f"{vi.partner_state.keyword}, but {viewed.server} says "
+                    f"{di.local_state.keyword}",
+                    viewer.server,
+                    name,
+                )
+            )
+    return findings
+
+
+def _relative(epoch: int, now: int) -> str:
+    return f"{iso_utc(epoch)} ({format_relative(epoch, now)})"
