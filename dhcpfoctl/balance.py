@@ -1,0 +1,531 @@
+"""Per-pool lease counts, dhcpd's own pool-balance arithmetic, and endurance estimates.
+
+Pure computation over the config model and the lease model; no I/O and no clock (``as_of``
+is an argument). The arithmetic follows pool-balance.md (dhcpd 4.4.3 server/failover.c):
+
+* F / B: ``free`` / ``backup`` leases without ``reserved``; addresses of a range that have
+  no lease record are never-used ``free`` leases, as dhcpd creates them at start-up.
+* ``lts`` = (F - B)/2 on the primary, (B - F)/2 on the secondary, truncated toward zero;
+  ``thresh`` = (T·misbal + 50)/100, ``hold`` = (T·own + 50)/100, ``panic`` = -2·thresh (or
+  -1) with T = F + B.
+* A balance run walks this server's own queue (oldest ``ends`` first, never-used first):
+  pass 1 gives leases whose last client hashes to the peer while ``lts > -hold``; pass 2
+  gives never-used leases while ``lts > 0`` and used ones while ``lts > hold``.
+
+The pass-1 hash (RFC 3074) needs each lease's client identity and the primary's bucket
+map, which the secondary's config does not have; the next run's moves are therefore given
+as a range: ``min`` if no lease of the queue hashes to the peer (pass 2 alone), ``max`` if
+every used lease does. They are equal whenever the queue holds no used lease.
+
+Endurance (how long a server's own free leases last) is estimated from the records:
+a *binding* is a lease whose current state is held by a client (active, expired, released,
+abandoned) and whose ``starts`` falls in the window; renewals restart ``starts`` too, so the
+rate is an upper bound and the endurance a lower bound. *Returns* are free-state leases
+(free, backup, expired, released) whose ``ends`` falls in the window.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, TypeVar
+
+from dhcpfoctl.conf import Config, FailoverPeerConfig, Pool
+from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag
+
+#: Default endurance window and the least history an estimate needs.
+DEFAULT_WINDOW: Final = 24 * 3600
+MIN_BINDINGS: Final = 10
+MIN_SPAN: Final = 600
+
+#: Counter slots per range, besides the per-state counts in slots 0..15 (wire values).
+_STATES: Final = 16
+_RESERVED, _BOOTP, _ACTIVE_ENDED = _STATES, _STATES + 1, _STATES + 2
+_F_NEW, _F_USED, _B_NEW, _B_USED = _STATES + 3, _STATES + 4, _STATES + 5, _STATES + 6
+_F_OLDEST, _B_OLDEST = _STATES + 7, _STATES + 8  # smallest ``ends`` among F / B leases
+_BINDINGS, _RETURNS = _STATES + 9, _STATES + 10
+_SLOTS: Final = _STATES + 11
+_NO_ENDS: Final = 1 << 62  # "no lease in this queue" for the oldest-ends slots
+
+_FREE, _ACTIVE, _EXPIRED, _RELEASED, _ABANDONED, _RESET, _BACKUP = (
+    int(BindingState.FREE),
+    int(BindingState.ACTIVE),
+    int(BindingState.EXPIRED),
+    int(BindingState.RELEASED),
+    int(BindingState.ABANDONED),
+    int(BindingState.RESET),
+    int(BindingState.BACKUP),
+)
+_LEGACY_BOUND: Final = frozenset({int(BindingState.RESERVED), int(BindingState.BOOTP)})
+_BOUND: Final = frozenset({_ACTIVE, _EXPIRED, _RELEASED, _ABANDONED, *_LEGACY_BOUND})
+_RETURNING: Final = frozenset({_FREE, _BACKUP, _EXPIRED, _RELEASED})
+
+
+@dataclass(slots=True)
+class Counts:
+    """Lease counts of a set of addresses, by the state recorded in the lease file."""
+
+    total: int = 0
+    #: ``free`` (primary-owned) incl. addresses with no record, without ``reserved``: F.
+    free: int = 0
+    #: ``backup`` (secondary-owned) without ``reserved``: B.
+    backup: int = 0
+    active: int = 0
+    expired: int = 0
+    released: int = 0
+    abandoned: int = 0
+    reset: int = 0
+    #: Leases flagged ``reserved`` or ``bootp`` (any state; not in F or B).
+    reserved: int = 0
+    #: Addresses of the ranges with no lease record (already counted in ``free``).
+    unrecorded: int = 0
+    #: ``active`` leases whose ``ends`` is at or before ``as_of`` (dhcpd will expire them).
+    active_ended: int = 0
+    #: F and B split into never-used (``ends`` absent) and used leases.
+    free_never_used: int = 0
+    backup_never_used: int = 0
+    #: Smallest ``ends`` of the F / B leases (0: a never-used one); ``None``: none at all.
+    oldest_free_ends: int | None = None
+    oldest_backup_ends: int | None = None
+    #: Endurance inputs: bindings begun and free-state returns within the window.
+    bindings: int = 0
+    returns: int = 0
+
+    def add(self, other: Counts) -> None:
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.oldest_free_ends = _min_opt(self.oldest_free_ends, other.oldest_free_ends)
+        self.oldest_backup_ends = _min_opt(self.oldest_backup_ends, other.oldest_backup_ends)
+
+    @property
+    def free_state(self) -> int:
+        """T = F + B, the leases the balance arithmetic shares out."""
+        return self.free + self.backup
+
+    def own_free(self, role: str) -> int:
+        return self.free if role == "primary" else self.backup
+
+    def peer_free(self, role: str) -> int:
+        return self.backup if role == "primary" else self.free
+
+
+_SUMMED: Final = tuple(
+    name
+    for name in Counts.__dataclass_fields__
+    if name not in ("oldest_free_ends", "oldest_backup_ends")
+)
+
+
+def _min_opt(a: int | None, b: int | None) -> int | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return min(a, b)
+
+
+def _trunc_half(value: int) -> int:
+    """C's ``value / 2`` for ints: truncation toward zero."""
+    return value // 2 if value >= 0 else -((-value) // 2)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """State of a pool after one balance run in a given pass-1 scenario."""
+
+    moved: int
+    free: int
+    backup: int
+    lts: int
+    imbalanced: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    """dhcpd's balance arithmetic for one pool as one role (primary or secondary) sees it."""
+
+    role: str
+    total: int  # N: every lease of the pool
+    free: int  # F
+    backup: int  # B
+    lts: int
+    thresh: int
+    hold: int
+    panic: int
+    #: The timer run would send POOLREQ (lts < panic): this server is short.
+    poolreq: bool
+    #: Next run if no lease of the queue hashes to the peer / if every used one does.
+    next_min: RunOutcome
+    next_max: RunOutcome
+    #: Seconds until dhcpd's next scheduled run, before min-balance and the random 0-4 s.
+    next_run_in: int
+
+    @property
+    def exact(self) -> bool:
+        return self.next_min == self.next_max
+
+    @property
+    def imbalanced(self) -> bool:
+        """A run would log IMBALANCED whatever the client hashes are."""
+        return self.next_min.imbalanced and self.next_max.imbalanced
+
+    def balancing_line(self, pool_name: str, *, timer: bool = True) -> str:
+        """dhcpd's ``balancing pool`` log line (without the pool pointer).
+
+        Only the scheduled (``timer``) run requests a rebalance; the run made on entering
+        normal and the one answering a POOLREQ never do.
+        """
+        line = (
+            f"balancing pool {pool_name}  total {self.total}  free {self.free}"
+            f"  backup {self.backup}  lts {self.lts}  max-own (+/-){self.hold}"
+        )
+        return line + ("  (requesting peer rebalance!)" if timer and self.poolreq else "")
+
+    def balanced_line(self, pool_name: str, outcome: RunOutcome) -> str:
+        word = "IMBALANCED" if outcome.imbalanced else "balanced"
+        return (
+            f"{word} pool {pool_name}  total {self.total}  free {outcome.free}"
+            f"  backup {outcome.backup}  lts {outcome.lts}  max-misbal {self.thresh}"
+        )
+
+
+def balance_view(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int) -> BalanceView:
+    """The arithmetic of pool-balance.md §1, §3 and §5 for ``role``."""
+    f, b = counts.free, counts.backup
+    t = f + b
+    lts = _trunc_half(f - b) if role == "primary" else _trunc_half(b - f)
+    thresh = (t * peer.max_lease_misbalance + 50) // 100
+    hold = (t * peer.max_lease_ownership + 50) // 100
+    panic = -2 * thresh or -1
+    own = f if role == "primary" else b
+    never_used = counts.free_never_used if role == "primary" else counts.backup_never_used
+    used = own - never_used
+
+    def run(affinity: int) -> RunOutcome:
+        # Pass 1 gives leases hashing to the peer; it stops the whole run at lts <= -hold,
+        # in which case pass 2 below cannot give anything either (hold >= 0).
+        moved = max(min(affinity, lts + hold), 0)
+        level = lts - moved
+        # Pass 2 walks the queue head first: never-used leases while lts > 0, then (only if
+        # every never-used lease went) used leases while lts > hold.
+        give_new = min(never_used, max(level, 0))
+        level -= give_new
+        give_used = 0
+        if give_new == never_used:
+            give_used = min(used - moved, max(level - hold, 0))
+            level -= give_used
+        moved += give_new + give_used
+        own_after, peer_after = own - moved, (b if role == "primary" else f) + moved
+        free_after, backup_after = (
+            (own_after, peer_after) if role == "primary" else (peer_after, own_after)
+        )
+        return RunOutcome(moved, free_after, backup_after, level, level > thresh)
+
+    return BalanceView(
+        role=role,
+        total=counts.total,
+        free=f,
+        backup=b,
+        lts=lts,
+        thresh=thresh,
+        hold=hold,
+        panic=panic,
+        poolreq=lts < panic,
+        next_min=run(0),
+        next_max=run(used),
+        next_run_in=_next_run_in(counts, peer, role, as_of),
+    )
+
+
+def _next_run_in(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int) -> int:
+    """pool-balance.md §5 steps 1-4 (before the min-balance floor and the random 0-4 s)."""
+    estimates = []
+    for side, oldest in (
+        ("primary", counts.oldest_free_ends),
+        ("secondary", counts.oldest_backup_ends),
+    ):
+        age = 0 if oldest is None else max(as_of - oldest, 0)
+        estimate = (age * peer.max_lease_misbalance + 50) // 100
+        estimates.append(estimate * 2 if side == role else estimate)
+    return min(*estimates, peer.max_balance)
+
+
+@dataclass(frozen=True, slots=True)
+class Endurance:
+    """How long one server's own free leases last at the observed allocation rate.
+
+    ``None`` durations mean "does not run out at this rate" (no net drain); when
+    :attr:`enough_history` is false every estimate is ``None`` and :attr:`reason` says why.
+    """
+
+    window: int  # seconds of history used
+    bindings: int
+    returns: int
+    #: New bindings per hour, and net drain per hour (bindings minus returns).
+    rate_per_hour: float | None
+    net_per_hour: float | None
+    #: Seconds until the free-state leases (F + B) run out while the pair balances them.
+    normal: int | None
+    #: Seconds until this server's own free leases run out if it must serve every new
+    #: client and nothing returns to it (communications-interrupted).
+    interrupted: int | None
+    enough_history: bool
+    reason: str | None = None
+
+
+def endurance(
+    counts: Counts, role: str, window: int, span: int, *, min_bindings: int = MIN_BINDINGS
+) -> Endurance:
+    """Endurance of ``role`` from ``counts`` gathered over ``window`` (history ``span`` s)."""
+    used_window = min(window, span)
+    if used_window < MIN_SPAN or counts.bindings < min_bindings:
+        reason = (
+            f"not enough history: {counts.bindings} bindings in {used_window} s"
+            f" (an estimate needs {min_bindings} or more over {MIN_SPAN} s or more)"
+        )
+        return Endurance(
+            used_window, counts.bindings, counts.returns, None, None, None, None, False, reason
+        )
+    hours = used_window / 3600
+    rate = counts.bindings / hours
+    net = (counts.bindings - counts.returns) / hours
+    normal = int(counts.free_state / net * 3600) if net > 0 else None
+    own = counts.own_free(role)
+    interrupted = int(own / rate * 3600)
+    return Endurance(
+        used_window, counts.bindings, counts.returns, rate, net, normal, interrupted, True
+    )
+
+
+@dataclass(slots=True)
+class PoolReport:
+    pool: Pool
+    counts: Counts
+    ranges: list[tuple[str, Counts]]
+    #: Both roles' arithmetic (``None`` for a pool without failover).
+    primary: BalanceView | None = None
+    secondary: BalanceView | None = None
+    #: "peer holds all free leases" risk, per role that is short: ``{"primary": msg}``.
+    risks: dict[str, str] = field(default_factory=dict)
+
+    def view(self, role: str) -> BalanceView | None:
+        return self.primary if role == "primary" else self.secondary
+
+
+@dataclass(slots=True)
+class GroupReport:
+    """Sums over pools: a shared network or a failover relationship."""
+
+    name: str
+    counts: Counts
+    pools: list[PoolReport]
+
+
+@dataclass(slots=True)
+class RelationshipReport(GroupReport):
+    peer: FailoverPeerConfig | None = None
+    #: This server's state from the lease file's ``failover peer … state`` record.
+    my_state: FailoverState | None = None
+    partner_state: FailoverState | None = None
+    endurance: dict[str, Endurance] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BalanceReport:
+    as_of: int
+    window: int
+    #: Seconds of lease history the file holds (as_of minus its oldest time).
+    history: int
+    pools: list[PoolReport]
+    shared_networks: list[GroupReport]
+    relationships: list[RelationshipReport]
+    #: Lease records outside every range (not counted anywhere else).
+    outside_ranges: int
+
+
+def compute_balance(
+    config: Config,
+    db: LeaseDB,
+    as_of: int,
+    *,
+    window: int = DEFAULT_WINDOW,
+    risk_free: int | None = None,
+) -> BalanceReport:
+    """Counts, balance and endurance for every pool of ``config`` over ``db`` at ``as_of``.
+
+    ``risk_free``: a side is at risk when its own free count is at or below this while the
+    other side holds free leases; default: 0 (dhcpd's "peer holds all free leases").
+    """
+    ranges = sorted(
+        (
+            (r.first, r.last, p_index)
+            for p_index, pool in enumerate(config.pools)
+            for r in pool.ranges
+        )
+    )
+    firsts = [first for first, _, _ in ranges]
+    slots, outside = _scan(db, ranges, firsts, as_of, as_of - window)
+    history = _history(db, as_of)
+    range_counts = [
+        _to_counts(acc, last - first + 1)
+        for (first, last, _), acc in zip(ranges, slots, strict=True)
+    ]
+    by_range = {first: counts for (first, _, _), counts in zip(ranges, range_counts, strict=True)}
+
+    pools = []
+    for pool in config.pools:
+        total = Counts()
+        per_range = []
+        for rng in pool.ranges:
+            counts = by_range[rng.first]
+            total.add(counts)
+            per_range.append((str(rng), counts))
+        report = PoolReport(pool, total, per_range)
+        peer = config.failover_peers.get(pool.failover_peer or "")
+        if peer is not None:
+            report.primary = balance_view(total, peer, "primary", as_of)
+            report.secondary = balance_view(total, peer, "secondary", as_of)
+            report.risks = _risks(total, risk_free or 0)
+        pools.append(report)
+
+    networks = _group(pools, lambda p: p.pool.shared_network, GroupReport)
+    relationships = []
+    for group in _group(pools, lambda p: p.pool.failover_peer, RelationshipReport):
+        if group.name is None:
+            continue
+        group.peer = config.failover_peers[group.name]
+        record = db.failover.get(group.name)
+        if record is not None:
+            group.my_state, group.partner_state = record.my_state, record.partner_state
+        group.endurance = {
+            role: endurance(group.counts, role, window, history)
+            for role in ("primary", "secondary")
+        }
+        relationships.append(group)
+    return BalanceReport(as_of, window, history, pools, networks, relationships, outside)
+
+
+def _risks(counts: Counts, threshold: int) -> dict[str, str]:
+    risks = {}
+    for role in ("primary", "secondary"):
+        own, peer = counts.own_free(role), counts.peer_free(role)
+        if own <= threshold and peer > 0:
+            what = "no" if own == 0 else f"only {own}"
+            risks[role] = (
+                f"{role} has {what} free leases of its own while its peer holds {peer}:"
+                " new clients it answers get 'peer holds all free leases'"
+            )
+    return risks
+
+
+_G = TypeVar("_G", bound=GroupReport)
+
+
+def _group(
+    pools: list[PoolReport], key: Callable[[PoolReport], str | None], kind: type[_G]
+) -> list[_G]:
+    groups: dict[str | None, _G] = {}
+    for report in pools:
+        name = key(report)
+        if name not in groups:
+            groups[name] = kind(name, Counts(), [])
+        groups[name].counts.add(report.counts)
+        groups[name].pools.append(report)
+    return list(groups.values())
+
+
+def _scan(
+    db: LeaseDB,
+    ranges: list[tuple[int, int, int]],
+    firsts: list[int],
+    as_of: int,
+    window_start: int,
+) -> tuple[list[list[int]], int]:
+    """One pass over the lease columns, accumulating counter slots per range.
+
+    This is the hot loop of ``balance`` on a 1M-address file: columns are zipped so that
+    no Lease object is built except for the rare record without a ``binding state``.
+    """
+    table = db.leases
+    lasts = [last for _, last, _ in ranges]
+    slots = [[0] * _SLOTS for _ in ranges]
+    for acc in slots:
+        acc[_F_OLDEST] = acc[_B_OLDEST] = _NO_ENDS
+    outside = 0
+    reserved_flags = int(LeaseFlag.RESERVED | LeaseFlag.BOOTP)
+    columns = zip(
+        map(table.address_int, range(len(table))),
+        table.state,
+        table.flags,
+        table.starts,
+        table.ends,
+        strict=True,
+    )
+    for row, (address, state, flags, starts, ends) in enumerate(columns):
+        index = bisect_right(firsts, address) - 1
+        if index < 0 or address > lasts[index]:
+            outside += 1
+            continue
+        acc = slots[index]
+        if state == 0 or state >= _STATES:
+            # No ``binding state`` line (or an unknown one): dhcpd's own reading of it.
+            state = int(table.lease_at(row).effective_state(as_of))
+            state = state if state < _STATES else _ACTIVE
+        acc[state] += 1
+        if flags & reserved_flags:
+            acc[_RESERVED if flags & LeaseFlag.RESERVED else _BOOTP] += 1
+        elif state == _FREE:
+            acc[_F_USED if ends else _F_NEW] += 1
+            if ends < acc[_F_OLDEST]:
+                acc[_F_OLDEST] = ends
+        elif state == _BACKUP:
+            acc[_B_USED if ends else _B_NEW] += 1
+            if ends < acc[_B_OLDEST]:
+                acc[_B_OLDEST] = ends
+        if state in _BOUND:
+            if window_start < starts <= as_of:
+                acc[_BINDINGS] += 1
+            if state == _ACTIVE and ends and ends <= as_of:
+                acc[_ACTIVE_ENDED] += 1
+        if state in _RETURNING and window_start < ends <= as_of:
+            acc[_RETURNS] += 1
+    return slots, outside
+
+
+def _history(db: LeaseDB, as_of: int) -> int:
+    """Seconds from the oldest ``starts``/``cltt`` in the file to ``as_of`` (0 if none)."""
+    oldest = min(
+        (value for column in (db.leases.starts, db.leases.cltt) for value in column if value),
+        default=None,
+    )
+    return 0 if oldest is None else max(as_of - oldest, 0)
+
+
+def _to_counts(acc: list[int], size: int) -> Counts:
+    legacy = sum(acc[state] for state in _LEGACY_BOUND)
+    recorded = sum(acc[:_STATES])
+    unrecorded = size - recorded
+    return Counts(
+        total=size,
+        free=acc[_F_NEW] + acc[_F_USED] + unrecorded,
+        backup=acc[_B_NEW] + acc[_B_USED],
+        active=acc[_ACTIVE] + legacy,
+        expired=acc[_EXPIRED],
+        released=acc[_RELEASED],
+        abandoned=acc[_ABANDONED],
+        reset=acc[_RESET],
+        reserved=acc[_RESERVED] + acc[_BOOTP],
+        unrecorded=unrecorded,
+        active_ended=acc[_ACTIVE_ENDED],
+        free_never_used=acc[_F_NEW] + unrecorded,
+        backup_never_used=acc[_B_NEW],
+        oldest_free_ends=0 if unrecorded else _opt_ends(acc[_F_OLDEST]),
+        oldest_backup_ends=_opt_ends(acc[_B_OLDEST]),
+        bindings=acc[_BINDINGS],
+        returns=acc[_RETURNS],
+    )
+
+
+def _opt_ends(value: int) -> int | None:
+    return None if value == _NO_ENDS else value
