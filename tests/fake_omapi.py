@@ -125,10 +125,7 @@ class FakeOmapiServer:
     _stop: threading.Event = field(default_factory=threading.Event)
     _next_handle: int = 2
 
-    @property
-    def port(self) -> int:
-        assert self._sock is not None
-        return int(self._sock.getsockname()[1])
+    port: int = 0
 
     @property
     def endpoint(self) -> str:
@@ -141,6 +138,7 @@ class FakeOmapiServer:
             pool.handle = self._new_handle()
         self._sock = socket.socket()
         self._sock.bind(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
         self._sock.listen(8)
         self._sock.settimeout(0.2)
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -183,16 +181,14 @@ class FakeOmapiServer:
     def _handle(self, conn: socket.socket) -> None:
         if self.behaviour == "close":
             return
-        if self.behaviour == "silent":
-            self._recv(conn)
-            return
-        if self.behaviour == "garbage":
-            conn.sendall(self.garbage)
-            self._recv(conn)
-            return
-        if self.behaviour == "bad-startup":
-            conn.sendall(struct.pack("!II", 99, 24))
-            self._recv(conn)
+        if self.behaviour != "dhcpd" and self.behaviour != "mute":
+            conn.sendall(
+                {"silent": b"", "garbage": self.garbage, "bad-startup": struct.pack("!II", 99, 24)}[
+                    self.behaviour
+                ]
+            )
+            while self._recv(conn) is not None:
+                pass  # swallow whatever the client sends until it gives up
             return
         conn.sendall(STARTUP_BYTES)
         inbuffer = InBuffer()

@@ -451,12 +451,14 @@ class _Action:
         from dhcpfoctl.cli.output import stderr_console, stdout_console
 
         console = stderr_console() if self.json else stdout_console()
-        console.print(line, markup=False, highlight=False)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def _warn(self, line: str) -> None:
         from dhcpfoctl.cli.output import stderr_console
 
-        stderr_console().print(line, style="bold red", markup=False, highlight=False)
+        stderr_console().print(
+            line, style="bold red", markup=False, highlight=False, soft_wrap=True
+        )
 
 
 def _danger(probe: PartnerProbe) -> str | None:

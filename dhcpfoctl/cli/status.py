@@ -140,7 +140,8 @@ def _emit(report: StatusReport, targets: Targets, json_output: bool) -> None:
     if json_output:
         print_json(report_json(report, targets))
     else:
-        stdout_console().print(render(report))
+        # Findings are one greppable line each, however narrow the terminal.
+        stdout_console().print(render(report), soft_wrap=True)
 
 
 def _watch(

@@ -73,8 +73,7 @@ def parse_key(text: str, origin: str = "--key") -> OmapiKey:
     algorithm = algorithm.lower().removesuffix(".sig-alg.reg.int.").removesuffix(".")
     if algorithm not in ALGORITHMS:
         raise LocalError(
-            f"{origin}: unknown key algorithm {algorithm!r} (dhcpd accepts "
-            f"{', '.join(ALGORITHMS)})"
+            f"{origin}: unknown key algorithm {algorithm!r} (dhcpd accepts {', '.join(ALGORITHMS)})"
         )
     if not name:
         raise LocalError(f"{origin}: the key name is empty")

@@ -1,0 +1,213 @@
+"""``partner-down`` and ``set-state`` safety rules, against fake OMAPI servers."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dhcpfoctl.cli.main import app
+from dhcpfoctl.model import FailoverState as S
+from dhcpfoctl.omapi.key import OmapiKey, Secret
+from tests.fake_omapi import LAB_KEY_SECRET, FakeFailover, FakeOmapiServer
+
+KEY = OmapiKey("lab-key", "hmac-md5", Secret(LAB_KEY_SECRET))
+KEY_ARG = "lab-key:ZGhjcGZvY3RsLWxhYmtleQ=="
+
+
+@pytest.fixture(autouse=True)
+def no_profiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DHCPFOCTL_CONFIG", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("DHCPFOCTL_KEY", raising=False)
+
+
+def dead_endpoint() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, list(args), input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def writes(fake: FakeOmapiServer) -> list[list[tuple[bytes, bytes]]]:
+    return [message.obj for message in fake.received if message.opcode == 3]
+
+
+def local_server(state: S = S.COMMUNICATIONS_INTERRUPTED, **kw: object) -> FakeOmapiServer:
+    failover = FakeFailover(local_state=state, local_stos=int(time.time()) - 300, mclt=30, **kw)  # type: ignore[arg-type]
+    return FakeOmapiServer({"lab": failover}, key=KEY)
+
+
+def test_succeeds_when_partner_is_dead_and_verifies_by_read_back() -> None:
+    fake = local_server()
+    dead, dead_failover = dead_endpoint(), dead_endpoint()
+    with fake:
+        code, out, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+            "--partner", dead, "--partner-failover", dead_failover, "--yes", "--json",
+        )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["performed"] is True and doc["after"]["local_state"] == "partner-down"
+    assert doc["partner"]["alive"] is False and doc["partner"]["omapi_answers"] is False
+    assert doc["partner"]["failover_port_open"] is False
+    assert doc["peer_leases_usable_at"] == doc["after"]["local_stos"] + 30
+    assert writes(fake) == [[(b"local-state", b"\x00\x00\x00\x04")]]  # 4-byte integer
+    assert "verified" in err and "countdown" in err  # progress goes to stderr with --json
+    assert fake.relationships["lab"].local_state == S.PARTNER_DOWN
+
+
+def test_refuses_while_partner_omapi_answers() -> None:
+    fake, partner = local_server(), FakeOmapiServer({"lab": FakeFailover()})
+    with fake, partner:
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+            "--partner", partner.endpoint, "--yes",
+        )  # fmt: skip
+    assert code == 6
+    assert "refusing partner-down: the partner looks alive" in err
+    assert f"partner OMAPI {partner.endpoint} answers: it is normal" in err
+    assert writes(fake) == []
+
+
+def test_refuses_while_partner_failover_port_accepts() -> None:
+    fake, listener = local_server(), socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    with fake, listener:
+        port = listener.getsockname()[1]
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+            "--partner-failover", f"127.0.0.1:{port}", "--yes",
+        )  # fmt: skip
+    assert code == 6 and "accepts TCP connections" in err and writes(fake) == []
+
+
+def test_force_overrides_liveness_but_prints_the_danger() -> None:
+    fake, partner = local_server(), FakeOmapiServer({"lab": FakeFailover()})
+    with fake, partner:
+        code, out, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+            "--partner", partner.endpoint, "--yes", "--force",
+        )  # fmt: skip
+    assert code == 0, err
+    assert "DANGER: --force given although the partner looks alive" in err
+    assert "split brain" in err and "verified" in out
+
+
+def test_refuses_without_any_way_to_check_the_partner() -> None:
+    fake = local_server()
+    with fake:
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG, "--yes"
+        )
+    assert code == 6 and "liveness cannot be checked" in err and writes(fake) == []
+
+
+@pytest.mark.parametrize("state", [S.NORMAL, S.RECOVER, S.POTENTIAL_CONFLICT, S.STARTUP])
+def test_refuses_unless_communications_or_resolution_interrupted(state: S) -> None:
+    fake = local_server(state)
+    with fake:
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+            "--partner", dead_endpoint(), "--yes", "--force",
+        )  # fmt: skip
+    assert code == 6
+    assert f"is {state.keyword}; partner-down may only be forced from" in err
+    assert writes(fake) == []
+
+
+def test_dry_run_and_unconfirmed_runs_write_nothing() -> None:
+    fake = local_server(S.RESOLUTION_INTERRUPTED)
+    with fake:
+        args = ["partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+                "--partner", dead_endpoint()]  # fmt: skip
+        code, out, _ = run(*args, "--dry-run")
+        assert code == 0 and "dry run: nothing was changed" in out and "MCLT 30s" in out
+        code, _, err = run(*args)  # CliRunner's stdin is not a terminal
+        assert code == 6 and "pass --yes" in err
+    assert writes(fake) == []
+
+
+def test_write_accepted_but_state_not_reached_is_a_remote_error() -> None:
+    fake = local_server(accept_writes=False)
+    with fake:
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+            "--partner", dead_endpoint(), "--yes",
+        )  # fmt: skip
+    assert code == 5
+    assert "accepted local-state=partner-down but reads back communications-interrupted" in err
+
+
+def test_already_partner_down_is_a_no_op() -> None:
+    fake = local_server(S.PARTNER_DOWN)
+    with fake:
+        code, out, _ = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG, "--yes"
+        )
+    assert code == 0 and "already partner-down" in out and writes(fake) == []
+
+
+def test_wrong_key_and_unknown_peer_are_remote_errors() -> None:
+    fake = local_server()
+    with fake:
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--yes",
+            "--key", "lab-key:d3Jvbmctc2VjcmV0LXh5eg==",
+        )  # fmt: skip
+        assert code == 5 and "INVALIDKEY" in err and "d3Jvbmct" not in err
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "nope", "--key", KEY_ARG, "--yes"
+        )
+        assert code == 5 and "no failover relationship named 'nope'" in err
+
+
+@pytest.mark.parametrize("state", ["normal", "recover", "12", "startup", "bogus"])
+def test_set_state_only_allows_operator_transitions(state: str) -> None:
+    code, _, err = run("set-state", state, "--server", "127.0.0.1:1", "--peer", "lab", "--yes")
+    assert code == 4 and "only partner-down, shutdown may be set" in err
+
+
+def test_set_state_shutdown_from_normal_needs_no_partner_probe() -> None:
+    fake = local_server(S.NORMAL)
+    with fake:
+        code, out, err = run(
+            "set-state", "shutdown", "--server", fake.endpoint, "--peer", "lab",
+            "--key", KEY_ARG, "--yes",
+        )  # fmt: skip
+    assert code == 0, err
+    assert writes(fake) == [[(b"local-state", b"\x00\x00\x00\x08")]]
+    assert "verified" in out
+
+
+def test_partner_and_failover_address_from_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = local_server()
+    with fake:
+        profile = tmp_path / "config.toml"
+        profile.write_text(
+            '[profiles.lab]\nrelationships = ["lab"]\n'
+            f'[profiles.lab.servers.primary]\nhost = "127.0.0.1"\nport = {dead_endpoint()[10:]}\n'
+            f'failover_address = "127.0.0.1"\nfailover_port = {dead_endpoint()[10:]}\n'
+            f'[profiles.lab.servers.secondary]\nhost = "127.0.0.1"\nport = {fake.port}\n'
+            f'key = "{KEY_ARG}"\n'
+        )
+        profile.chmod(0o600)
+        monkeypatch.setenv("DHCPFOCTL_CONFIG", str(profile))
+        code, out, err = run(
+            "partner-down", "--profile", "lab", "--server", "secondary", "--yes", "--json"
+        )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["server"] == "secondary" and doc["partner"]["omapi"].startswith("127.0.0.1:")
+    assert doc["partner"]["failover"] is not None and doc["partner"]["alive"] is False
+    assert "readable by group" not in err

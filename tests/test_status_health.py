@@ -1,0 +1,231 @@
+"""The pure evaluation behind ``status``: states and times → findings and health."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dhcpfoctl.model import FailoverState as S
+from dhcpfoctl.omapi.failover import FailoverInfo
+from dhcpfoctl.omapi.health import Health, ServerAnswer, evaluate
+
+NOW = 1_795_851_400
+STATES = [s for s in S.__members__.values()]
+
+
+def info(
+    local: S,
+    partner: S,
+    *,
+    stos: int = NOW - 100,
+    hierarchy: int = 0,
+    mclt: int = 30,
+    unacked: int = 0,
+    partner_stos: int = NOW - 100,
+) -> FailoverInfo:
+    return FailoverInfo(
+        name="lab",
+        handle=2,
+        local_state=local,
+        partner_state=partner,
+        local_stos=stos,
+        partner_stos=partner_stos,
+        hierarchy=hierarchy,
+        mclt=mclt,
+        max_response_delay=10,
+        max_outstanding_updates=10,
+        cur_unacked_updates=unacked,
+        load_balance_max_secs=3,
+        load_balance_hba=b"\xff" * 16 + b"\0" * 16,
+        local_port=647,
+        partner_port=847,
+    )
+
+
+def answer(label: str, failover: FailoverInfo | None, error: str | None = None) -> ServerAnswer:
+    return ServerAnswer(
+        label=label,
+        endpoint=f"{label}:7911",
+        failover={"lab": failover} if failover else {},
+        error=error,
+    )
+
+
+def pair(primary: FailoverInfo | None, secondary: FailoverInfo | None) -> list[ServerAnswer]:
+    return [
+        answer("p", primary, None if primary else "p:7911: cannot connect: Connection refused"),
+        answer("s", secondary, None if secondary else "s:7911: no answer within 3s"),
+    ]
+
+
+def codes(report_findings: tuple) -> set[str]:
+    return {finding.code for finding in report_findings}
+
+
+def test_both_normal_is_ok() -> None:
+    report = evaluate(
+        pair(info(S.NORMAL, S.NORMAL), info(S.NORMAL, S.NORMAL, hierarchy=1)), ["lab"], NOW
+    )
+    assert report.health == Health.OK and report.findings == ()
+    assert [view.time_in_state(NOW) for view in report.views] == [100, 100]
+
+
+def test_communications_interrupted_warns_with_duration() -> None:
+    report = evaluate(
+        pair(
+            info(S.COMMUNICATIONS_INTERRUPTED, S.NORMAL, stos=NOW - 7200),
+            info(S.COMMUNICATIONS_INTERRUPTED, S.NORMAL, hierarchy=1, stos=NOW - 7195),
+        ),
+        ["lab"],
+        NOW,
+    )
+    assert report.health == Health.WARNING
+    assert codes(report.findings) == {"communications-interrupted"}
+    assert "for 2h 00m" in report.findings[0].message
+
+
+def test_partner_down_while_other_serves_is_split_brain_risk() -> None:
+    report = evaluate(
+        pair(
+            info(S.PARTNER_DOWN, S.COMMUNICATIONS_INTERRUPTED),
+            info(S.COMMUNICATIONS_INTERRUPTED, S.NORMAL, hierarchy=1),
+        ),
+        ["lab"],
+        NOW,
+    )
+    assert report.health == Health.CRITICAL
+    assert "split-brain-risk" in codes(report.findings)
+
+
+def test_partner_down_with_partner_unreachable_gives_countdown() -> None:
+    primary = info(S.PARTNER_DOWN, S.COMMUNICATIONS_INTERRUPTED, stos=NOW - 10, mclt=3600)
+    report = evaluate(pair(primary, None), ["lab"], NOW)
+    # The peer is unreachable (UNKNOWN) and partner-down is only a warning: UNKNOWN wins.
+    assert report.health == Health.UNKNOWN
+    assert codes(report.findings) == {"unreachable", "partner-down"}
+    view = report.views[0]
+    assert view.mclt_ends == NOW - 10 + 3600
+    assert "in 59m" in next(f for f in report.findings if f.code == "partner-down").message
+
+
+def test_recover_wait_reports_its_end() -> None:
+    report = evaluate(
+        pair(
+            info(S.PARTNER_DOWN, S.RECOVER_WAIT),
+            info(S.RECOVER_WAIT, S.PARTNER_DOWN, hierarchy=1, stos=NOW - 5, mclt=60),
+        ),
+        ["lab"],
+        NOW,
+    )
+    assert report.health == Health.WARNING
+    wait = next(f for f in report.findings if f.code == "recover-wait")
+    assert "in 55s" in wait.message
+    assert report.views[1].mclt_ends == NOW + 55
+
+
+def test_disagreement_is_reported_unless_recent() -> None:
+    old = evaluate(
+        pair(
+            info(S.NORMAL, S.NORMAL),
+            info(S.COMMUNICATIONS_INTERRUPTED, S.NORMAL, hierarchy=1, stos=NOW - 60),
+        ),
+        ["lab"],
+        NOW,
+    )
+    assert "disagreement" in codes(old.findings)
+    fresh = evaluate(
+        pair(
+            info(S.NORMAL, S.NORMAL),
+            info(S.COMMUNICATIONS_INTERRUPTED, S.NORMAL, hierarchy=1, stos=NOW - 3),
+        ),
+        ["lab"],
+        NOW,
+    )
+    assert "disagreement" not in codes(fresh.findings)
+
+
+def test_same_role_twice_is_critical() -> None:
+    report = evaluate(pair(info(S.NORMAL, S.NORMAL), info(S.NORMAL, S.NORMAL)), ["lab"], NOW)
+    assert report.health == Health.CRITICAL and "same-role" in codes(report.findings)
+
+
+def test_unknown_relationship_is_unknown_not_unreachable() -> None:
+    answers = [
+        ServerAnswer(
+            label="p",
+            endpoint="p:7911",
+            relationship_errors={"nope": "p:7911: no failover relationship named 'nope'"},
+        )
+    ]
+    report = evaluate(answers, ["nope"], NOW)
+    assert report.health == Health.UNKNOWN
+    assert codes(report.findings) == {"relationship-error"}
+
+
+def test_full_update_queue_warns() -> None:
+    report = evaluate(
+        pair(info(S.NORMAL, S.NORMAL, unacked=10), info(S.NORMAL, S.NORMAL, hierarchy=1)),
+        ["lab"],
+        NOW,
+    )
+    assert codes(report.findings) == {"unacked-updates"}
+
+
+@pytest.mark.parametrize(
+    ("local", "health"),
+    [
+        (S.STARTUP, Health.WARNING),
+        (S.RECOVER, Health.WARNING),
+        (S.RECOVER_DONE, Health.WARNING),
+        (S.POTENTIAL_CONFLICT, Health.WARNING),
+        (S.CONFLICT_DONE, Health.WARNING),
+        (S.PAUSED, Health.WARNING),
+        (S.SHUTDOWN, Health.WARNING),
+        (S.RESOLUTION_INTERRUPTED, Health.CRITICAL),
+        (S.UNKNOWN_STATE, Health.CRITICAL),
+        (S(12), Health.CRITICAL),
+    ],
+)
+def test_single_server_states(local: S, health: Health) -> None:
+    report = evaluate([answer("p", info(local, S.NORMAL))], ["lab"], NOW)
+    assert report.health == health
+
+
+def test_nobody_serving_is_critical() -> None:
+    report = evaluate(
+        pair(info(S.RECOVER, S.RECOVER), info(S.RECOVER, S.RECOVER, hierarchy=1)), ["lab"], NOW
+    )
+    assert report.health == Health.CRITICAL and "no-service" in codes(report.findings)
+
+
+@given(
+    local_a=st.sampled_from(STATES),
+    local_b=st.sampled_from(STATES),
+    seen_a=st.sampled_from(STATES),
+    seen_b=st.sampled_from(STATES),
+    age_a=st.integers(0, 10**7),
+    age_b=st.integers(0, 10**7),
+    reachable=st.sampled_from(["both", "a", "b", "none"]),
+)
+def test_health_is_the_worst_finding_and_consistent(
+    local_a: S, local_b: S, seen_a: S, seen_b: S, age_a: int, age_b: int, reachable: str
+) -> None:
+    a = info(local_a, seen_a, stos=NOW - age_a) if reachable in ("both", "a") else None
+    b = info(local_b, seen_b, stos=NOW - age_b, hierarchy=1) if reachable in ("both", "b") else None
+    report = evaluate(pair(a, b), ["lab"], NOW)
+    assert report == evaluate(pair(a, b), ["lab"], NOW)  # pure
+    worst = max((f.health for f in report.findings), key=lambda h: h.rank, default=Health.OK)
+    assert report.health == worst
+    # Only both-normal, agreeing, reachable pairs are OK.
+    if report.health == Health.OK:
+        assert reachable == "both" and local_a == local_b == S.NORMAL
+    if reachable != "both":
+        assert report.health in (Health.UNKNOWN, Health.CRITICAL)
+    # A server in partner-down while the other is reachable and serving is always critical.
+    serving = {S.NORMAL, S.COMMUNICATIONS_INTERRUPTED, S.PARTNER_DOWN}
+    if reachable == "both" and local_a == S.PARTNER_DOWN and local_b in serving:
+        assert report.health == Health.CRITICAL
+    for view in report.views:
+        if view.info is not None:
+            assert view.time_in_state(NOW) == max(0, NOW - view.info.local_stos)
