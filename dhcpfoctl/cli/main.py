@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from dhcpfoctl import __version__
-from dhcpfoctl.cli import leases
+from dhcpfoctl.cli import leases, partner_down, status
 
 app = typer.Typer(
     name="dhcpfoctl",
@@ -40,3 +40,6 @@ def root(
 
 
 app.command("leases")(leases.leases)
+app.command("status")(status.status)
+app.command("partner-down")(partner_down.partner_down)
+app.command("set-state")(partner_down.set_state)
