@@ -10,7 +10,7 @@ from __future__ import annotations
 import typer
 
 from dhcpfoctl import __version__
-from dhcpfoctl.cli import leases, partner_down, status
+from dhcpfoctl.cli import audit, balance, leases, partner_down, status
 
 app = typer.Typer(
     name="dhcpfoctl",
@@ -43,3 +43,5 @@ app.command("leases")(leases.leases)
 app.command("status")(status.status)
 app.command("partner-down")(partner_down.partner_down)
 app.command("set-state")(partner_down.set_state)
+app.command("balance")(balance.balance)
+app.command("audit")(audit.audit)

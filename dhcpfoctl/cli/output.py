@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,34 @@ def print_json(data: Any) -> None:
 def warn(message: str) -> None:
     """One diagnostic line on stderr, prefixed so it is greppable in cron mail."""
     stderr_console().print(f"dhcpfoctl: warning: {message}", markup=False, highlight=False)
+
+
+@contextmanager
+def byte_progress(description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A ``progress(done, total)`` callback drawing a bar on stderr, or ``None`` off a TTY.
+
+    Readers take it as their ``progress`` argument; the bar disappears when the block ends.
+    """
+    console = stderr_console()
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        f"[progress.description]{description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update
 
 
 @contextmanager

@@ -1,0 +1,427 @@
+"""``dhcpfoctl audit``: the balance computation judged against thresholds, for cron and monitors.
+
+Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, invalid config or
+thresholds). The default output is silent when everything is OK (cron mails only problems)
+and one line per finding otherwise; ``--format nagios`` prints one status line with
+perfdata; ``--json`` prints the findings and the full balance report.
+
+Checks and their defaults (flags override a ``--thresholds`` TOML file, which overrides the
+defaults):
+
+* misbalance, per failover pool: ``|lts|`` against T x percent, with dhcpd's rounding;
+  warning above the peer's ``max-lease-misbalance`` (dhcpd's own IMBALANCED line), critical
+  above twice that (where dhcpd's timer sends POOLREQ);
+* own free leases, per pool and server: warning at or below 10 % of the pool, critical at
+  0 while the peer holds free leases ("peer holds all free leases"); ``N`` or ``N%``;
+* endurance in communications-interrupted, per relationship and server: warning below
+  12h, critical below 2h (no finding while there is not enough history to estimate);
+* dhcpd.conf warnings (e.g. ``load balance max seconds 0``) and skipped lease records:
+  warning.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from enum import IntEnum, StrEnum
+from typing import TYPE_CHECKING, Any, Final
+
+import typer
+
+if TYPE_CHECKING:
+    from dhcpfoctl.balance import BalanceReport
+    from dhcpfoctl.cli.balance import Inputs
+
+THRESHOLDS_HELP = "TOML file of thresholds (keys as the flags, with _: warn_free = '10%')."
+
+
+class Severity(IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+class AuditFormat(StrEnum):
+    human = "human"
+    nagios = "nagios"
+    json = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class FreeLimit:
+    """A free-lease threshold: an absolute count or a percentage of the pool's size."""
+
+    value: float
+    percent: bool
+
+    @classmethod
+    def parse(cls, text: str | int, origin: str) -> FreeLimit:
+        from dhcpfoctl.errors import LocalError
+
+        raw = str(text).strip()
+        percent = raw.endswith("%")
+        number = raw.removesuffix("%").strip()
+        try:
+            value = float(number)
+        except ValueError:
+            raise LocalError(
+                f"{origin}: invalid free-lease threshold {raw!r} (use 5 or 10%)"
+            ) from None
+        if value < 0 or (percent and value > 100):
+            raise LocalError(f"{origin}: free-lease threshold {raw!r} out of range")
+        return cls(value, percent)
+
+    def count(self, size: int) -> float:
+        return size * self.value / 100 if self.percent else self.value
+
+    def __str__(self) -> str:
+        return f"{self.value:g}%" if self.percent else f"{self.value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    #: Percentages; ``None``: derived per pool from its peer's max-lease-misbalance.
+    warn_misbalance: float | None = None
+    crit_misbalance: float | None = None
+    warn_free: FreeLimit = FreeLimit(10, percent=True)
+    crit_free: FreeLimit = FreeLimit(0, percent=False)
+    warn_endurance: int = 12 * 3600
+    crit_endurance: int = 2 * 3600
+    window: str = "24h"
+
+
+_DURATIONS: Final = ("warn_endurance", "crit_endurance")
+_PERCENTS: Final = ("warn_misbalance", "crit_misbalance")
+_FREES: Final = ("warn_free", "crit_free")
+
+
+def load_thresholds(path: str) -> dict[str, Any]:
+    """The settings of a thresholds TOML file, validated and converted."""
+    from dhcpfoctl.errors import InputFileError, LocalError
+
+    try:
+        with open(path, "rb") as handle:
+            table = tomllib.load(handle)
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputFileError(path, f"invalid TOML: {exc}") from None
+    unknown = set(table) - set(Thresholds.__dataclass_fields__)
+    if unknown:
+        raise InputFileError(path, f"unknown setting(s) {', '.join(sorted(unknown))}")
+    try:
+        return {name: _convert(name, value, path) for name, value in table.items()}
+    except LocalError as exc:
+        raise InputFileError(path, str(exc)) from None
+
+
+def _convert(name: str, value: object, origin: str) -> Any:
+    from dhcpfoctl.cli.formats import parse_duration
+    from dhcpfoctl.errors import LocalError
+
+    if name in _FREES and isinstance(value, str | int | float):
+        return FreeLimit.parse(value if isinstance(value, str) else f"{value}", origin)
+    if name in _DURATIONS and isinstance(value, str | int):
+        return parse_duration(str(value))
+    if name in _PERCENTS and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if name == "window" and isinstance(value, str):
+        parse_duration(value)
+        return value
+    raise LocalError(f"{name}: invalid value {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    severity: Severity
+    code: str  # misbalance, free, endurance, config, leases
+    message: str
+    pool: str | None = None
+    relationship: str | None = None
+    role: str | None = None
+
+
+@dataclass(slots=True)
+class Perf:
+    """One Nagios perfdata item; ``warn``/``crit`` are Nagios ranges (``20:`` = below 20)."""
+
+    label: str
+    value: float
+    unit: str = ""
+    warn: str = ""
+    crit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __str__(self) -> str:
+        def num(x: float | None) -> str:
+            return "" if x is None else f"{x:g}"
+
+        label = self.label.replace("'", "_")
+        fields = [self.warn, self.crit, num(self.minimum), num(self.maximum)]
+        return f"'{label}'={self.value:g}{self.unit};" + ";".join(fields).rstrip(";")
+
+
+@dataclass(slots=True)
+class AuditResult:
+    findings: list[Finding] = field(default_factory=list)
+    perfdata: list[Perf] = field(default_factory=list)
+
+    @property
+    def severity(self) -> Severity:
+        return max((f.severity for f in self.findings), default=Severity.OK)
+
+
+def _below(limit: float) -> str:
+    """Nagios range alerting when the value falls below ``limit``."""
+    return f"{limit:g}:"
+
+
+def _at_most(limit: float) -> str:
+    """Nagios range alerting when a count is at or below ``limit``."""
+    return f"{math.floor(limit) + 1}:"
+
+
+def _misbalance_limit(total: int, percent: float) -> int:
+    """dhcpd's integer threshold for ``percent`` of ``total`` (rounded half up)."""
+    return int((total * percent + 50) // 100)
+
+
+def evaluate(inputs: Inputs, thresholds: Thresholds) -> AuditResult:
+    """Judge the balance report (pure: the report already fixes the time)."""
+    report = inputs.report
+    result = AuditResult()
+    for warning in inputs.config.warnings:
+        result.findings.append(Finding(Severity.WARNING, "config", warning))
+    for skipped in inputs.db.stats.warnings:
+        result.findings.append(Finding(Severity.WARNING, "leases", f"skipped: {skipped}"))
+    for pool in report.pools:
+        _judge_pool(pool, inputs, thresholds, result)
+    for rel in report.relationships:
+        for role, value in rel.endurance.items():
+            if value.interrupted is None:
+                continue
+            label = f"{rel.name} {role} endurance"
+            result.perfdata.append(
+                Perf(
+                    label,
+                    value.interrupted,
+                    "s",
+                    _below(thresholds.warn_endurance),
+                    _below(thresholds.crit_endurance),
+                    0,
+                )
+            )
+            for severity, limit in (
+                (Severity.CRITICAL, thresholds.crit_endurance),
+                (Severity.WARNING, thresholds.warn_endurance),
+            ):
+                if value.interrupted < limit:
+                    result.findings.append(
+                        Finding(
+                            severity,
+                            "endurance",
+                            f"failover peer {rel.name}: the {role}'s own free leases last"
+                            f" {_duration(value.interrupted)} if communications are"
+                            f" interrupted (< {_duration(limit)}; {value.rate_per_hour:.1f}"
+                            f" bindings/h over {_duration(value.window)})",
+                            relationship=rel.name,
+                            role=role,
+                        )
+                    )
+                    break
+    result.findings.sort(key=lambda f: -f.severity)
+    return result
+
+
+def _judge_pool(pool: Any, inputs: Inputs, thresholds: Thresholds, result: AuditResult) -> None:
+    from dhcpfoctl.cli.balance import server_role
+
+    counts = pool.counts
+    name = f"{pool.pool.shared_network} {pool.pool.label}"
+    rel = pool.pool.failover_peer
+    peer = inputs.config.failover_peers.get(rel or "")
+    sides = ("primary", "secondary") if peer is not None else ("free",)
+    for side in sides:
+        own = counts.free if side == "free" else counts.own_free(side)
+        others = 0 if side == "free" else counts.peer_free(side)
+        warn, crit = (
+            thresholds.warn_free.count(counts.total),
+            thresholds.crit_free.count(counts.total),
+        )
+        result.perfdata.append(
+            Perf(f"{name} {side} free", own, "", _at_most(warn), _at_most(crit), 0, counts.total)
+        )
+        who = "free leases" if side == "free" else f"the {side}'s own free leases"
+        # At 0 with the peer holding some, clients get dhcpd's "peer holds all free leases".
+        if own <= crit:
+            severity = Severity.CRITICAL
+        elif own <= warn:
+            severity = Severity.WARNING
+        else:
+            continue
+        detail = f"; the peer holds {others}" if others else ""
+        result.findings.append(
+            Finding(
+                severity,
+                "free",
+                f"pool {name}: {who}: {own} of {counts.total}{detail}",
+                pool=pool.pool.label,
+                relationship=rel,
+                role=None if side == "free" else side,
+            )
+        )
+    if peer is None:
+        return
+    view = pool.view(server_role(inputs.report, rel) or "primary")
+    total = view.free + view.backup
+    if total == 0:
+        return
+    warn_pct = thresholds.warn_misbalance
+    warn_pct = peer.max_lease_misbalance if warn_pct is None else warn_pct
+    crit_pct = thresholds.crit_misbalance
+    crit_pct = 2 * peer.max_lease_misbalance if crit_pct is None else crit_pct
+    skew = abs(view.lts)
+    result.perfdata.append(
+        Perf(
+            f"{name} misbalance",
+            round(100 * skew / total, 1),
+            "%",
+            f"{warn_pct:g}",
+            f"{crit_pct:g}",
+            0,
+            50,
+        )
+    )
+    for severity, percent in ((Severity.CRITICAL, crit_pct), (Severity.WARNING, warn_pct)):
+        limit = _misbalance_limit(total, percent)
+        if skew > limit:
+            short = "primary" if (view.free < view.backup) else "secondary"
+            result.findings.append(
+                Finding(
+                    severity,
+                    "misbalance",
+                    f"pool {name}: free {view.free} vs backup {view.backup} (lts {view.lts},"
+                    f" limit {limit} = {percent:g}% of {total}); the {short} is short",
+                    pool=pool.pool.label,
+                    relationship=rel,
+                )
+            )
+            break
+
+
+def _duration(seconds: int) -> str:
+    from dhcpfoctl.cli.formats import format_duration
+
+    return format_duration(seconds)
+
+
+def audit(
+    config: str = typer.Option(..., "--config", "-c", help="dhcpd.conf (pools and role)."),
+    leases: str = typer.Option(..., "--leases", "-l", help="dhcpd.leases of that server."),
+    as_of: str = typer.Option("now", "--as-of", help="Evaluate at this time (default now)."),
+    thresholds_file: str | None = typer.Option(None, "--thresholds", help=THRESHOLDS_HELP),
+    window: str | None = typer.Option(None, "--window", help="History for rates (24h)."),
+    warn_misbalance: float | None = typer.Option(
+        None, "--warn-misbalance", min=0, help="% of free-state leases (default: config's)."
+    ),
+    crit_misbalance: float | None = typer.Option(
+        None, "--crit-misbalance", min=0, help="% (default: twice the config's)."
+    ),
+    warn_free: str | None = typer.Option(None, "--warn-free", help="Own free N or N% (10%)."),
+    crit_free: str | None = typer.Option(None, "--crit-free", help="Own free N or N% (0)."),
+    warn_endurance: str | None = typer.Option(None, "--warn-endurance", help="e.g. 12h."),
+    crit_endurance: str | None = typer.Option(None, "--crit-endurance", help="e.g. 2h."),
+    output_format: AuditFormat = typer.Option(AuditFormat.human, "--format", "-f"),
+    json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
+) -> None:
+    """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""
+    from dhcpfoctl.cli.balance import gather
+    from dhcpfoctl.cli.formats import parse_duration
+    from dhcpfoctl.cli.output import reported_errors
+    from dhcpfoctl.errors import DhcpfoctlError
+
+    chosen = AuditFormat.json if json_output else output_format
+    with reported_errors(monitoring=True):
+        try:
+            settings = load_thresholds(thresholds_file) if thresholds_file else {}
+            flags: dict[str, Any] = {
+                "warn_misbalance": warn_misbalance,
+                "crit_misbalance": crit_misbalance,
+                "window": window,
+            }
+            for name, text in (("warn_free", warn_free), ("crit_free", crit_free)):
+                if text is not None:
+                    flags[name] = FreeLimit.parse(text, f"--{name.replace('_', '-')}")
+            for name, text in (
+                ("warn_endurance", warn_endurance),
+                ("crit_endurance", crit_endurance),
+            ):
+                if text is not None:
+                    flags[name] = parse_duration(text)
+            settings.update({k: v for k, v in flags.items() if v is not None})
+            thresholds = replace(Thresholds(), **settings)
+            inputs = gather(config, leases, as_of, thresholds.window)
+        except DhcpfoctlError as exc:
+            if chosen is AuditFormat.nagios:
+                typer.echo(f"DHCPFOCTL UNKNOWN - {exc}")
+            raise
+        result = evaluate(inputs, thresholds)
+    _emit(result, inputs.report, thresholds, chosen)
+    raise typer.Exit(int(result.severity))
+
+
+def _emit(
+    result: AuditResult, report: BalanceReport, thresholds: Thresholds, chosen: AuditFormat
+) -> None:
+    from dhcpfoctl.cli.output import print_json
+
+    severity = result.severity
+    if chosen is AuditFormat.json:
+        from dhcpfoctl.cli.balance import report_to_json
+
+        print_json(
+            {
+                "status": severity.name.lower(),
+                "exit_status": int(severity),
+                "findings": [
+                    {
+                        "severity": f.severity.name.lower(),
+                        "code": f.code,
+                        "message": f.message,
+                        "pool": f.pool,
+                        "relationship": f.relationship,
+                        "role": f.role,
+                    }
+                    for f in result.findings
+                ],
+                "thresholds": {
+                    name: (str(value) if isinstance(value, FreeLimit) else value)
+                    for name, value in (
+                        (n, getattr(thresholds, n)) for n in Thresholds.__dataclass_fields__
+                    )
+                },
+                "balance": report_to_json(report),
+            }
+        )
+    elif chosen is AuditFormat.nagios:
+        typer.echo(nagios_line(result, report))
+    else:
+        for finding in result.findings:
+            typer.echo(f"{finding.severity.name}: {finding.message}")
+
+
+def nagios_line(result: AuditResult, report: BalanceReport) -> str:
+    """``DHCPFOCTL STATUS - summary | perfdata`` (Nagios plugin guidelines)."""
+    severity = result.severity
+    if result.findings:
+        summary = result.findings[0].message
+        if len(result.findings) > 1:
+            summary += f" (+{len(result.findings) - 1} more)"
+    else:
+        summary = f"{len(report.pools)} pools, {len(report.relationships)} failover relationships"
+    perfdata = " ".join(str(p) for p in result.perfdata)
+    summary = summary.replace("|", "/")  # "|" starts the perfdata
+    return f"DHCPFOCTL {severity.name} - {summary}" + (f" | {perfdata}" if perfdata else "")

@@ -1,0 +1,546 @@
+"""``dhcpfoctl balance``: per-pool free/backup balance, dhcpd's arithmetic, endurance.
+
+Reads a dhcpd.conf and a dhcpd.leases (no server needed) and shows, per pool and summed
+per shared network and per failover relationship, the counts by state, what dhcpd's next
+balance run would log and move, the "peer holds all free leases" risk, and how long each
+server's own free leases last. Formats: a table (default), ``--json``, ``--csv`` and the
+Prometheus textfile format (``--format prometheus``, with ``--output FILE`` written
+atomically for node-exporter's textfile collector).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from dhcpfoctl.balance import BalanceReport, BalanceView, Counts, Endurance, PoolReport
+    from dhcpfoctl.conf import Config
+    from dhcpfoctl.model import LeaseDB
+
+CONFIG_HELP = "dhcpd.conf of the server whose lease file is read (gives pools and its role)."
+LEASES_HELP = "dhcpd.leases of that server (- for stdin; .gz accepted)."
+AS_OF_HELP = "Evaluate at this time: now, @EPOCH, ISO 8601, -2h (default now)."
+WINDOW_HELP = "History used for the allocation rate (endurance), e.g. 24h, 6h, 7d."
+RISK_HELP = "Flag a side whose own free leases are at or below N while its peer has some."
+STATE_NAMES = ("free", "backup", "active", "expired", "released", "abandoned", "reset")
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+    prometheus = "prometheus"
+
+
+def balance(
+    config: str = typer.Option(..., "--config", "-c", help=CONFIG_HELP),
+    leases: str = typer.Option(..., "--leases", "-l", help=LEASES_HELP),
+    as_of: str = typer.Option("now", "--as-of", help=AS_OF_HELP),
+    window: str = typer.Option("24h", "--window", help=WINDOW_HELP),
+    risk_free: int = typer.Option(0, "--risk-free", min=0, help=RISK_HELP),
+    output_format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
+    csv_output: bool = typer.Option(False, "--csv", help="Same as --format csv."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Write to FILE (atomically: temp file, then rename)."
+    ),
+) -> None:
+    """Per-pool free/backup balance, dhcpd's balance arithmetic and endurance."""
+    from dhcpfoctl.cli.output import reported_errors
+
+    chosen = Format.json if json_output else Format.csv if csv_output else output_format
+    with reported_errors():
+        report = gather(config, leases, as_of, window, risk_free).report
+        if chosen is Format.table and output is None:
+            print_table(report)
+            return
+        render = {
+            Format.json: lambda r: _dumps(report_to_json(r)),
+            Format.csv: report_to_csv,
+            Format.prometheus: report_to_prometheus,
+            Format.table: _table_text,
+        }[chosen]
+        text = render(report)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            write_atomically(output, text)
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    config: Config
+    db: LeaseDB
+    report: BalanceReport
+
+
+def gather(
+    config_path: str, leases_path: str, as_of: str, window: str, risk_free: int = 0
+) -> Inputs:
+    """Read both files (with a progress bar on a terminal) and compute the report."""
+    from dhcpfoctl.balance import compute_balance
+    from dhcpfoctl.cli.formats import parse_duration, parse_time
+    from dhcpfoctl.cli.output import byte_progress
+    from dhcpfoctl.conf import read_config
+    from dhcpfoctl.errors import LocalError
+    from dhcpfoctl.leases import read_leases
+
+    moment = parse_time(as_of, int(time.time()))
+    span = parse_duration(window)
+    if span <= 0:
+        raise LocalError("--window must be longer than 0 seconds")
+    config = read_config(config_path)
+    with byte_progress("reading leases") as progress:
+        db = read_leases(leases_path, progress=progress)
+    report = compute_balance(config, db, moment, window=span, risk_free=risk_free)
+    return Inputs(config, db, report)
+
+
+def server_role(report: BalanceReport, relationship: str | None) -> str | None:
+    """This server's role in ``relationship``, from the config that was read."""
+    for rel in report.relationships:
+        if rel.name == relationship and rel.peer is not None:
+            return rel.peer.role
+    return None
+
+
+# -- JSON ------------------------------------------------------------------------------
+
+
+def _dumps(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2) + "\n"
+
+
+def counts_to_json(counts: Counts) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(counts)
+
+
+def view_to_json(view: BalanceView, pool_name: str) -> dict[str, Any]:
+    outcomes = {"min": view.next_min, "max": view.next_max}
+    return {
+        "role": view.role,
+        "total": view.total,
+        "free": view.free,
+        "backup": view.backup,
+        "lts": view.lts,
+        "thresh": view.thresh,
+        "hold": view.hold,
+        "panic": view.panic,
+        "poolreq": view.poolreq,
+        "imbalanced": view.imbalanced,
+        "exact": view.exact,
+        "next_run_in": view.next_run_in,
+        "next_run": {
+            name: {
+                "moved": o.moved,
+                "free": o.free,
+                "backup": o.backup,
+                "lts": o.lts,
+                "imbalanced": o.imbalanced,
+                "log": view.balanced_line(pool_name, o),
+            }
+            for name, o in outcomes.items()
+        },
+        "log": view.balancing_line(pool_name),
+    }
+
+
+def endurance_to_json(value: Endurance) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(value)
+
+
+def pool_to_json(pool: PoolReport, role: str | None) -> dict[str, Any]:
+    name = pool.pool.shared_network
+    views = {
+        r: view_to_json(v, name)
+        for r in ("primary", "secondary")
+        if (v := pool.view(r)) is not None
+    }
+    return {
+        "name": pool.pool.label,
+        "shared_network": name,
+        "subnet": str(pool.pool.subnet) if pool.pool.subnet else None,
+        "failover_peer": pool.pool.failover_peer,
+        "source": pool.pool.source,
+        "counts": counts_to_json(pool.counts),
+        "ranges": [{"range": label, **counts_to_json(c)} for label, c in pool.ranges],
+        "role": role,
+        "balance": views.get(role) if role else None,
+        "balance_by_role": views,
+        "risks": [{"role": r, "message": m} for r, m in pool.risks.items()],
+    }
+
+
+def report_to_json(report: BalanceReport) -> dict[str, Any]:
+    from dhcpfoctl.cli.formats import iso_utc
+
+    return {
+        "as_of": report.as_of,
+        "as_of_iso": iso_utc(report.as_of),
+        "window": report.window,
+        "history": report.history,
+        "outside_ranges": report.outside_ranges,
+        "relationships": [
+            {
+                "name": rel.name,
+                "role": rel.peer.role if rel.peer else None,
+                "my_state": rel.my_state.keyword if rel.my_state is not None else None,
+                "partner_state": (
+                    rel.partner_state.keyword if rel.partner_state is not None else None
+                ),
+                "counts": counts_to_json(rel.counts),
+                "endurance": {r: endurance_to_json(e) for r, e in rel.endurance.items()},
+                "pools": [p.pool.label for p in rel.pools],
+            }
+            for rel in report.relationships
+        ],
+        "shared_networks": [
+            {"name": net.name, "counts": counts_to_json(net.counts)}
+            for net in report.shared_networks
+        ],
+        "pools": [pool_to_json(p, server_role(report, p.pool.failover_peer)) for p in report.pools],
+    }
+
+
+# -- CSV -------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "level",
+    "name",
+    "relationship",
+    "shared_network",
+    "total",
+    *STATE_NAMES,
+    "reserved",
+    "unrecorded",
+    "role",
+    "lts",
+    "thresh",
+    "hold",
+    "panic",
+    "poolreq",
+    "moves_min",
+    "moves_max",
+    "imbalanced",
+    "risk",
+)
+
+
+def report_to_csv(report: BalanceReport) -> str:
+    """One row per range, pool, shared network and relationship (``level`` says which)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+
+    def row(
+        level: str,
+        name: str,
+        rel: str | None,
+        net: str | None,
+        counts: Counts,
+        pool: PoolReport | None = None,
+    ) -> None:
+        role = server_role(report, rel)
+        view = pool.view(role) if pool is not None and role else None
+        balance_cells: list[object] = [""] * 9
+        if view is not None:
+            balance_cells = [
+                view.lts,
+                view.thresh,
+                view.hold,
+                view.panic,
+                int(view.poolreq),
+                view.next_min.moved,
+                view.next_max.moved,
+                int(view.imbalanced),
+                "; ".join(pool.risks.values()) if pool else "",
+            ]
+        writer.writerow(
+            [
+                level,
+                name,
+                rel or "",
+                net or "",
+                counts.total,
+                *(getattr(counts, s) for s in STATE_NAMES),
+                counts.reserved,
+                counts.unrecorded,
+                role or "",
+                *balance_cells,
+            ]
+        )
+
+    for pool in report.pools:
+        rel, net = pool.pool.failover_peer, pool.pool.shared_network
+        for label, counts in pool.ranges:
+            row("range", label, rel, net, counts)
+        row("pool", pool.pool.label, rel, net, pool.counts, pool)
+    for group in report.shared_networks:
+        row("shared-network", group.name, None, group.name, group.counts)
+    for rel_report in report.relationships:
+        row("relationship", rel_report.name, rel_report.name, None, rel_report.counts)
+    return buffer.getvalue()
+
+
+# -- Prometheus ------------------------------------------------------------------------
+
+
+def _label(value: str | None) -> str:
+    text = value or ""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def report_to_prometheus(report: BalanceReport) -> str:
+    """node-exporter textfile format; every metric is prefixed ``dhcpfoctl_``."""
+    families: dict[str, tuple[str, str, list[str]]] = {}
+
+    def sample(
+        name: str, kind: str, help_text: str, labels: dict[str, str | None], value: float
+    ) -> None:
+        family = families.setdefault(name, (kind, help_text, []))
+        rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        family[2].append(f"dhcpfoctl_{name}{{{rendered}}} {value:g}")
+
+    for pool in report.pools:
+        base = {
+            "relationship": pool.pool.failover_peer,
+            "shared_network": pool.pool.shared_network,
+            "pool": pool.pool.label,
+        }
+        sample(
+            "pool_addresses", "gauge", "Addresses in the pool's ranges.", base, pool.counts.total
+        )
+        for state in (*STATE_NAMES, "reserved"):
+            sample(
+                "pool_leases",
+                "gauge",
+                "Leases of the pool by binding state.",
+                {**base, "state": state},
+                getattr(pool.counts, state),
+            )
+        for role in ("primary", "secondary"):
+            view = pool.view(role)
+            if view is None:
+                continue
+            labels = {**base, "role": role}
+            sample(
+                "pool_lts",
+                "gauge",
+                "dhcpd's leases-to-send (positive: gives leases away).",
+                labels,
+                view.lts,
+            )
+            sample(
+                "pool_misbalance_threshold",
+                "gauge",
+                "dhcpd's max-misbal (T x max-lease-misbalance %).",
+                labels,
+                view.thresh,
+            )
+            sample(
+                "pool_poolreq",
+                "gauge",
+                "1 if this role's timer run would send POOLREQ.",
+                labels,
+                int(view.poolreq),
+            )
+            sample(
+                "pool_next_run_moves",
+                "gauge",
+                "Leases the next balance run would move (lower bound).",
+                labels,
+                view.next_min.moved,
+            )
+            sample(
+                "pool_free_risk",
+                "gauge",
+                "1 if this role risks 'peer holds all free leases'.",
+                labels,
+                int(role in pool.risks),
+            )
+    for rel in report.relationships:
+        for role, value in rel.endurance.items():
+            labels = {"relationship": rel.name, "role": role}
+            if value.rate_per_hour is not None:
+                sample(
+                    "allocation_rate_per_hour",
+                    "gauge",
+                    "New bindings per hour over the window.",
+                    labels,
+                    value.rate_per_hour,
+                )
+            for mode, seconds in (("normal", value.normal), ("interrupted", value.interrupted)):
+                if seconds is not None:
+                    sample(
+                        "endurance_seconds",
+                        "gauge",
+                        "Seconds until the server's free leases run out at the current rate.",
+                        {**labels, "mode": mode},
+                        seconds,
+                    )
+    sample(
+        "as_of_timestamp_seconds", "gauge", "Time the figures were computed for.", {}, report.as_of
+    )
+    lines = []
+    for name, (kind, help_text, samples) in families.items():
+        lines += [f"# HELP dhcpfoctl_{name} {help_text}", f"# TYPE dhcpfoctl_{name} {kind}"]
+        lines += samples
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory and a rename.
+
+    A reader (node-exporter) sees either the old or the new file, never a half-written one.
+    """
+    from dhcpfoctl.errors import InputFileError
+
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, temp = tempfile.mkstemp(prefix=".dhcpfoctl-", dir=directory)
+    except OSError as exc:
+        raise InputFileError(path, f"cannot write: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, 0o644)  # textfile collectors run as another user
+        os.replace(temp, path)
+    except OSError as exc:
+        os.unlink(temp)
+        raise InputFileError(path, f"cannot write: {exc.strerror}") from None
+
+
+# -- table -----------------------------------------------------------------------------
+
+BAR_WIDTH = 10
+
+
+def split_bar(free: int, backup: int) -> Any:
+    """Free (primary) vs backup (secondary) share as a fixed-width bar."""
+    from rich.text import Text
+
+    total = free + backup
+    bar = Text()
+    if total == 0:
+        return bar.append("·" * BAR_WIDTH, style="dim")
+    left = round(BAR_WIDTH * free / total)
+    bar.append("█" * left, style="green")
+    bar.append("▒" * (BAR_WIDTH - left), style="blue")
+    return bar
+
+
+def short_range(first: int, last: int) -> str:
+    """``10.20.0.10-19`` when both ends share the first three octets."""
+    from dhcpfoctl.model import int_to_address
+
+    low = int_to_address(first)
+    if first == last:
+        return low
+    if first >> 8 == last >> 8:
+        return f"{low}-{last & 0xFF}"
+    return f"{low}-{int_to_address(last)}"
+
+
+def _table_text(report: BalanceReport) -> str:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=160, color_system=None, highlight=False)
+    print_table(report, console)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def print_table(report: BalanceReport, console: Any = None) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from dhcpfoctl.cli.formats import format_duration, format_local_time
+    from dhcpfoctl.cli.output import stdout_console
+
+    console = console or stdout_console()
+    table = Table(
+        title=f"Pools at {format_local_time(report.as_of, report.as_of)}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+    )
+    table.add_column("pool", no_wrap=True)
+    table.add_column("peer", no_wrap=True)
+    for header in ("size", "free", "backup", "active"):
+        table.add_column(header, justify="right", min_width=len(header))
+    table.add_column("free|backup", no_wrap=True)
+    table.add_column("lts", justify="right", min_width=3)
+    table.add_column("next run", overflow="fold")
+    network = None
+    for pool in report.pools:
+        if pool.pool.shared_network != network:
+            network = pool.pool.shared_network
+            table.add_row(Text(network, style="bold"))
+        counts = pool.counts
+        role = server_role(report, pool.pool.failover_peer)
+        view = pool.view(role) if role else None
+        lts = next_run = ""
+        if view is not None:
+            lts = f"{view.lts}"
+            moved = (
+                f"{view.next_min.moved}"
+                if view.exact
+                else f"{view.next_min.moved}-{view.next_max.moved}"
+            )
+            next_run = moved
+            if view.poolreq:
+                next_run += ", POOLREQ"
+            if view.imbalanced:
+                next_run += ", IMBALANCED"
+        table.add_row(
+            "\n".join(short_range(r.first, r.last) for r in pool.pool.ranges),
+            pool.pool.failover_peer or "-",
+            str(counts.total),
+            str(counts.free),
+            str(counts.backup),
+            str(counts.active),
+            split_bar(counts.free, counts.backup) if pool.pool.failover_peer else "",
+            lts,
+            next_run,
+        )
+    console.print(table)
+    for rel in report.relationships:
+        role = rel.peer.role if rel.peer else "?"
+        state = rel.my_state.keyword if rel.my_state is not None else "unknown"
+        console.print(
+            f"failover peer {rel.name}: this server is {role}, state {state};"
+            f" free {rel.counts.free}, backup {rel.counts.backup}",
+            markup=False,
+        )
+        for who, value in rel.endurance.items():
+            if not value.enough_history:
+                console.print(f"  endurance ({who}): {value.reason}", markup=False)
+                continue
+            normal = format_duration(value.normal) if value.normal is not None else "no drain"
+            interrupted = format_duration(value.interrupted or 0)
+            console.print(
+                f"  endurance ({who}): {interrupted} if communications-interrupted,"
+                f" {normal} in normal ({value.rate_per_hour:.1f} bindings/h over"
+                f" {format_duration(value.window)})",
+                markup=False,
+            )
+    for pool in report.pools:
+        for message in pool.risks.values():
+            console.print(f"RISK {pool.pool.label}: {message}", style="bold red", markup=False)

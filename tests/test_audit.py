@@ -1,0 +1,160 @@
+"""``dhcpfoctl audit``: every exit status, silence when OK, nagios line, JSON, thresholds."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from dhcpfoctl.cli.audit import FreeLimit, Perf, audit
+
+GOLDEN = Path(__file__).parent / "golden" / "balance"
+AS_OF = "2026-11-28T08:00:00Z"
+
+app = typer.Typer()
+app.command()(audit)
+runner = CliRunner()
+
+#: Nagios plugin output: status, summary, then perfdata items 'label'=value[uom];w;c;min;max.
+_NAGIOS = re.compile(r"^DHCPFOCTL (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+(?: \| (.+))?$")
+_PERF = re.compile(r"'[^']+'=-?[\d.]+(?:s|%)?(?:;[\d.:@~-]*){0,4}")
+
+
+def run(leases: str, *extra: str, conf: str = "fixture.conf") -> tuple[int, str, str]:
+    result = runner.invoke(
+        app, ["-c", str(GOLDEN / conf), "-l", str(GOLDEN / leases), "--as-of", AS_OF, *extra]
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ok_is_silent() -> None:
+    assert run("ok.leases") == (0, "", "")
+
+
+def test_warning_lists_findings() -> None:
+    code, out, err = run("warning.leases")
+    assert (code, err) == (1, "")
+    lines = out.splitlines()
+    assert lines[0] == (
+        "WARNING: pool 10.0.0.0/24 10.0.0.1-10.0.0.200: the primary's own free leases:"
+        " 15 of 200; the peer holds 15"
+    )
+    assert len(lines) == 4 and all(line.startswith("WARNING: ") for line in lines)
+    assert any("last 2h 07m if communications are interrupted" in line for line in lines)
+
+
+def test_critical_peer_holds_all_free_leases() -> None:
+    code, out, _ = run("critical.leases")
+    assert code == 2
+    assert out.startswith(
+        "CRITICAL: pool 10.0.0.0/24 10.0.0.1-10.0.0.200: the primary's own free leases:"
+        " 0 of 200; the peer holds 40\n"
+    )
+    assert "free 0 vs backup 40 (lts -20, limit 12 = 30% of 40); the primary is short" in out
+
+
+def test_unknown_on_unreadable_input() -> None:
+    code, out, err = run("absent.leases")
+    assert code == 3 and out == ""
+    assert err.startswith("dhcpfoctl: error:") and err.count("\n") == 1
+
+
+def test_unknown_on_config_error(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.conf"
+    conf.write_text('failover peer "fx" { primary; peer address 10.0.0.2; split 128; }\n')
+    code, out, err = run("ok.leases", "-f", "nagios", conf=str(conf))
+    assert code == 3
+    assert out == f"DHCPFOCTL UNKNOWN - {conf}:1:65: primary failover server must have mclt.\n"
+    assert "must have mclt" in err
+
+
+@pytest.mark.parametrize(
+    ("leases", "status"), [("ok.leases", 0), ("warning.leases", 1), ("critical.leases", 2)]
+)
+def test_nagios_line(leases: str, status: int) -> None:
+    code, out, _ = run(leases, "--format", "nagios")
+    assert code == status
+    assert out.count("\n") == 1
+    match = _NAGIOS.match(out.rstrip("\n"))
+    assert match, out
+    assert match[1] == ("OK", "WARNING", "CRITICAL")[status]
+    items = re.findall(r"'[^']+'=\S+", match[2])
+    assert len(items) == 5 and all(_PERF.fullmatch(item) for item in items)
+    assert "'10.0.0.0/24 10.0.0.1-10.0.0.200 primary free'=" in match[2]
+
+
+def test_nagios_ok_summary_and_thresholds() -> None:
+    _, out, _ = run("ok.leases", "-f", "nagios")
+    assert out.startswith("DHCPFOCTL OK - 1 pools, 1 failover relationships | ")
+    assert "'fx primary endurance'=172800s;43200:;7200:;0" in out
+    assert "'10.0.0.0/24 10.0.0.1-10.0.0.200 primary free'=80;21:;1:;0;200" in out
+
+
+def test_json() -> None:
+    code, out, _ = run("critical.leases", "--json")
+    data = json.loads(out)
+    assert code == 2 and (data["status"], data["exit_status"]) == ("critical", 2)
+    codes = [(f["severity"], f["code"], f["role"]) for f in data["findings"]]
+    assert codes == [
+        ("critical", "free", "primary"),
+        ("critical", "misbalance", None),
+        ("critical", "endurance", "primary"),
+        ("warning", "endurance", "secondary"),
+    ]
+    assert data["thresholds"]["warn_free"] == "10%"
+    assert data["balance"]["pools"][0]["counts"]["backup"] == 40
+
+
+def test_flags_override_thresholds_file(tmp_path: Path) -> None:
+    profile = tmp_path / "audit.toml"
+    profile.write_text('warn_free = "50%"\ncrit_free = 1\nwarn_endurance = "3d"\n')
+    code, out, _ = run("ok.leases", "--thresholds", str(profile))
+    assert code == 1
+    assert "the primary's own free leases: 80 of 200" in out
+    assert "last 2d 0h if communications are interrupted (< 3d 0h" in out
+    assert run(
+        "ok.leases", "--thresholds", str(profile), "--warn-free", "5", "--warn-endurance", "1h"
+    ) == (0, "", "")
+
+
+def test_misbalance_thresholds_from_flags() -> None:
+    # warning.leases: 15 free vs 15 backup is balanced whatever the percentages.
+    code, out, _ = run("critical.leases", "--crit-misbalance", "60", "--warn-misbalance", "40")
+    assert code == 2
+    assert "limit 16 = 40% of 40" in out
+
+
+def test_config_warning_is_a_warning(tmp_path: Path) -> None:
+    conf = tmp_path / "lb0.conf"
+    conf.write_text(
+        (GOLDEN / "fixture.conf").read_text().replace("  load balance max seconds 3;\n", "")
+    )
+    code, out, _ = run("ok.leases", conf=str(conf))
+    assert code == 1
+    assert "load balance max seconds is 0, which disables load balancing" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("warn_free = [", "invalid TOML"),
+        ("warn_fre = 3", "unknown setting(s) warn_fre"),
+        ('warn_endurance = "soon"', "invalid duration"),
+        ('crit_free = "200%"', "out of range"),
+    ],
+)
+def test_bad_thresholds_file_is_unknown(tmp_path: Path, content: str, message: str) -> None:
+    profile = tmp_path / "audit.toml"
+    profile.write_text(content + "\n")
+    code, _, err = run("ok.leases", "--thresholds", str(profile))
+    assert code == 3 and message in err and str(profile) in err
+
+
+def test_free_limit_and_perf_formatting() -> None:
+    assert FreeLimit.parse("10%", "x").count(250) == 25
+    assert FreeLimit.parse(7, "x").count(250) == 7
+    assert str(Perf("a'b", 1.5, "s", "1:", "", 0)) == "'a_b'=1.5s;1:;;0"

@@ -1,0 +1,164 @@
+"""``dhcpfoctl balance``: golden JSON/CSV, Prometheus textfile, atomic --output, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import typer
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from dhcpfoctl.cli.balance import balance
+
+REAL = Path(__file__).parent / "data" / "real-dhcpd-4.4.3"
+GOLDEN = Path(__file__).parent / "golden" / "balance"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+#: Two minutes after the real primary's last record.
+AS_OF = "2026-11-28T07:42:00Z"
+
+app = typer.Typer()
+app.command()(balance)
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def real(side: str, *extra: str) -> tuple[int, str, str]:
+    return run(
+        "-c",
+        str(REAL / f"{side}.conf"),
+        "-l",
+        str(REAL / f"{side}.leases"),
+        "--as-of",
+        AS_OF,
+        *extra,
+    )
+
+
+def check_golden(name: str, text: str) -> None:
+    golden = GOLDEN / name
+    if UPDATE:
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("side", ["primary", "secondary"])
+def test_json_golden(side: str) -> None:
+    code, out, err = real(side, "--json")
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    (pool,) = data["pools"]
+    assert pool["role"] == side and pool["balance"]["role"] == side
+    assert pool["counts"]["total"] == 151
+    check_golden(f"real-{side}.json", out.replace(str(REAL), "REAL"))
+
+
+def test_csv_golden() -> None:
+    code, out, _ = real("primary", "--csv")
+    assert code == 0
+    check_golden("real-primary.csv", out)
+    code_f, out_f, _ = real("primary", "--format", "csv")
+    assert (code_f, out_f) == (0, out)
+
+
+def test_prometheus_parses_and_is_labelled() -> None:
+    code, out, _ = run(
+        "-c",
+        str(GOLDEN / "fixture.conf"),
+        "-l",
+        str(GOLDEN / "critical.leases"),
+        "--as-of",
+        "2026-11-28T08:00:00Z",
+        "--format",
+        "prometheus",
+    )
+    assert code == 0
+    families = {f.name: f for f in text_string_to_metric_families(out)}
+    assert all(name.startswith("dhcpfoctl_") for name in families)
+    leases = {s.labels["state"]: s.value for s in families["dhcpfoctl_pool_leases"].samples}
+    assert (leases["free"], leases["backup"], leases["active"]) == (0, 40, 160)
+    (sample, *_) = families["dhcpfoctl_pool_addresses"].samples
+    assert sample.labels == {
+        "relationship": "fx",
+        "shared_network": "10.0.0.0/24",
+        "pool": "10.0.0.1-10.0.0.200",
+    }
+    risk = {s.labels["role"]: s.value for s in families["dhcpfoctl_pool_free_risk"].samples}
+    assert risk == {"primary": 1, "secondary": 0}
+    poolreq = {s.labels["role"]: s.value for s in families["dhcpfoctl_pool_poolreq"].samples}
+    assert poolreq == {"primary": 1, "secondary": 0}
+    endurance = {
+        (s.labels["role"], s.labels["mode"]): s.value
+        for s in families["dhcpfoctl_endurance_seconds"].samples
+    }
+    assert endurance[("primary", "interrupted")] == 0
+    assert endurance[("secondary", "interrupted")] == 21600
+
+
+def test_output_file_is_replaced_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "dhcpfoctl.prom"
+    target.write_text("old\n")
+    code, out, _ = real("primary", "--format", "prometheus", "--output", str(target))
+    assert (code, out) == (0, "")
+    text = target.read_text()
+    assert text.startswith("# HELP dhcpfoctl_pool_addresses")
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert [p.name for p in tmp_path.iterdir()] == ["dhcpfoctl.prom"]  # no temp file left
+
+
+def test_output_into_missing_directory_is_one_line(tmp_path: Path) -> None:
+    code, out, err = real("primary", "--json", "--output", str(tmp_path / "no" / "x.json"))
+    assert code == 4 and out == ""
+    assert err.count("\n") == 1 and "cannot write" in err
+
+
+def test_table_shows_pool_bar_and_endurance() -> None:
+    code, out, _ = run(
+        "-c",
+        str(GOLDEN / "fixture.conf"),
+        "-l",
+        str(GOLDEN / "warning.leases"),
+        "--as-of",
+        "2026-11-28T08:00:00Z",
+    )
+    assert code == 0
+    assert "10.0.0.1-200" in out and "█" * 5 + "▒" * 5 in out
+    assert "failover peer fx: this server is primary, state normal; free 15, backup 15" in out
+    assert "endurance (primary): 2h 07m if communications-interrupted" in out
+
+
+def test_not_enough_history_is_said() -> None:
+    code, out, _ = real("primary")
+    assert code == 0
+    assert "endurance (primary): not enough history" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-l", "missing.leases"], "missing.leases"),
+        (["--as-of", "yesterday-ish"], "invalid time"),
+        (["--window", "0"], "--window must be longer"),
+    ],
+)
+def test_errors_are_one_line_exit_4(args: list[str], message: str) -> None:
+    base = {"-c": str(REAL / "primary.conf"), "-l": str(REAL / "primary.leases")}
+    for flag, value in zip(args[::2], args[1::2], strict=True):
+        base[flag] = value
+    code, out, err = run(*(x for kv in base.items() for x in kv))
+    assert code == 4 and out == ""
+    assert err.startswith("dhcpfoctl: error:") and message in err and err.count("\n") == 1
+
+
+def test_config_error_names_file_line_column(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.conf"
+    conf.write_text('subnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer "x"; } }\n')
+    code, _, err = run("-c", str(conf), "-l", str(REAL / "primary.leases"))
+    assert code == 4
+    assert f"{conf}:1:62: failover peer x: not found" in err
