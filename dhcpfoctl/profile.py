@@ -285,8 +285,15 @@ def resolve_targets(
     env = os.environ if environ is None else environ
     warnings: list[str] = []
     profile: Profile | None = None
-    if profile_name is not None or not servers:
-        path = config_file(env)
+    path = config_file(env)
+    if profile_name is None and servers:
+        # --server alone needs no profile, but may name a server of the default profile
+        # (by label or address), which then brings its key and relationships along.
+        profiles, default, warnings_read = load_profiles(path)
+        if default is not None and any(_find(text, profiles[default].servers) for text in servers):
+            profile = profiles[default]
+            warnings += warnings_read
+    elif profile_name is not None or not servers:
         profiles, default, warnings_read = load_profiles(path)
         warnings += warnings_read
         wanted = profile_name or default
@@ -301,7 +308,11 @@ def resolve_targets(
         profile = profiles[wanted]
 
     chosen = _choose_servers(servers, profile)
-    config_file_path = config_path or (profile.config if profile else None)
+    config_file_path = (
+        config_path
+        or (profile.config if profile else None)
+        or next((spec.config for spec in chosen if spec.config), None)
+    )
     config = _read_config(config_file_path) if config_file_path else None
     if config_file_path and readable_by_others(config_file_path) and config and config.keys:
         warnings.append(f"{config_file_path} holds key secrets and is readable by group/others")
@@ -349,16 +360,22 @@ def _choose_servers(servers: Sequence[str], profile: Profile | None) -> tuple[Se
         return profile.servers
     chosen: list[ServerSpec] = []
     for text in servers:
-        host, port = parse_endpoint(text, DEFAULT_OMAPI_PORT, "--server")
-        known = [
-            spec
-            for spec in (profile.servers if profile else ())
-            if spec.label == text or (spec.host, spec.port) == (host, port)
-        ]
-        chosen.append(
-            known[0] if known else ServerSpec(label=f"{host}:{port}", host=host, port=port)
-        )
+        known = _find(text, profile.servers) if profile else None
+        if known is None:
+            host, port = parse_endpoint(text, DEFAULT_OMAPI_PORT, "--server")
+            known = ServerSpec(label=f"{host}:{port}", host=host, port=port)
+        chosen.append(known)
     return tuple(chosen)
+
+
+def _find(text: str, servers: Sequence[ServerSpec]) -> ServerSpec | None:
+    """The server ``text`` names: a profile label, ``HOST:PORT``, or ``HOST`` (port 7911)."""
+    for spec in servers:
+        if text in (spec.label, spec.endpoint) or (
+            spec.port == DEFAULT_OMAPI_PORT and text == spec.host
+        ):
+            return spec
+    return None
 
 
 def _read_config(path: str) -> Any:

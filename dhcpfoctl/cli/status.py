@@ -354,7 +354,7 @@ def render(
                 for p in view.pools
             ]
             table.add_row(
-                f"{view.server}\n{info.role}",
+                view.server if view.server == info.role else f"{view.server}\n{info.role}",
                 Text.assemble(
                     (state, style), f"\nfor {format_duration(view.time_in_state(now) or 0)}"
                 ),
