@@ -8,7 +8,6 @@ The file is ``$DHCPFOCTL_CONFIG``, else ``$XDG_CONFIG_HOME/dhcpfoctl/config.toml
     [profiles.campus]
     relationships = ["campus"]          # failover peer names; else read from `config`
     config = "/etc/dhcp/dhcpd.conf"     # optional: peer names, omapi key, pools
-    leases = "/var/lib/dhcp/dhcpd.leases"  # optional
 
     [profiles.campus.servers.dhcp1]     # one table per server; the label is free
     host = "192.0.2.10"
@@ -16,6 +15,8 @@ The file is ``$DHCPFOCTL_CONFIG``, else ``$XDG_CONFIG_HOME/dhcpfoctl/config.toml
     key_file = "/etc/dhcpfoctl/dhcp1.key"  # a `key NAME { … }` stanza (key_name picks one)
     failover_address = "192.0.2.10"     # where its failover port listens (liveness check)
     failover_port = 647
+    config = "/etc/dhcp/dhcpd.conf"     # optional, this server's own files: readable from
+    leases = "/var/lib/dhcp/dhcpd.leases"  # here, they give pools and endurance
 
     [profiles.campus.servers.dhcp2]
     host = "192.0.2.11"
@@ -76,7 +77,6 @@ class Profile:
     servers: tuple[ServerSpec, ...]
     relationships: tuple[str, ...] = ()
     config: str | None = None
-    leases: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +148,7 @@ def _profile(path: Path, name: str, table: object, warnings: list[str]) -> Profi
     where = f"profiles.{name}"
     if not isinstance(table, dict):
         raise InputFileError(str(path), f"{where} must be a table")
-    unknown = set(table) - {"relationships", "relationship", "config", "leases", "servers"}
+    unknown = set(table) - {"relationships", "relationship", "config", "servers"}
     if unknown:
         raise InputFileError(str(path), f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
     relationships = table.get("relationships", table.get("relationship", []))
@@ -168,7 +168,6 @@ def _profile(path: Path, name: str, table: object, warnings: list[str]) -> Profi
         servers=specs,
         relationships=tuple(relationships),
         config=_optional_str(path, where, table, "config"),
-        leases=_optional_str(path, where, table, "leases"),
     )
 
 

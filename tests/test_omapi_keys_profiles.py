@@ -112,7 +112,7 @@ def test_profiles_load_with_per_server_keys(tmp_path: Path) -> None:
     path = write_profile(
         tmp_path / "config.toml",
         'default = "lab"\n'
-        '[profiles.lab]\nrelationship = "lab"\nleases = "/var/lib/dhcp/dhcpd.leases"\n'
+        '[profiles.lab]\nrelationship = "lab"\n'
         '[profiles.lab.servers.dhcp1]\nhost = "10.0.0.1"\nfailover_address = "10.1.0.1"\n'
         '[profiles.lab.servers.dhcp2]\nhost = "10.0.0.2"\nport = 7912\n'
         f'key = "hmac-md5:lab-key:{SECRET_B64}"\n',

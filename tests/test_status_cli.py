@@ -212,3 +212,25 @@ def test_no_color_and_no_secret_in_environment_key(monkeypatch: pytest.MonkeyPat
         code, out, err = run("--server", s.endpoint, "--peer", "lab")
     assert code == 0 and "\x1b[" not in out and KEY_ARG.split(":")[1] not in out + err
     assert os.environ["NO_COLOR"] == "1"
+
+
+def test_endurance_from_the_profile_lease_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = FakeOmapiServer({"lab": FakeFailover(local_state=S.COMMUNICATIONS_INTERRUPTED)})
+    with p:
+        profile = tmp_path / "config.toml"
+        profile.write_text(
+            '[profiles.lab]\nrelationships = ["lab"]\n'
+            f'[profiles.lab.servers.primary]\nhost = "127.0.0.1"\nport = {p.port}\n'
+            f'config = "{DATA / "primary.conf"}"\nleases = "{DATA / "primary.leases"}"\n'
+        )
+        monkeypatch.setenv("DHCPFOCTL_CONFIG", str(profile))
+        code, out, err = run("--profile", "lab", "--json")
+    view = json.loads(out)["views"][0]
+    assert code == 1, err
+    assert view["endurance"]["leases"] == str(DATA / "primary.leases")
+    estimate = view["endurance"]
+    # Either an estimate or the balance module's reason why there is none: never a guess.
+    assert (estimate["seconds"] is None) == (estimate["reason"] is not None)
+    assert view["pools"] == []  # the fake holds no lease for the pool's first address

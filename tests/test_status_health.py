@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from dhcpfoctl.model import FailoverState as S
 from dhcpfoctl.omapi.failover import FailoverInfo
-from dhcpfoctl.omapi.health import Health, ServerAnswer, evaluate
+from dhcpfoctl.omapi.health import EnduranceEstimate, Health, ServerAnswer, evaluate
 
 NOW = 1_795_851_400
 STATES = [s for s in S.__members__.values()]
@@ -229,3 +231,20 @@ def test_health_is_the_worst_finding_and_consistent(
     for view in report.views:
         if view.info is not None:
             assert view.time_in_state(NOW) == max(0, NOW - view.info.local_stos)
+
+
+@pytest.mark.parametrize(
+    ("estimate", "health", "text"),
+    [
+        (EnduranceEstimate(7200, 30.0, 86400, "/l"), Health.WARNING, "last about 2h 00m at 30.0"),
+        (EnduranceEstimate(0, 30.0, 86400, "/l"), Health.CRITICAL, "NO free leases"),
+        (EnduranceEstimate(None, None, 60, "/l", "not enough history"), Health.WARNING, "unknown"),
+    ],
+)
+def test_endurance_of_a_cut_off_server(
+    estimate: EnduranceEstimate, health: Health, text: str
+) -> None:
+    cut = info(S.COMMUNICATIONS_INTERRUPTED, S.NORMAL)
+    answers = [replace(answer("p", cut), endurance={"lab": estimate})]
+    report = evaluate(answers, ["lab"], NOW)
+    assert report.health == health and text in report.findings[0].message

@@ -33,6 +33,10 @@ JSON (``--json``; with ``--watch`` one such document per line per poll)::
          "max_response_delay": 10,
          "unacked_updates": 0, "max_unacked_updates": 10,
          "load_balance_max_seconds": 3, "load_balance_primary_buckets": 128,
+         "endurance": null,          # in communications-interrupted, when the profile names
+                                     # this server's readable leases (+ config) file:
+                                     # {"seconds": 7200 | null, "rate_per_hour": 12.5,
+                                     #  "window": 86400, "leases": "…", "reason": null | "…"}
          "pools": [{"address": "10.99.0.100", "lease_count": 151,
                     "free_leases": 70, "backup_leases": 71}]}
       ],
@@ -111,11 +115,13 @@ def status(
 
 def gather_report(targets: Targets, timeout: float) -> StatusReport:
     """Query every server of ``targets`` and judge the answers at the current time."""
-    from dhcpfoctl.omapi.gather import query_all
+    from dhcpfoctl.omapi.gather import add_endurance, query_all
     from dhcpfoctl.omapi.health import evaluate
 
     answers = query_all(targets.servers, targets.relationships, pool_addresses(targets), timeout)
-    return evaluate(answers, targets.relationships, int(time.time()))
+    now = int(time.time())
+    answers = add_endurance(answers, targets.servers, targets.config, now)
+    return evaluate(answers, targets.relationships, now)
 
 
 def pool_addresses(targets: Targets) -> dict[str, list[str]]:
@@ -248,6 +254,15 @@ def _view_json(view: ServerView, now: int) -> dict[str, Any]:
         "max_unacked_updates": info.max_outstanding_updates,
         "load_balance_max_seconds": info.load_balance_max_secs,
         "load_balance_primary_buckets": info.primary_buckets,
+        "endurance": None
+        if view.endurance is None
+        else {
+            "seconds": view.endurance.seconds,
+            "rate_per_hour": view.endurance.rate_per_hour,
+            "window": view.endurance.window,
+            "leases": view.endurance.leases,
+            "reason": view.endurance.reason,
+        },
         "pools": [
             {
                 "address": pool.address,

@@ -9,12 +9,13 @@ import socket
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from typing import Any
 
 from dhcpfoctl.errors import DhcpfoctlError
 from dhcpfoctl.omapi.client import OmapiClient
 from dhcpfoctl.omapi.errors import NotFoundError, OmapiError
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts, read_failover, read_pool_counts
-from dhcpfoctl.omapi.health import ServerAnswer
+from dhcpfoctl.omapi.health import EnduranceEstimate, ServerAnswer
 from dhcpfoctl.profile import ServerSpec
 
 
@@ -109,3 +110,65 @@ def tcp_port_open(host: str, port: int, timeout: float) -> bool | None:
         return False
     except OSError:
         return None
+
+
+def add_endurance(
+    answers: Sequence[ServerAnswer], specs: Sequence[ServerSpec], shared_config: Any, now: int
+) -> list[ServerAnswer]:
+    """Attach lease-file endurance to servers in communications-interrupted.
+
+    Only for servers whose lease file (and dhcpd.conf, its own or ``shared_config``) the
+    profile names and this host can read: that is where the allocation rate comes from.
+    """
+    from dhcpfoctl.model import FailoverState
+
+    result = []
+    for spec, answer in zip(specs, answers, strict=True):
+        cut_off = [
+            name
+            for name, info in answer.failover.items()
+            if info.local_state == FailoverState.COMMUNICATIONS_INTERRUPTED
+        ]
+        if spec.leases and cut_off:
+            estimates = _endurance(spec.leases, spec.config, shared_config, answer, cut_off, now)
+            answer = replace(answer, endurance=estimates)
+        result.append(answer)
+    return result
+
+
+def _endurance(
+    leases: str,
+    config_path: str | None,
+    shared_config: Any,
+    answer: ServerAnswer,
+    names: Sequence[str],
+    now: int,
+) -> dict[str, EnduranceEstimate]:
+    from dhcpfoctl.balance import compute_balance
+    from dhcpfoctl.conf import read_config
+    from dhcpfoctl.leases import read_leases
+
+    def unknown(reason: str) -> dict[str, EnduranceEstimate]:
+        return {name: EnduranceEstimate(None, None, 0, leases, reason) for name in names}
+
+    try:
+        config = read_config(config_path) if config_path else shared_config
+        if config is None:
+            return unknown("no dhcpd.conf for its pools: set `config` in the profile")
+        report = compute_balance(config, read_leases(leases), now)
+    except DhcpfoctlError as exc:
+        return unknown(str(exc))
+    estimates = {}
+    for relationship in report.relationships:
+        if relationship.name in names:
+            role = answer.failover[relationship.name].role
+            found = relationship.endurance.get(role)
+            if found is not None:
+                estimates[relationship.name] = EnduranceEstimate(
+                    found.interrupted,
+                    found.rate_per_hour,
+                    found.window,
+                    leases,
+                    found.reason,
+                )
+    return estimates

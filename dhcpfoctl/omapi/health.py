@@ -63,6 +63,21 @@ RECOVERING: Final = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class EnduranceEstimate:
+    """How long a server's own free leases last while it cannot talk to its partner.
+
+    Estimated from its lease file (see ``dhcpfoctl balance``); ``seconds`` is ``None`` when
+    there is no estimate, and ``reason`` says why.
+    """
+
+    seconds: int | None
+    rate_per_hour: float | None
+    window: int
+    leases: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerAnswer:
     """What querying one server produced (see :mod:`dhcpfoctl.omapi.gather`)."""
 
@@ -80,6 +95,8 @@ class ServerAnswer:
     notes: tuple[str, ...] = ()
     #: Addresses known from the config/profile (OMAPI's are unusable on 4.4.3).
     failover_address: str | None = None
+    #: relationship name → endurance from this server's lease file, when readable here.
+    endurance: dict[str, EnduranceEstimate] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +121,7 @@ class ServerView:
     signed: bool = False
     #: The whole server could not be queried (reported once, not per relationship).
     server_failed: bool = False
+    endurance: EnduranceEstimate | None = None
 
     @property
     def reachable(self) -> bool:
@@ -165,6 +183,7 @@ def _view(answer: ServerAnswer, name: str) -> ServerView:
         pools=answer.pools.get(name, ()),
         signed=answer.signed,
         server_failed=answer.error is not None,
+        endurance=answer.endurance.get(name),
     )
 
 
@@ -218,12 +237,13 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
     if state == FailoverState.NORMAL:
         return []
     if state == FailoverState.COMMUNICATIONS_INTERRUPTED:
+        health, endurance = _endurance_text(view.endurance)
         return [
             finding(
-                Health.WARNING,
+                health,
                 "communications-interrupted",
                 f"{who}: communications-interrupted for {format_duration(since)}: serving only its "
-                "own free leases, no load balancing; if the partner is really down, "
+                f"own free leases, no load balancing{endurance}; if the partner is really down, "
                 "consider `dhcpfoctl partner-down`",
             )
         ]
@@ -275,12 +295,15 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
                 "it needs the partner back (or an operator decision)",
             )
         ]
+    if state in (FailoverState.SHUTDOWN, FailoverState.PAUSED):
+        why = "stopped administratively; its partner should be in partner-down"
+    else:
+        why = "resynchronising with its partner"
     return [
         finding(
             Health.WARNING,
             "transition",
-            f"{who}: {state.keyword} for {format_duration(since)}: not serving DHCP while it "
-            "resynchronises with its partner",
+            f"{who}: {state.keyword} for {format_duration(since)}: not serving DHCP ({why})",
         )
     ]
 
@@ -321,6 +344,21 @@ def _judge_pair(name: str, a: ServerView, b: ServerView, now: int) -> list[Findi
                 )
             )
     return findings
+
+
+def _endurance_text(estimate: EnduranceEstimate | None) -> tuple[Health, str]:
+    """Health and message fragment for the endurance of a cut-off server."""
+    if estimate is None:
+        return Health.WARNING, ""
+    if estimate.seconds is None:
+        return Health.WARNING, f"; endurance unknown ({estimate.reason or 'no drain'})"
+    if estimate.seconds == 0:
+        return Health.CRITICAL, "; it has NO free leases of its own left for new clients"
+    rate = f"{estimate.rate_per_hour:.1f}" if estimate.rate_per_hour is not None else "?"
+    return Health.WARNING, (
+        f"; its own free leases last about {format_duration(estimate.seconds)} at "
+        f"{rate} new clients/h (from {estimate.leases}, last {format_duration(estimate.window)})"
+    )
 
 
 def _relative(epoch: int, now: int) -> str:
