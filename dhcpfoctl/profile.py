@@ -337,7 +337,9 @@ def resolve_targets(
             "which failover relationship? give --peer NAME (the name in `failover peer "
             f'"NAME"`), --config /etc/dhcp/dhcpd.conf, or a profile with relationships{hint}'
         )
-    if config is not None and peers:
+    # An explicitly given --config is checked now, for a clearer message than the
+    # servers' NOTFOUND; a profile's per-server config is only a source of names.
+    if config_path and config is not None and peers:
         for name in peers:
             if config.failover_peers and name not in config.failover_peers:
                 known = ", ".join(sorted(config.failover_peers))

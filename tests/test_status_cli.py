@@ -234,3 +234,10 @@ def test_endurance_from_the_profile_lease_file(
     # Either an estimate or the balance module's reason why there is none: never a guess.
     assert (estimate["seconds"] is None) == (estimate["reason"] is not None)
     assert view["pools"] == []  # the fake holds no lease for the pool's first address
+
+
+def test_json_error_document_when_nothing_could_be_asked() -> None:
+    code, out, err = run("--server", "127.0.0.1:1", "--json")
+    doc = json.loads(out)
+    assert code == 3 and doc["health"] == "unknown" and doc["views"] == []
+    assert doc["findings"][0]["code"] == "error" and "give --peer NAME" in err

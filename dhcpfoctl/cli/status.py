@@ -46,7 +46,10 @@ JSON (``--json``; with ``--watch`` one such document per line per poll)::
       ]
     }
 
-Finding codes: unreachable, relationship-error, communications-interrupted, partner-down,
+When the command line, profile or config is unusable (nothing could be asked), ``--json``
+still prints this shape: empty servers/views and one finding with code ``error``.
+
+Finding codes: error, unreachable, relationship-error, communications-interrupted, partner-down,
 split-brain-risk, recover-wait, not-serving, transition, no-service, disagreement,
 same-role, unacked-updates. Times of an unreachable view are null.
 """
@@ -92,16 +95,22 @@ def status(
 ) -> None:
     """Show both servers' failover state, countdowns and warnings (exit 0/1/2/3)."""
     from dhcpfoctl.cli.output import reported_errors, warn
+    from dhcpfoctl.errors import DhcpfoctlError
     from dhcpfoctl.profile import KeyOptions, resolve_targets
 
     with reported_errors(monitoring=True):
-        targets = resolve_targets(
-            servers=server,
-            profile_name=profile,
-            peers=peer,
-            config_path=config,
-            keys=KeyOptions(key=key, key_file=key_file, key_name=key_name),
-        )
+        try:
+            targets = resolve_targets(
+                servers=server,
+                profile_name=profile,
+                peers=peer,
+                config_path=config,
+                keys=KeyOptions(key=key, key_file=key_file, key_name=key_name),
+            )
+        except DhcpfoctlError as exc:
+            if json_output:  # a monitor reading JSON gets a document, not an empty stdout
+                _emit_error_json(exc)
+            raise
         for message in targets.warnings:
             warn(message)
         if watch or count is not None:
@@ -111,6 +120,34 @@ def status(
             _emit(report, targets, json_output)
             health = int(report.health)
     raise typer.Exit(health)
+
+
+def _emit_error_json(exc: Exception) -> None:
+    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.cli.output import print_json
+
+    now = int(time.time())
+    print_json(
+        {
+            "now": now,
+            "now_iso": iso_utc(now),
+            "health": "unknown",
+            "exit_status": 3,
+            "profile": None,
+            "relationships": [],
+            "servers": [],
+            "views": [],
+            "findings": [
+                {
+                    "health": "unknown",
+                    "code": "error",
+                    "server": None,
+                    "relationship": None,
+                    "message": str(exc),
+                }
+            ],
+        }
+    )
 
 
 def gather_report(targets: Targets, timeout: float) -> StatusReport:
