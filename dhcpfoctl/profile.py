@@ -313,12 +313,15 @@ def resolve_targets(
         or next((spec.config for spec in chosen if spec.config), None)
     )
     config = _read_config(config_file_path) if config_file_path else None
-    if config_file_path and readable_by_others(config_file_path) and config and config.keys:
-        warnings.append(f"{config_file_path} holds key secrets and is readable by group/others")
 
     offered = shared_key(keys, env)
     if offered is None and config is not None and config.omapi_key:
+        # The dhcpd.conf then serves as our key file, and is judged like one.
         offered = config.keys[config.omapi_key], f"{config_file_path} (omapi-key)"
+        if readable_by_others(str(config_file_path)):
+            warnings.append(
+                f"{config_file_path} holds the OMAPI key and is readable by group/others"
+            )
     if keys.key_file and readable_by_others(keys.key_file):
         warnings.append(f"key file {keys.key_file} is readable by group/others")
     if offered is not None:
