@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Final, TypeVar
 
 from dhcpfoctl.conf import Config, FailoverPeerConfig, Pool
@@ -462,43 +463,43 @@ def _scan(
         table.ends,
         strict=True,
     )
+    # Module constants bound to locals: this loop runs once per lease.
+    bisect, bound, returning = bisect_right, _BOUND, _RETURNING
+    free, backup, active, unknown = _FREE, _BACKUP, _ACTIVE, _STATES
     for row, (address, state, flags, starts, ends) in enumerate(columns):
-        index = bisect_right(firsts, address) - 1
+        index = bisect(firsts, address) - 1
         if index < 0 or address > lasts[index]:
             outside += 1
             continue
         acc = slots[index]
-        if state == 0 or state >= _STATES:
+        if state == 0 or state >= unknown:
             # No ``binding state`` line (or an unknown one): dhcpd's own reading of it.
             state = int(table.lease_at(row).effective_state(as_of))
-            state = state if state < _STATES else _ACTIVE
+            state = state if state < unknown else active
         acc[state] += 1
         if flags & reserved_flags:
             acc[_RESERVED if flags & LeaseFlag.RESERVED else _BOOTP] += 1
-        elif state == _FREE:
+        elif state == free:
             acc[_F_USED if ends else _F_NEW] += 1
             if ends < acc[_F_OLDEST]:
                 acc[_F_OLDEST] = ends
-        elif state == _BACKUP:
+        elif state == backup:
             acc[_B_USED if ends else _B_NEW] += 1
             if ends < acc[_B_OLDEST]:
                 acc[_B_OLDEST] = ends
-        if state in _BOUND:
+        if state in bound:
             if window_start < starts <= as_of:
                 acc[_BINDINGS] += 1
-            if state == _ACTIVE and ends and ends <= as_of:
+            if state == active and ends and ends <= as_of:
                 acc[_ACTIVE_ENDED] += 1
-        if state in _RETURNING and window_start < ends <= as_of:
+        if state in returning and window_start < ends <= as_of:
             acc[_RETURNS] += 1
     return slots, outside
 
 
 def _history(db: LeaseDB, as_of: int) -> int:
     """Seconds from the oldest ``starts``/``cltt`` in the file to ``as_of`` (0 if none)."""
-    oldest = min(
-        (value for column in (db.leases.starts, db.leases.cltt) for value in column if value),
-        default=None,
-    )
+    oldest = min(filter(None, chain(db.leases.starts, db.leases.cltt)), default=None)
     return 0 if oldest is None else max(as_of - oldest, 0)
 
 
