@@ -9,17 +9,20 @@ Memory layout. A 1M-address lease file must fit in a few hundred MB, so :class:`
 keeps the current lease of each address in columns (``array``) rather than one Python object
 per lease; :class:`Lease` objects are built only when a caller asks for one. The rarely used,
 variable-length parts of a lease (uid, hostname, ``set`` variables, options, ``on`` blocks)
-live in a side table keyed by row, so never-used and backup leases cost only their columns.
+live in a per-row slot that is empty for never-used and backup leases.
 """
 
 from __future__ import annotations
 
 import enum
 import ipaddress
+import operator
 from array import array
-from collections.abc import Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Self
+from itertools import repeat
+from typing import Any, Final, Self
 
 #: dhcpd's ``never``: sorts after every real time and differs from all of them.
 NEVER: Final = 0x7FFF_FFFF_FFFF_FFFF
@@ -287,21 +290,39 @@ def int_to_address(value: int) -> str:
 
 _TIME_FIELDS: Final = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
 
+#: Hardware addresses up to this many bytes live in an integer column; longer ones (rare:
+#: InfiniBand GUIDs) in a side table.
+_HW_INLINE_MAX: Final = 8
+_HW_LONG: Final = 0xFF
+
+#: Raw lease-body text for the extras of one row, decoded on demand (see ``LeaseTable``).
+RawExtras = bytes
+ExtrasDecoder = Callable[[RawExtras], LeaseExtras]
+
 
 class LeaseTable:
     """Current lease per IPv4 address, stored column-wise (last record written wins).
 
-    Rows are appended in order of first appearance; :meth:`upsert` overwrites the row of an
-    address already present, so memory does not grow with superseded records. Absent times
-    are stored as 0 and absent states as 0, and read back as ``None``.
+    Rows are appended in order of first appearance; a later record for an address
+    overwrites its row, so memory does not grow with superseded records. Absent times and
+    states are stored as 0 and read back as ``None``.
+
+    The address index is a radix of /24 blocks (``array`` of 256 row numbers each) rather
+    than a dict of ints: lease files cover dense ranges, and a 1M-entry dict would cost
+    about 100 MB on its own. Extras may be stored as the raw text of their statements
+    (``bytes``) and are then decoded by :attr:`extras_decoder` only when a lease is built,
+    which keeps the reader's hot path free of string unescaping.
     """
 
     __slots__ = (
+        "_blocks",
         "_extras",
         "_hw",
+        "_hw_len",
+        "_hw_long",
         "_hw_type",
-        "_index",
         "_row_address",
+        "extras_decoder",
         "flags",
         "next_state",
         "rewind_state",
@@ -310,7 +331,7 @@ class LeaseTable:
     )
 
     def __init__(self) -> None:
-        self._index: dict[int, int] = {}
+        self._blocks: dict[int, array] = {}
         self._row_address = array("I")
         self.starts = array("q")
         self.ends = array("q")
@@ -323,16 +344,19 @@ class LeaseTable:
         self.rewind_state = bytearray()
         self.flags = bytearray()
         self._hw_type = bytearray()
-        self._hw: dict[int, bytes] = {}
-        self._extras: dict[int, LeaseExtras] = {}
+        self._hw = array("Q")
+        self._hw_len = bytearray()
+        self._hw_long: dict[int, bytes] = {}
+        self._extras: list[LeaseExtras | RawExtras | None] = []
+        self.extras_decoder: ExtrasDecoder | None = None
 
     def __len__(self) -> int:
         return len(self._row_address)
 
     def __contains__(self, address: object) -> bool:
-        if isinstance(address, str):
-            address = address_to_int(address)
-        return address in self._index
+        if not isinstance(address, str | int):
+            return False
+        return self.row_of(address) is not None
 
     def upsert_row(
         self,
@@ -344,55 +368,165 @@ class LeaseTable:
         flags: int,
         hw_type: int,
         hw: bytes | None,
-        extras: LeaseExtras | None,
+        extras: LeaseExtras | RawExtras | None,
     ) -> bool:
         """Store one record in column form; returns True when it replaced an earlier one.
 
         ``times`` are (starts, ends, tstp, tsfp, atsfp, cltt) with 0 for absent; states are
-        wire numbers with 0 for absent. This is the reader's fast path (no Lease object).
+        wire numbers with 0 for absent. ``extras`` may be raw statement text (see class doc).
         """
-        row = self._index.get(address)
-        if row is None:
-            row = len(self._row_address)
-            self._index[address] = row
+        if hw is None:
+            return self.put_row(address, *times, state, next_state, rewind_state, flags,
+                                hw_type, 0, 0, extras)
+        if len(hw) > _HW_INLINE_MAX:
+            replaced = self.put_row(address, *times, state, next_state, rewind_state, flags,
+                                    hw_type, _HW_LONG, 0, extras)
+            self._hw_long[self.row_of(address)] = hw  # type: ignore[index]
+            return replaced
+        return self.put_row(address, *times, state, next_state, rewind_state, flags,
+                            hw_type, len(hw), int.from_bytes(hw), extras)
+
+    def put_row(
+        self,
+        address: int,
+        starts: int,
+        ends: int,
+        tstp: int,
+        tsfp: int,
+        atsfp: int,
+        cltt: int,
+        state: int,
+        next_state: int,
+        rewind_state: int,
+        flags: int,
+        hw_type: int,
+        hw_len: int,
+        hw: int,
+        extras: LeaseExtras | RawExtras | None,
+    ) -> bool:
+        """The reader's hot path: :meth:`upsert_row` with the hardware address as an int.
+
+        ``hw_len`` is its length in bytes (0: none); the value is big-endian in ``hw``.
+        """
+        block = self._blocks.get(address >> 8)
+        if block is None:
+            block = self._blocks[address >> 8] = array("i", _EMPTY_BLOCK)
+        row = block[address & 0xFF]
+        if row < 0:
+            block[address & 0xFF] = len(self._row_address)
             self._row_address.append(address)
-            self.starts.append(times[0])
-            self.ends.append(times[1])
-            self.tstp.append(times[2])
-            self.tsfp.append(times[3])
-            self.atsfp.append(times[4])
-            self.cltt.append(times[5])
+            self.starts.append(starts)
+            self.ends.append(ends)
+            self.tstp.append(tstp)
+            self.tsfp.append(tsfp)
+            self.atsfp.append(atsfp)
+            self.cltt.append(cltt)
             self.state.append(state)
             self.next_state.append(next_state)
             self.rewind_state.append(rewind_state)
             self.flags.append(flags)
             self._hw_type.append(hw_type)
-            replaced = False
+            self._hw_len.append(hw_len)
+            self._hw.append(hw)
+            # A missing extras is stored as None: a later record is a full snapshot.
+            self._extras.append(extras or None)
+            return False
+        self.starts[row] = starts
+        self.ends[row] = ends
+        self.tstp[row] = tstp
+        self.tsfp[row] = tsfp
+        self.atsfp[row] = atsfp
+        self.cltt[row] = cltt
+        self.state[row] = state
+        self.next_state[row] = next_state
+        self.rewind_state[row] = rewind_state
+        self.flags[row] = flags
+        self._hw_type[row] = hw_type
+        if self._hw_len[row] == _HW_LONG:
+            del self._hw_long[row]
+        self._hw_len[row] = hw_len
+        self._hw[row] = hw
+        self._extras[row] = extras or None
+        return True
+
+    def put_columns(
+        self,
+        addresses: Sequence[int],
+        times: Sequence[Sequence[int]],
+        states: Sequence[Sequence[int]],
+        flags: Sequence[int],
+        hw_types: Sequence[int],
+        hw_lens: Sequence[int],
+        hws: Sequence[int],
+        extras: Sequence[LeaseExtras | RawExtras | None],
+    ) -> int:
+        """Bulk :meth:`put_row` of records in file order; returns how many were superseded.
+
+        ``times`` holds six columns (starts … cltt) and ``states`` three (binding, next,
+        rewind), each as long as ``addresses``. The loops run inside ``map``, so a chunk of
+        a lease file costs C calls rather than Python statements per record.
+        """
+        count = len(addresses)
+        last = dict(zip(addresses, range(count), strict=True))
+        superseded = count - len(last)
+        if superseded:
+            # Journal semantics inside the batch: only each address's last record counts.
+            keep = list(last.values())
+            keep.sort()  # first-appearance order is not needed; file order keeps it stable
+
+            def pick(column: Sequence[Any]) -> list[Any]:
+                return list(map(column.__getitem__, keep))
+
+            addresses = pick(addresses)
+            times = [pick(column) for column in times]
+            states = [pick(column) for column in states]
+            flags, hw_types, hw_lens, hws, extras = (
+                pick(flags), pick(hw_types), pick(hw_lens), pick(hws), pick(extras))
+        keys = list(map(operator.rshift, addresses, repeat(8)))
+        blocks = self._blocks
+        for key in set(keys).difference(blocks):
+            blocks[key] = array("i", _EMPTY_BLOCK)
+        block_of = list(map(blocks.__getitem__, keys))
+        low = list(map(operator.and_, addresses, repeat(0xFF)))
+        rows = list(map(operator.getitem, block_of, low))
+        old = [i for i, row in enumerate(rows) if row >= 0]
+        columns = (
+            *(getattr(self, name) for name in _TIME_FIELDS),
+            self.state, self.next_state, self.rewind_state, self.flags, self._hw_type,
+            self._hw_len, self._hw, self._extras,
+        )
+        values = (*times, *states, flags, hw_types, hw_lens, hws, extras)
+        if len(old) == len(rows):
+            new: list[int] = []
+        elif not old:
+            new = list(range(len(rows)))
         else:
-            (
-                self.starts[row],
-                self.ends[row],
-                self.tstp[row],
-                self.tsfp[row],
-                self.atsfp[row],
-                self.cltt[row],
-            ) = times
-            self.state[row] = state
-            self.next_state[row] = next_state
-            self.rewind_state[row] = rewind_state
-            self.flags[row] = flags
-            self._hw_type[row] = hw_type
-            replaced = True
-        # A later record is a full snapshot: what it does not say is gone.
-        if hw is None:
-            self._hw.pop(row, None)
-        else:
-            self._hw[row] = hw
-        if extras:
-            self._extras[row] = extras
-        else:
-            self._extras.pop(row, None)
-        return replaced
+            new = [i for i, row in enumerate(rows) if row < 0]
+        if old:
+            old_rows = list(map(rows.__getitem__, old))
+            if self._hw_long:
+                for row in old_rows:
+                    self._hw_long.pop(row, None)
+            for column, value in zip(columns, values, strict=True):
+                if len(old) == len(rows):
+                    deque(map(column.__setitem__, old_rows, value), 0)
+                else:
+                    deque(map(column.__setitem__, old_rows, map(value.__getitem__, old)), 0)
+        if new:
+            first = len(self._row_address)
+            if len(new) == len(rows):
+                new_values: Iterable[Sequence[Any]] = values
+                new_addresses: Sequence[int] = addresses
+            else:
+                new_values = [list(map(value.__getitem__, new)) for value in values]
+                new_addresses = list(map(addresses.__getitem__, new))
+                block_of = list(map(block_of.__getitem__, new))
+                low = list(map(low.__getitem__, new))
+            deque(map(operator.setitem, block_of, low, range(first, first + len(new))), 0)
+            self._row_address.extend(new_addresses)
+            for column, value in zip(columns, new_values, strict=True):
+                column.extend(value)
+        return superseded + len(old)
 
     def upsert(self, lease: Lease) -> bool:
         """Store a :class:`Lease` (slow path, for writers of models and tests)."""
@@ -414,10 +548,36 @@ class LeaseTable:
     def row_of(self, address: str | int) -> int | None:
         if isinstance(address, str):
             address = address_to_int(address)
-        return self._index.get(address)
+        block = self._blocks.get(address >> 8)
+        if block is None:
+            return None
+        row = block[address & 0xFF]
+        return None if row < 0 else row
+
+    def rows_of(self, addresses: Sequence[int]) -> list[int]:
+        """Row of each address, -1 where absent (bulk :meth:`row_of`, loops in C)."""
+        keys = list(map(operator.rshift, addresses, repeat(8)))
+        blocks = list(map(self._blocks.get, keys, repeat(_ABSENT_BLOCK)))
+        return list(map(operator.getitem, blocks, map(operator.and_, addresses, repeat(0xFF))))
 
     def address_int(self, row: int) -> int:
         return self._row_address[row]
+
+    def hardware_at(self, row: int) -> bytes | None:
+        length = self._hw_len[row]
+        if length == _HW_LONG:
+            return self._hw_long[row]
+        return self._hw[row].to_bytes(length) if length else None
+
+    def extras_at(self, row: int) -> LeaseExtras:
+        extras = self._extras[row]
+        if not extras:  # None, or empty raw text
+            return EMPTY_EXTRAS
+        if isinstance(extras, bytes):
+            if self.extras_decoder is None:
+                raise TypeError("raw extras stored without an extras_decoder")
+            return self.extras_decoder(extras)
+        return extras
 
     def lease_at(self, row: int) -> Lease:
         """Build the :class:`Lease` stored in ``row``."""
@@ -444,8 +604,8 @@ class LeaseTable:
             rewind_binding_state=opt_state(self.rewind_state),
             flags=LeaseFlag(self.flags[row]),
             hardware_type=HardwareType(hw_type) if hw_type else None,
-            hardware_address=self._hw.get(row),
-            extras=self._extras.get(row, EMPTY_EXTRAS),
+            hardware_address=self.hardware_at(row),
+            extras=self.extras_at(row),
         )
 
     def get(self, address: str | int) -> Lease | None:
@@ -474,6 +634,10 @@ class LeaseTable:
         for lease in leases:
             table.upsert(lease)
         return table
+
+
+_EMPTY_BLOCK: Final = array("i", [-1]) * 256
+_ABSENT_BLOCK: Final = _EMPTY_BLOCK  # read-only stand-in for a block not yet created
 
 
 @dataclass(slots=True)

@@ -1,0 +1,878 @@
+"""Streaming reader of dhcpd.leases (DHCPv4) into the lease model.
+
+The file is read in large byte chunks cut at record boundaries (a ``}`` at the start of a
+line, as dhcpd writes them). Inside a chunk, one compiled regex matches the canonical
+layout dhcpd writes for a ``lease`` (fields in dhcpd's order, each optional) and yields
+every field in one C call; a record that does not fit that shape (comments, odd
+whitespace, escapes in unusual places, ``on`` blocks, legacy statements, errors) and every
+other kind of record goes through the full parser in :mod:`syntax`. Both paths end in the
+same :class:`LeaseTable` columns, so memory holds only the current lease of each address.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import operator
+import os
+import re
+import stat
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from itertools import accumulate, repeat
+from typing import BinaryIO, Final
+
+from dhcpfoctl.errors import InputFileError
+from dhcpfoctl.leases import syntax
+from dhcpfoctl.model import (
+    BindingState,
+    FailoverPeerRecord,
+    HardwareType,
+    HostRecord,
+    Lease,
+    LeaseDB,
+    OtherRecord,
+    ReadWarning,
+)
+
+Progress = Callable[[int, int], None]
+
+CHUNK_SIZE: Final = 8 << 20
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+
+#: A date in a fixed-width field (``W YYYY/MM/DD HH:MM:SS``: ``.{21}`` is one fast loop in
+#: the regex engine), or ``never``, or ``epoch N`` with dhcpd's trailing comment. Whatever the
+#: 21 characters hold is checked by the date parser before use.
+_DATE: Final = rb"(.{21}|never|epoch [0-9]+);(?: #[^\n]*)?\n"
+_STRING: Final = rb'"(?:[^"\\\n]|\\[^\n])*"'
+_HEXSEQ: Final = rb"[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*"
+#: Lease-body lines the fast path stores as raw text (decoded when a Lease is built). Each
+#: alternative admits only text that :func:`syntax.decode_lease_body` reads without error.
+_EXTRA_LINE: Final = (
+    rb"  (?:uid (?:" + _STRING + rb"|" + _HEXSEQ + rb")"
+    rb"|client-hostname "
+    + _STRING
+    + rb"|set [A-Za-z0-9_-]+ = (?:"
+    + _STRING
+    + rb"|%[0-9]+|true|false|"
+    + _HEXSEQ
+    + rb")"
+    rb"|option agent\.[A-Za-z0-9_-]+ (?:" + _STRING + rb"|" + _HEXSEQ + rb")"
+    rb");\n"
+)
+#: The canonical lease record as dhcpd 4.4's write_lease() lays it out.
+_CANONICAL_LEASE: Final = re.compile(
+    rb"lease ([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9]) \{\n"
+    rb"(?:  starts " + _DATE + rb")?"
+    rb"(?:  ends " + _DATE + rb")?"
+    rb"(?:  tstp " + _DATE + rb")?"
+    rb"(?:  tsfp " + _DATE + rb")?"
+    rb"(?:  atsfp " + _DATE + rb")?"
+    rb"(?:  cltt " + _DATE + rb")?"
+    rb"(?:  binding state ([a-z-]+);\n)?"
+    rb"(?:  next binding state ([a-z-]+);\n)?"
+    rb"(?:  rewind binding state ([a-z-]+);\n)?"
+    rb"(  reserved;\n)?"
+    rb"(  dynamic-bootp;\n)?"
+    rb"(?:  hardware ([a-z-]+[0-9]*) ((?:[0-9a-f]{2}:){0,7}[0-9a-f]{2});\n)?"
+    rb"((?:" + _EXTRA_LINE + rb")*)"
+    rb"\}\n"
+)
+#: A backward read's first pass: each dhcpd-shaped lease record with its address (the
+#: closing brace is the first at the start of a line), without field captures, so superseded records
+#: cost little.
+_LEASE_RECORD: Final = re.compile(
+    rb"(lease ([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9]) \{\n"
+    rb"[^}]*(?:(?<!\n)\}[^}]*)*(?<=\n)\}\n)"
+)
+#: Where a backward read may cut the file: after a top-level ``}`` that is followed (past
+#: blank and comment lines) by the start of a top-level statement.
+_SAFE_CUT: Final = re.compile(
+    rb"\n\}\n(?=(?:[ \t]*(?:#[^\n]*)?\n)*(?:lease|failover|host|group|class|subclass"
+    rb"|server-duid|authoring-byte-order|ia-na|ia-ta|ia-pd)[ \t])"
+)
+#: Where to pick up after a bad record: the next line that starts a top-level statement.
+_RESYNC: Final = re.compile(
+    rb"^(?:lease|failover|host|group|class|subclass|server-duid|authoring-byte-order"
+    rb"|ia-na|ia-ta|ia-pd)[ \t]",
+    re.M,
+)
+#: States that the fast path stores directly (legacy ``reserved``/``bootp`` take the slow
+#: path, which folds them into active plus a flag).
+_STATES: Final[dict[bytes, int]] = {
+    state.keyword.encode(): int(state)
+    for state in BindingState
+    if state not in (BindingState.RESERVED, BindingState.BOOTP)
+}
+_STATES[b""] = _STATES[None] = 0  # type: ignore[index]
+_HW_TYPES: Final[dict[bytes, int]] = {
+    member.keyword.encode(): int(member) for member in HardwareType
+}
+_HW_TYPES[b""] = _HW_TYPES[None] = 0  # type: ignore[index]
+#: Length in bytes of a canonical colon-hex hardware address, by its length in characters.
+_HW_LENGTHS: Final = {0: 0, **{3 * n - 1: n for n in range(1, 9)}}
+#: Bound on the date cache (a journal has few distinct seconds per record, but be safe).
+_DATE_CACHE_MAX: Final = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    """Where a previous read of a file stopped (see :func:`read_leases_incremental`).
+
+    ``offset`` is just past the last complete record; ``line`` is the line number there;
+    ``tail`` holds the bytes just before ``offset``, to detect a file rewritten in place.
+    """
+
+    inode: int
+    size: int
+    offset: int
+    line: int
+    tail: bytes
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "inode": self.inode,
+            "size": self.size,
+            "offset": self.offset,
+            "line": self.line,
+            "tail": self.tail.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> ResumeState:
+        try:
+            return cls(
+                int(data["inode"]),
+                int(data["size"]),  # type: ignore[call-overload]
+                int(data["offset"]),
+                int(data["line"]),  # type: ignore[call-overload]
+                bytes.fromhex(str(data["tail"])),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a saved resume state: {exc}") from None
+
+
+_TAIL_BYTES: Final = 64
+
+
+class _StopFeed(Exception):
+    """The rest of the buffer waits for more bytes; ``pos`` is where to resume."""
+
+    def __init__(self, pos: int) -> None:
+        self.pos = pos
+
+
+class _Reader:
+    """One pass over a byte stream into a :class:`LeaseDB` (see module doc)."""
+
+    def __init__(self, db: LeaseDB, name: str, *, strict: bool, line: int = 1) -> None:
+        self.db = db
+        self.name = name
+        self.strict = strict
+        self.line = line  # line number at the start of the current buffer
+        # Absent fields are None in split() and b"" in match.groups(b""): both mean 0.
+        self.dates: dict[bytes | None, int] = {b"": 0, None: 0}
+        self.prefixes: dict[bytes, int] = {}
+        self.resyncing = False
+        db.leases.extras_decoder = syntax.decode_lease_body
+
+    # Reporting -------------------------------------------------------------------------
+
+    def _line_at(self, buf: bytes, pos: int) -> int:
+        return self.line + buf.count(b"\n", 0, pos)
+
+    def _problem(self, buf: bytes, pos: int, message: str) -> None:
+        line = self._line_at(buf, pos)
+        if self.strict:
+            raise InputFileError(f"{self.name}:{line}", message)
+        self.db.stats.warnings.append(ReadWarning(self.name, line, message))
+
+    # Parsing ---------------------------------------------------------------------------
+
+    def feed(self, buf: bytes, end: int, *, final: bool) -> int:
+        """Parse the complete records of ``buf[:end]``; returns where parsing stopped.
+
+        Everything before the returned position is consumed; the caller keeps the rest
+        and prepends it to the next chunk.
+        """
+        pos = 0
+        if self.resyncing:
+            found = _RESYNC.search(buf, 0, end)
+            if found is None:
+                return end if final else max(0, end - 64)  # keep a possibly cut keyword
+            pos = found.start()
+            self.resyncing = False
+        # split() returns [gap, 16 groups, gap, 16 groups, …, gap]: the canonical records
+        # as columns (every 17th item) and what lies between them, all in one C call.
+        pieces = _CANONICAL_LEASE.split(buf[pos:end] if pos or end != len(buf) else buf)
+        stride = _CANONICAL_LEASE.groups + 1
+        gaps = pieces[::stride]
+        region_start = pos  # absolute start of the current run of canonical records
+        first_record = 0
+        cursor = pos
+        try:
+            for index, gap in enumerate(gaps):
+                last_gap = index == len(gaps) - 1
+                if not last_gap and (not gap or gap.isspace()):
+                    continue
+                gap_pos = end - len(gap) if last_gap else buf.find(gap, cursor)
+                if index > first_record:
+                    self._batch(pieces, first_record, index, buf, region_start, gap_pos, final)
+                if gap and not gap.isspace():
+                    stop = end if last_gap else gap_pos + len(gap)
+                    self._gap(
+                        buf,
+                        gap_pos,
+                        stop,
+                        stop,
+                        final=final or not last_gap,
+                        truncated=last_gap and final,
+                    )
+                cursor = region_start = gap_pos + len(gap)
+                first_record = index
+        except _StopFeed as stop:
+            return stop.pos
+        return end
+
+    def _batch(
+        self,
+        pieces: list[bytes],
+        first: int,
+        stop: int,
+        buf: bytes,
+        start: int,
+        end: int,
+        final: bool,
+        *,
+        fallback: bool = True,
+    ) -> bool:
+        """Store canonical records ``first`` … ``stop - 1`` of a split() result.
+
+        ``buf[start:end]`` is their text. If a value needs the full parser (a bad date, an
+        unknown state) it is re-read record by record, or with ``fallback=False`` nothing is
+        stored and False returned.
+        """
+        stride = _CANONICAL_LEASE.groups + 1
+        columns = [
+            pieces[1 + group + first * stride : 1 + group + stop * stride : stride]
+            for group in range(stride - 1)
+        ]
+        (
+            prefix,
+            last,
+            *time_columns,
+            state,
+            next_state,
+            rewind,
+            reserved,
+            bootp,
+            hw_type,
+            hw,
+            extras,
+        ) = columns
+        if not self._cached(prefix, time_columns, (state, next_state, rewind), hw_type):
+            if not fallback:
+                return False
+            self._feed_matches(buf, start, end, final=final)
+            return True
+        prefixes, dates = self.prefixes, self.dates
+        addresses = list(map(operator.or_, map(prefixes.__getitem__, prefix), map(int, last)))
+        times = [list(map(dates.__getitem__, column)) for column in time_columns]
+        states = [list(map(_STATES.__getitem__, column)) for column in (state, next_state, rewind)]
+        if any(reserved) or any(bootp):
+            flags: Sequence[int] = [
+                bool(r) | bool(b) << 1 for r, b in zip(reserved, bootp, strict=True)
+            ]
+        else:
+            flags = bytes(len(addresses))
+        hw_types = list(map(_HW_TYPES.__getitem__, hw_type))
+        hw = [address or b"" for address in hw]
+        hw_lens = list(map(_HW_LENGTHS.__getitem__, map(len, hw)))
+        # b"0" + hex digits: an absent address (b"") reads as 0 without a Python branch.
+        hws = list(
+            map(
+                int,
+                map(
+                    operator.add, repeat(b"0"), map(bytes.translate, hw, repeat(None), repeat(b":"))
+                ),
+                repeat(16),
+            )
+        )
+        self.db.stats.records += len(addresses)
+        self.db.stats.superseded += self.db.leases.put_columns(
+            addresses, times, states, flags, hw_types, hw_lens, hws, extras
+        )
+        return True
+
+    def _cached(
+        self,
+        prefix: list[bytes],
+        time_columns: list[list[bytes]],
+        state_columns: tuple[list[bytes], ...],
+        hw_type: list[bytes],
+    ) -> bool:
+        """Fill the conversion caches for a batch; False if a value needs the full parser."""
+        for text in set(prefix).difference(self.prefixes):
+            value = syntax.parse_ipv4(text + b".0")
+            if value is None:
+                return False
+            self.prefixes[text] = value
+        if len(self.dates) > _DATE_CACHE_MAX:
+            self.dates.clear()
+            self.dates.update({b"": 0, None: 0})
+        for column in time_columns:
+            for text in set(column).difference(self.dates):
+                value = syntax.parse_date(text)
+                if value is None:
+                    return False
+                self.dates[text] = value
+        return all(set(column) <= _STATES.keys() for column in state_columns) and (
+            set(hw_type) <= _HW_TYPES.keys()
+        )
+
+    def _feed_matches(self, buf: bytes, pos: int, end: int, *, final: bool) -> None:
+        """Record by record over ``buf[pos:end]``: canonical records whose values are all
+        cached take the fast path, the others the full parser (which reports problems)."""
+        put = self.db.leases.put_row
+        dget = self.dates.get
+        sget = _STATES.get
+        prefixes = self.prefixes
+        stats = self.db.stats
+        while pos < end:
+            for match in _CANONICAL_LEASE.finditer(buf, pos, end):
+                start = match.start()
+                if start != pos:
+                    pos = self._gap(buf, pos, start, end, final=True, truncated=False)
+                    if pos != start:
+                        # The full parser's statement covered this match: what the regex
+                        # found there is not a record start.
+                        break
+                (
+                    prefix,
+                    last,
+                    starts,
+                    ends,
+                    tstp,
+                    tsfp,
+                    atsfp,
+                    cltt,
+                    state,
+                    next_state,
+                    rewind,
+                    reserved,
+                    bootp,
+                    hw_type,
+                    hw,
+                    extras,
+                ) = match.groups(b"")
+                base = prefixes.get(prefix)
+                times = tuple(map(dget, (starts, ends, tstp, tsfp, atsfp, cltt)))
+                states = tuple(map(sget, (state, next_state, rewind)))
+                if base is None or None in times or None in states:
+                    pos = self._gap(buf, start, match.end(), end, final=True, truncated=False)
+                    if pos != match.end():
+                        break
+                    continue
+                stats.records += 1
+                stats.superseded += put(
+                    base | int(last),
+                    *times,
+                    *states,  # type: ignore[misc]
+                    bool(reserved) | bool(bootp) << 1,
+                    _HW_TYPES[hw_type],
+                    _HW_LENGTHS[len(hw)],
+                    int(b"0" + hw.replace(b":", b""), 16),
+                    extras,
+                )
+                pos = match.end()
+            else:
+                if pos < end:
+                    pos = self._gap(buf, pos, end, end, final=True, truncated=False)
+                break
+
+    def _gap(
+        self, buf: bytes, pos: int, stop: int, end: int, *, final: bool, truncated: bool
+    ) -> int:
+        """Parse statements with the full parser from ``pos`` until reaching ``stop``.
+
+        Statements may run on up to ``end``. Returns the position reached (``stop``, or
+        beyond it when a statement spanned it); raises :class:`_StopFeed` when the rest of
+        the buffer must wait for more bytes.
+        """
+        while pos < stop:
+            tokens = syntax.Tokens(buf, pos, end)
+            if not tokens.skip_space():
+                if final:
+                    return end
+                raise _StopFeed(pos)
+            pos = tokens.pos
+            if pos >= stop:
+                return pos
+            try:
+                statement = syntax.parse_statement(tokens)
+            except syntax.Incomplete:
+                # An unclosed record followed by another record is corrupt, not truncated.
+                found = _RESYNC.search(buf, pos + 1, end)
+                if found is not None:
+                    self._problem(buf, pos, "record not terminated; skipped")
+                    pos = found.start()
+                    continue
+                if not final:
+                    raise _StopFeed(pos) from None
+                if truncated:
+                    self._truncated(pos)
+                    self._problem(
+                        buf,
+                        pos,
+                        "truncated record at end of file (dhcpd may have been writing it); ignored",
+                    )
+                else:
+                    self._problem(buf, pos, "record not terminated; skipped")
+                return end
+            except syntax.SyntaxProblem as problem:
+                self._problem(buf, problem.pos, f"{problem.message}; record skipped")
+                found = _RESYNC.search(buf, pos + 1, end)
+                if found is None:
+                    if final:
+                        return end
+                    self.resyncing = True
+                    raise _StopFeed(end) from None
+                pos = found.start()
+                continue
+            if isinstance(statement, syntax.SkippedRecord):
+                self._problem(buf, pos, statement.note)
+            self._store(statement)
+            pos = tokens.pos
+        return pos
+
+    def _truncated(self, pos: int) -> None:
+        """Hook: the record at ``pos`` is cut off by the end of the file."""
+
+    def _store(self, statement: syntax.Statement) -> None:
+        db = self.db
+        if isinstance(statement, syntax.LeaseRow):
+            db.stats.records += 1
+            db.stats.superseded += db.leases.upsert_row(
+                statement.address,
+                tuple(statement.times),  # type: ignore[arg-type]
+                *statement.states,
+                statement.flags,
+                statement.hw_type,
+                statement.hw,
+                statement.extras,
+            )
+        elif isinstance(statement, FailoverPeerRecord):
+            db.failover[statement.name] = statement
+        elif isinstance(statement, HostRecord):
+            db.hosts[statement.name] = statement
+        elif isinstance(statement, OtherRecord):
+            db.others[(statement.kind, statement.header)] = statement
+        elif isinstance(statement, syntax.ScalarStatement):
+            if statement.keyword == "server-duid":
+                db.server_duid = statement.value
+            else:
+                db.byte_order = statement.value.decode()
+        # SkippedRecord: nothing to keep (its note was reported when it was found).
+
+
+class _BackwardReader(_Reader):
+    """Reads a regular file from its end, so that only each address's last record is parsed.
+
+    Journal semantics become "first seen wins". A cheap first regex finds every
+    dhcpd-shaped lease record and its address (no field captures); only records whose
+    address is not yet in the table go through the field-extracting regex. Superseded
+    records therefore cost one regex step and a few C-level lookups. Problems are located
+    by byte offset and numbered by line once the pass is over.
+    """
+
+    def __init__(self, db: LeaseDB, name: str, raw: BinaryIO, *, strict: bool) -> None:
+        super().__init__(db, name, strict=strict)
+        self.raw = raw
+        self.offset = 0  # absolute offset of the current buffer's first byte
+        self.problems: list[tuple[int, str]] = []
+        self.collected: list[syntax.Statement] | None = None
+        self.truncated_at: int | None = None
+
+    def read(self, size: int, progress: Progress | None) -> None:
+        end = size
+        carry = b""
+        at_eof = True
+        while end > 0:
+            start = max(0, end - CHUNK_SIZE)
+            self.raw.seek(start)
+            buf = self.raw.read(end - start) + carry
+            cut = 0
+            if start > 0:
+                found = _SAFE_CUT.search(buf)
+                if found is None:
+                    carry, end = buf, start  # no record boundary yet: read further back
+                    continue
+                cut = found.end()
+            self.offset = start
+            self._region(buf, cut, at_eof=at_eof)
+            at_eof = False
+            carry, end = buf[:cut], start
+            if progress is not None:
+                progress(size - start, size)
+        self._number_problems()
+
+    # Problems by offset ----------------------------------------------------------------
+
+    def _problem(self, buf: bytes, pos: int, message: str) -> None:
+        self.problems.append((self.offset + pos, message))
+        if self.strict:
+            self._number_problems()
+
+    def _number_problems(self) -> None:
+        """Turn offsets into line numbers with one forward pass (only when needed)."""
+        if not self.problems:
+            return
+        self.problems.sort()
+        line, done = 1, 0
+        self.raw.seek(0)
+        for offset, message in self.problems:
+            while done < offset:
+                chunk = self.raw.read(min(CHUNK_SIZE, offset - done))
+                if not chunk:
+                    break
+                line += chunk.count(b"\n")
+                done += len(chunk)
+            if self.strict:
+                raise InputFileError(f"{self.name}:{line}", message)
+            self.db.stats.warnings.append(ReadWarning(self.name, line, message))
+        self.problems.clear()
+
+    # Records, last first ---------------------------------------------------------------
+
+    def _store(self, statement: syntax.Statement) -> None:
+        if self.collected is not None:
+            self.collected.append(statement)
+            return
+        db = self.db
+        if isinstance(statement, syntax.LeaseRow):
+            if statement.address in db.leases:
+                db.stats.records += 1
+                db.stats.superseded += 1
+                return
+        elif isinstance(statement, FailoverPeerRecord):
+            db.failover.setdefault(statement.name, statement)
+            return
+        elif isinstance(statement, HostRecord):
+            db.hosts.setdefault(statement.name, statement)
+            return
+        elif isinstance(statement, OtherRecord):
+            db.others.setdefault((statement.kind, statement.header), statement)
+            return
+        elif isinstance(statement, syntax.ScalarStatement):
+            if statement.keyword == "server-duid" and db.server_duid is not None:
+                return
+            if statement.keyword != "server-duid" and db.byte_order is not None:
+                return
+        super()._store(statement)
+
+    def _region(self, buf: bytes, lo: int, *, at_eof: bool) -> None:
+        """Process ``buf[lo:]`` (complete records) from its end to its start."""
+        pieces = _LEASE_RECORD.split(buf[lo:] if lo else buf)
+        gaps, texts = pieces[::4], pieces[1::4]
+        prefixes, lasts = pieces[2::4], pieces[3::4]
+        marks = [index for index, gap in enumerate(gaps) if gap and not gap.isspace()]
+        if at_eof and (not marks or marks[-1] != len(gaps) - 1):
+            marks.append(len(gaps) - 1)  # the file's tail: check it for a truncated record
+        offsets: list[int] = []
+        segment_end = len(gaps) - 1  # records [mark, segment_end) lie between two marks
+        for mark in reversed(marks):
+            if mark < segment_end:
+                self._winners(texts, prefixes, lasts, mark, segment_end, lo, gaps)
+            offsets = offsets or _offsets(gaps, texts, lo)
+            gap_pos = offsets[2 * mark]
+            self._gap_backward(
+                buf, gap_pos, gap_pos + len(gaps[mark]), at_eof=at_eof and mark == len(gaps) - 1
+            )
+            segment_end = mark
+        if segment_end > 0:
+            self._winners(texts, prefixes, lasts, 0, segment_end, lo, gaps)
+
+    def _gap_backward(self, buf: bytes, pos: int, stop: int, *, at_eof: bool) -> None:
+        """Parse a gap forwards, then apply its statements last first."""
+        self.collected = []
+        try:
+            self._gap(buf, pos, stop, stop, final=True, truncated=at_eof)
+        finally:
+            collected, self.collected = self.collected, None
+        for statement in reversed(collected):
+            self._store(statement)
+
+    def _truncated(self, pos: int) -> None:
+        self.truncated_at = self.offset + pos
+
+    def _winners(
+        self,
+        texts: list[bytes],
+        prefixes: list[bytes],
+        lasts: list[bytes],
+        first: int,
+        stop: int,
+        lo: int,
+        gaps: list[bytes],
+    ) -> None:
+        """Store records ``first … stop - 1`` whose address has no later record."""
+        cache = self.prefixes
+        prefix_column = prefixes[first:stop]
+        for text in set(prefix_column).difference(cache):
+            value = syntax.parse_ipv4(text + b".0")
+            if value is not None:
+                cache[text] = value
+        if not cache.keys() >= set(prefix_column):
+            self._one_by_one(texts, range(first, stop), _offsets(gaps, texts, lo))
+            return
+        addresses = list(
+            map(operator.or_, map(cache.__getitem__, prefix_column), map(int, lasts[first:stop]))
+        )
+        last_of = dict(zip(addresses, range(first, stop), strict=True))
+        rows = self.db.leases.rows_of(list(last_of))
+        keep = sorted(index for index, row in zip(last_of.values(), rows, strict=True) if row < 0)
+        superseded = (stop - first) - len(keep)
+        self.db.stats.records += superseded
+        self.db.stats.superseded += superseded
+        if not keep:
+            return
+        joined = b"".join(map(texts.__getitem__, keep))
+        pieces = _CANONICAL_LEASE.split(joined)
+        stride = _CANONICAL_LEASE.groups + 1
+        if any(pieces[::stride]) or not self._batch(
+            pieces, 0, len(keep), joined, 0, len(joined), True, fallback=False
+        ):
+            # Some winner is not in dhcpd's canonical shape or holds a value the full
+            # parser must judge: take those records one at a time, at their real offsets.
+            self._one_by_one(texts, keep, _offsets(gaps, texts, lo))
+
+    def _one_by_one(self, texts: list[bytes], indexes: Iterable[int], offsets: list[int]) -> None:
+        """Records taken singly through the full parser, last first, at their offsets."""
+        base = self.offset
+        try:
+            for index in sorted(indexes, reverse=True):
+                self.offset = base + offsets[2 * index + 1]
+                self._gap_backward(texts[index], 0, len(texts[index]), at_eof=False)
+        finally:
+            self.offset = base
+
+
+def _offsets(gaps: list[bytes], texts: list[bytes], lo: int) -> list[int]:
+    """Buffer offsets in a split(): gap ``i`` starts at ``[2 * i]``, record ``i`` at
+    ``[2 * i + 1]``."""
+    lengths = [n for pair in zip(map(len, gaps), map(len, texts), strict=False) for n in pair]
+    return list(accumulate(lengths, initial=lo))
+
+
+class _HistoryReader(_Reader):
+    """Every lease record in file order, through the full parser (``--all-records``)."""
+
+    def __init__(self, db: LeaseDB, name: str, *, strict: bool) -> None:
+        super().__init__(db, name, strict=strict)
+        self.history: list[Lease] = []
+
+    def feed(self, buf: bytes, end: int, *, final: bool) -> int:
+        try:
+            return self._gap(buf, 0, end, end, final=final, truncated=final)
+        except _StopFeed as stop:
+            return stop.pos
+
+    def _store(self, statement: syntax.Statement) -> None:
+        super()._store(statement)
+        if isinstance(statement, syntax.LeaseRow):
+            self.history.append(statement.to_lease())
+
+
+def read_lease_history(
+    path: str | os.PathLike[str], *, strict: bool = False
+) -> tuple[LeaseDB, list[Lease]]:
+    """Every lease record of a file in order (superseded ones included), and the db."""
+    raw, name, size = _open(path)
+    try:
+        stream, position = _maybe_gunzip(raw)
+        reader = _HistoryReader(LeaseDB(), name, strict=strict)
+        _pump(reader, stream, progress=None, total=size, position=position)
+        return reader.db, reader.history
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+
+
+def _open(path: str | os.PathLike[str]) -> tuple[BinaryIO, str, int]:
+    """(binary stream, display name, total size for progress) for a path or ``-``."""
+    name = os.fspath(path)
+    if name == "-":
+        return sys.stdin.buffer, "<stdin>", 0
+    try:
+        raw = open(name, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise InputFileError(name, exc.strerror or str(exc)) from None
+    size = os.fstat(raw.fileno()).st_size
+    return raw, name, size
+
+
+def _maybe_gunzip(stream: BinaryIO) -> tuple[BinaryIO, BinaryIO]:
+    """(stream to parse, stream whose position measures progress)."""
+    buffered = stream if isinstance(stream, io.BufferedReader) else io.BufferedReader(stream)  # type: ignore[arg-type]
+    if buffered.peek(2)[:2] == _GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=buffered), buffered  # type: ignore[return-value]
+    return buffered, buffered
+
+
+def _pump(
+    reader: _Reader,
+    stream: BinaryIO,
+    *,
+    progress: Progress | None,
+    total: int,
+    position: BinaryIO,
+    start_offset: int = 0,
+) -> tuple[int, int, bytes]:
+    """Feed ``stream`` to ``reader``; returns (offset after the last complete record,
+    line number there, bytes just before it)."""
+    carry = b""
+    consumed = start_offset  # absolute offset of carry[0]
+    last_tail = b""
+    while True:
+        try:
+            chunk = stream.read(CHUNK_SIZE)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise InputFileError(reader.name, f"read failed: {exc}") from None
+        final = not chunk
+        buf = carry + chunk if carry else chunk
+        if final:
+            end = len(buf)
+        else:
+            end = buf.rfind(b"\n}\n") + 3
+            if end < 3:
+                carry = buf  # no record end yet: read more
+                continue
+        stop = reader.feed(buf, end, final=final)
+        if stop > 0:
+            last_tail = (last_tail + buf[max(0, stop - _TAIL_BYTES) : stop])[-_TAIL_BYTES:]
+        reader.line += buf.count(b"\n", 0, stop)
+        consumed += stop
+        reader.db.stats.bytes_read += stop
+        carry = buf[stop:]
+        if progress is not None:
+            try:
+                done = position.tell() if total else consumed
+            except OSError:
+                done = consumed
+            progress(done, total)
+        if final:
+            # Offset of the last complete record: an incomplete tail stays for next time.
+            return consumed - len(carry) if carry else consumed, reader.line, last_tail
+
+
+def read_leases(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> LeaseDB:
+    """Read a DHCPv4 lease file (``-`` for stdin, gzip detected by its magic bytes).
+
+    Non-strict: each bad record is reported in ``db.stats.warnings`` and skipped; strict:
+    the first one raises :class:`InputFileError` naming ``FILE:LINE``.
+    """
+    db, _ = _read_all(path, strict=strict, progress=progress)
+    return db
+
+
+def _read_all(
+    path: str | os.PathLike[str],
+    *,
+    strict: bool,
+    progress: Progress | None,
+    resumable: bool = False,
+) -> tuple[LeaseDB, tuple[int, int, bytes, bool]]:
+    """Read a whole file: backwards when it is a regular uncompressed file (fast), else
+    as a stream. Returns the db and (offset, line, tail, compressed) for a ResumeState."""
+    raw, name, size = _open(path)
+    try:
+        stream, position = _maybe_gunzip(raw)
+        db = LeaseDB()
+        seekable = raw is not sys.stdin.buffer and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
+        if seekable and stream is position:
+            backward = _BackwardReader(db, name, stream, strict=strict)
+            try:
+                backward.read(size, progress)
+            except OSError as exc:
+                raise InputFileError(name, f"read failed: {exc}") from None
+            db.stats.bytes_read = size
+            offset = size if backward.truncated_at is None else backward.truncated_at
+            line, tail = _position_info(stream, offset) if resumable else (0, b"")
+            return db, (offset, line, tail, False)
+        reader = _Reader(db, name, strict=strict)
+        offset, line, tail = _pump(reader, stream, progress=progress, total=size, position=position)
+        return db, (offset, line, tail, stream is not position)
+    finally:
+        if raw is not sys.stdin.buffer:
+            raw.close()
+
+
+def _position_info(stream: BinaryIO, offset: int) -> tuple[int, bytes]:
+    """(line number at ``offset``, the bytes just before it)."""
+    stream.seek(0)
+    line, done = 1, 0
+    while done < offset:
+        chunk = stream.read(min(CHUNK_SIZE, offset - done))
+        if not chunk:
+            break
+        line += chunk.count(b"\n")
+        done += len(chunk)
+    stream.seek(max(0, offset - _TAIL_BYTES))
+    return line, stream.read(offset - max(0, offset - _TAIL_BYTES))
+
+
+def read_leases_incremental(
+    path: str | os.PathLike[str],
+    resume: ResumeState | None,
+    db: LeaseDB | None,
+    *,
+    strict: bool = False,
+) -> tuple[LeaseDB, ResumeState]:
+    """Read only what was appended since ``resume``, into ``db`` (updated in place).
+
+    A full read happens when there is no previous state or database, when the file is a
+    different one (new inode, as after dhcpd's rewrite), shrank, or its bytes before the
+    saved offset changed, and for gzip files (which are never appended to).
+    """
+    name = os.fspath(path)
+    if name == "-":
+        raise InputFileError("-", "incremental reading needs a file, not standard input")
+    try:
+        info = os.stat(name)
+    except OSError as exc:
+        raise InputFileError(name, exc.strerror or str(exc)) from None
+    if db is not None and resume is not None and _can_resume(name, info, resume):
+        with open(name, "rb") as raw:
+            raw.seek(resume.offset)
+            reader = _Reader(db, name, strict=strict, line=resume.line)
+            offset, line, tail = _pump(
+                reader, raw, progress=None, total=0, position=raw, start_offset=resume.offset
+            )
+        tail = (resume.tail + tail)[-_TAIL_BYTES:] if offset != resume.offset else resume.tail
+        return db, ResumeState(info.st_ino, info.st_size, offset, line, tail)
+    fresh, (offset, line, tail, compressed) = _read_all(
+        name, strict=strict, progress=None, resumable=True
+    )
+    if compressed:
+        offset = -1  # never resumable: the next call reads the file again
+    return fresh, ResumeState(info.st_ino, info.st_size, offset, line, tail)
+
+
+def _can_resume(name: str, info: os.stat_result, resume: ResumeState) -> bool:
+    if resume.offset < 0 or info.st_ino != resume.inode or info.st_size < resume.size:
+        return False
+    if resume.offset > info.st_size:
+        return False
+    try:
+        with open(name, "rb") as raw:
+            start = resume.offset - len(resume.tail)
+            raw.seek(start)
+            return raw.read(len(resume.tail)) == resume.tail
+    except OSError:
+        return False
