@@ -319,10 +319,16 @@ def _duration(seconds: int) -> str:
 
 
 def audit(
-    config: str = typer.Option(..., "--config", "-c", help="dhcpd.conf (pools and role)."),
-    leases: str = typer.Option(..., "--leases", "-l", help="dhcpd.leases of that server."),
+    config: str = typer.Option(
+        ..., "--config", "-c", metavar="FILE", help="dhcpd.conf (pools and role)."
+    ),
+    leases: str = typer.Option(
+        ..., "--leases", "-l", metavar="FILE", help="dhcpd.leases of that server."
+    ),
     as_of: str = typer.Option("now", "--as-of", help="Evaluate at this time (default now)."),
-    thresholds_file: str | None = typer.Option(None, "--thresholds", help=THRESHOLDS_HELP),
+    thresholds_file: str | None = typer.Option(
+        None, "--thresholds", metavar="FILE", help=THRESHOLDS_HELP
+    ),
     window: str | None = typer.Option(None, "--window", help="History for rates (24h)."),
     warn_misbalance: float | None = typer.Option(
         None, "--warn-misbalance", min=0, help="% of free-state leases (default: config's)."
@@ -334,7 +340,9 @@ def audit(
     crit_free: str | None = typer.Option(None, "--crit-free", help="Own free N or N% (0)."),
     warn_endurance: str | None = typer.Option(None, "--warn-endurance", help="e.g. 12h."),
     crit_endurance: str | None = typer.Option(None, "--crit-endurance", help="e.g. 2h."),
-    output_format: AuditFormat = typer.Option(AuditFormat.human, "--format", "-f"),
+    output_format: AuditFormat = typer.Option(
+        AuditFormat.human, "--format", "-f", help="human (silent when OK), nagios or json."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
 ) -> None:
     """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""

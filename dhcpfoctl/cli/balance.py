@@ -42,10 +42,10 @@ class Format(StrEnum):
 
 
 def balance(
-    config: str = typer.Option(..., "--config", "-c", help=CONFIG_HELP),
-    leases: str = typer.Option(..., "--leases", "-l", help=LEASES_HELP),
-    as_of: str = typer.Option("now", "--as-of", help=AS_OF_HELP),
-    window: str = typer.Option("24h", "--window", help=WINDOW_HELP),
+    config: str = typer.Option(..., "--config", "-c", metavar="FILE", help=CONFIG_HELP),
+    leases: str = typer.Option(..., "--leases", "-l", metavar="FILE", help=LEASES_HELP),
+    as_of: str = typer.Option("now", "--as-of", metavar="TIME", help=AS_OF_HELP),
+    window: str = typer.Option("24h", "--window", metavar="DURATION", help=WINDOW_HELP),
     risk_free: int = typer.Option(0, "--risk-free", min=0, help=RISK_HELP),
     output_format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
     json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
@@ -476,18 +476,19 @@ def print_table(report: BalanceReport, console: Any = None) -> None:
 
     console = console or stdout_console()
     table = Table(
-        title=f"Pools at {format_local_time(report.as_of, report.as_of)}",
+        title=f"Pools at {format_local_time(report.as_of, int(time.time()))}",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         padding=(0, 1),
+        collapse_padding=True,
     )
     table.add_column("pool", no_wrap=True)
     table.add_column("peer", no_wrap=True)
     for header in ("size", "free", "backup", "active"):
         table.add_column(header, justify="right", min_width=len(header))
-    table.add_column("free|backup", no_wrap=True)
+    table.add_column("free|bkup", no_wrap=True)
     table.add_column("lts", justify="right", min_width=3)
-    table.add_column("next run", overflow="fold")
+    table.add_column("next run", overflow="fold", min_width=8)
     network = None
     for pool in report.pools:
         if pool.pool.shared_network != network:
