@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dhcpfoctl.balance import (
     Counts,
@@ -278,3 +281,79 @@ def test_compute_balance_endurance_from_records(config) -> None:  # type: ignore
     primary = rel.endurance["primary"]
     assert primary.rate_per_hour == 6 and primary.net_per_hour == 3
     assert primary.interrupted == int(rel.counts.free / 6 * 3600)
+
+
+# -- the closed form against a literal walk of dhcpd's queue ---------------------------
+
+
+def walk_queue(lts: int, hold: int, queue: list[tuple[bool, bool]]) -> int:
+    """dhcpd's two passes over its own free queue, lease by lease (pool-balance.md §3).
+
+    ``queue`` holds (used, hashes_to_peer) in queue order: never-used leases first. Returns
+    the number of leases given away.
+    """
+    remaining = list(queue)
+    given = 0
+    for lease in list(remaining):
+        if lts <= -hold:
+            return given  # pass 1 ends the whole run
+        used, to_peer = lease
+        if used and to_peer:
+            remaining.remove(lease)
+            lts -= 1
+            given += 1
+    for used, _ in remaining:
+        if (used and lts <= hold) or (not used and lts <= 0):
+            break
+        lts -= 1
+        given += 1
+    return given
+
+
+@given(
+    free=st.integers(0, 300),
+    backup=st.integers(0, 300),
+    new_share=st.floats(0, 1),
+    seed=st.randoms(use_true_random=False),
+    misbalance=st.integers(1, 50),
+    ownership=st.integers(1, 50),
+    role=st.sampled_from(["primary", "secondary"]),
+)
+def test_run_bounds_match_a_literal_queue_walk(
+    free: int,
+    backup: int,
+    new_share: float,
+    seed: random.Random,
+    misbalance: int,
+    ownership: int,
+    role: str,
+) -> None:
+    own = free if role == "primary" else backup
+    never_used = int(own * new_share)
+    counts = Counts(
+        total=free + backup,
+        free=free,
+        backup=backup,
+        free_never_used=never_used if role == "primary" else 0,
+        backup_never_used=never_used if role == "secondary" else 0,
+    )
+    peer = FailoverPeerConfig(
+        "p",
+        "primary",
+        None,
+        "x",
+        mclt=1,
+        split=128,
+        max_lease_misbalance=misbalance,
+        max_lease_ownership=ownership,
+    )
+    view = balance_view(counts, peer, role, NOW)
+    used_count = own - never_used
+    hashes = [seed.random() < 0.5 for _ in range(used_count)]
+    queue = [(False, False)] * never_used + [(True, h) for h in hashes]
+    assert walk_queue(view.lts, view.hold, [(u, False) for u, _ in queue]) == view.next_min.moved
+    assert walk_queue(view.lts, view.hold, [(u, u) for u, _ in queue]) == view.next_max.moved
+    assert view.next_min.moved <= walk_queue(view.lts, view.hold, queue) <= view.next_max.moved
+    for outcome in (view.next_min, view.next_max):
+        assert outcome.lts == view.lts - outcome.moved
+        assert outcome.free + outcome.backup == free + backup
