@@ -6,6 +6,35 @@ balance run would log and move, the "peer holds all free leases" risk, and how l
 server's own free leases last. Formats: a table (default), ``--json``, ``--csv`` and the
 Prometheus textfile format (``--format prometheus``, with ``--output FILE`` written
 atomically for node-exporter's textfile collector).
+
+JSON (``--json``)::
+
+    {
+      "as_of": 1795851720, "as_of_iso": "2026-11-28T07:42:00Z",
+      "window": 86400,                 # seconds of history asked for (--window)
+      "history": 403,                  # seconds the lease file covers
+      "outside_ranges": 0,             # lease records in no range of the config
+      "relationships": [{"name": "lab", "role": "primary",     # this server's role
+                         "my_state": "normal", "partner_state": "normal",
+                         "counts": {…}, "pools": ["10.99.0.100-10.99.0.250"],
+                         "endurance": {"primary": {…}, "secondary": {…}}}],
+      "shared_networks": [{"name": "10.99.0.0/24", "counts": {…}}],
+      "pools": [{"name": "10.99.0.100-10.99.0.250", "shared_network": "10.99.0.0/24",
+                 "subnet": "10.99.0.0/24", "failover_peer": "lab", "source": "FILE:LINE",
+                 "counts": {…}, "ranges": [{"range": "…", …counts}],
+                 "role": "primary", "balance": {…this role's view…},
+                 "balance_by_role": {"primary": {…}, "secondary": {…}},
+                 "risks": [{"role": "secondary", "message": "…"}]}]
+    }
+
+``counts``: total, free (F, never-recorded addresses included), backup (B), active, expired,
+released, abandoned, reset, reserved, unrecorded, active_ended, free_never_used,
+backup_never_used, oldest_free_ends, oldest_backup_ends, bindings, returns. A balance view:
+role, total, free, backup, lts, thresh, hold, panic, poolreq, imbalanced, exact,
+next_run_in, ``log`` (the next ``balancing pool`` line, timer run) and ``next_run`` ``min``
+/ ``max`` (moved, free, backup, lts, imbalanced, ``log``: the ``balanced`` line). An
+endurance: window, bindings, returns, rate_per_hour, net_per_hour, normal, interrupted
+(seconds or null), enough_history, reason.
 """
 
 from __future__ import annotations
