@@ -8,6 +8,9 @@
   before the test and brought back there after it, so tests may cut, kill and force states.
 * ``make_pair``: ``make_pair(PairConfig(...))`` starts a pair of one's own (e.g. a small pool
   with a fast balance timer); it is torn down at the end of the test.
+* ``run_cli``: ``run_cli("status", "--json")`` runs the real ``dhcpfoctl`` command in a
+  subprocess (end to end) with ``DHCPFOCTL_CONFIG`` pointing at a profile of ``real_pair``
+  (default profile ``lab``); ``run_cli(..., profile=False)`` runs it without any profile.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import pytest
 
 from dhcpfoctl.model import FailoverState
 
-from .realpair import LAB_KEY, ROLES, PairConfig, RealPair, missing_prerequisites
+from .realpair import LAB_KEY, ROLES, PairConfig, RealPair, RunCli, missing_prerequisites
 
 #: Worst case back to normal: heal (~5 s) or a restart within MCLT (recover-wait), doubled.
 RESTORE_TIMEOUT = 60.0
@@ -78,3 +81,10 @@ def make_pair(
             return pair
 
         yield make
+
+
+@pytest.fixture(scope="session")
+def run_cli(real_pair: RealPair, tmp_path_factory: pytest.TempPathFactory) -> RunCli:
+    directory = tmp_path_factory.mktemp("dhcpfoctl-config")
+    profile = real_pair.write_profile(directory / "config.toml", name="lab")
+    return RunCli(profile, directory / "absent.toml")

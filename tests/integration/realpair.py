@@ -58,6 +58,8 @@ Operations (``which`` is ``"primary"`` or ``"secondary"``):
 * ``snapshot(dest)``: conf, leases and log of both servers at one instant: the servers are
   SIGSTOPped while their files are copied, a torn last lease record is cut off, and
   :class:`Snapshot` records ``taken_at`` (epoch seconds).
+* ``RunCli(profile_path, no_profile_path)("status", "--json")`` runs the real ``dhcpfoctl``
+  command as a subprocess against such a profile (``profile=False``: with none).
 * ``write_profile(path, name="lab")``: a dhcpfoctl ``config.toml`` for this pair (default
   profile ``name``; servers labelled ``primary``/``secondary``); point ``DHCPFOCTL_CONFIG``
   at it.
@@ -87,6 +89,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import threading
 import time
@@ -716,6 +719,7 @@ class RealPair:
         return "\n".join(lines) + "\n"
 
     def _write_conf(self, server: Server) -> None:
+        server.conf_path.touch(mode=0o600)  # it may hold the OMAPI key's secret
         server.conf_path.write_text(self.conf_text(server.role))
         check = _run(DHCPD, "-4", "-t", "-q", "-cf", str(server.conf_path), check=False)
         if check.returncode != 0:
@@ -892,17 +896,18 @@ class RealPair:
         timeout: float = 60,
     ) -> dict[Role, FailoverView | None]:
         """Wait until each given server's local-state is the one wanted; the views seen."""
-        wanted: dict[Role, FailoverState | None] = {"primary": primary, "secondary": secondary}
+        asked: tuple[tuple[Role, FailoverState | None], ...] = (
+            ("primary", primary),
+            ("secondary", secondary),
+        )
+        wanted = {role: state for role, state in asked if state is not None}
         seen: dict[Role, FailoverView | None] = {}
 
         def reached() -> bool:
-            for role, state in wanted.items():
-                if state is not None:
-                    seen[role] = self.omapi_states(role)
-                    view = seen[role]
-                    if view is None or view.local_state != state:
-                        return False
-            return True
+            seen.update({role: self.omapi_states(role) for role in wanted})
+            return all(
+                view is not None and view.local_state == wanted[role] for role, view in seen.items()
+            )
 
         def describe() -> str:
             return ", ".join(
@@ -910,7 +915,7 @@ class RealPair:
                 for role, view in seen.items()
             )
 
-        wants = ", ".join(f"{r}={s.keyword}" for r, s in wanted.items() if s is not None)
+        wants = ", ".join(f"{role}={state.keyword}" for role, state in wanted.items())
         self.wait_for(reached, timeout, interval=0.3, what=wants, describe=describe)
         return seen
 
@@ -1007,3 +1012,30 @@ def _process_state(pid: int) -> str | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
+
+
+#: The command under test, as an operator runs it (a fresh interpreter per call).
+CLI = (sys.executable, "-m", "dhcpfoctl")
+
+
+class RunCli:
+    """Runs ``dhcpfoctl`` with a clean environment: no colour, wide, no inherited key."""
+
+    def __init__(self, profile_path: Path, no_profile_path: Path) -> None:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("DHCPFOCTL_")}
+        base.update(NO_COLOR="1", COLUMNS="200", TERM="dumb")
+        self._env = {
+            True: {**base, "DHCPFOCTL_CONFIG": str(profile_path)},
+            False: {**base, "DHCPFOCTL_CONFIG": str(no_profile_path)},
+        }
+
+    def __call__(self, *args: str, profile: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args],
+            env=self._env[profile],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )

@@ -165,3 +165,25 @@ def test_torn_last_lease_record_is_cut_off() -> None:
     assert _trim_torn_tail(whole + "lease 10.0.0.2 {\n  binding st") == whole
     assert _trim_torn_tail(whole + 'server-duid "x";\n') == whole + 'server-duid "x";\n'
     assert _trim_torn_tail("lease 10.0.0.2 {\n") == ""
+
+
+@integration
+def test_profile_describes_the_pair(real_pair: RealPair, tmp_path: Path) -> None:
+    from dhcpfoctl.profile import load_profiles
+
+    path = real_pair.write_profile(tmp_path / "config.toml", name="lab")
+    assert path.stat().st_mode & 0o077 == 0
+    profiles, default, warnings = load_profiles(path)
+    assert (default, warnings) == ("lab", [])
+    profile = profiles["lab"]
+    assert profile.relationships == (real_pair.relationship,)
+    by_label = {spec.label: spec for spec in profile.servers}
+    for role in ("primary", "secondary"):
+        server, spec = real_pair.server(role), by_label[role]
+        assert (spec.host, spec.port) == (server.omapi_host, server.omapi_port)
+        assert (spec.failover_address, spec.failover_port) == (
+            server.failover_address,
+            server.failover_port,
+        )
+        assert spec.key == server.key
+        assert spec.config == str(server.conf_path)
