@@ -693,7 +693,7 @@ def read_lease_history(
         stream, position = _maybe_gunzip(raw)
         reader = _HistoryReader(LeaseDB(), name, strict=strict)
         _pump(reader, stream, progress=None, total=size, position=position)
-        return reader.db, reader.history
+        return _sort_records(reader.db), reader.history
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
@@ -795,7 +795,8 @@ def _read_all(
         stream, position = _maybe_gunzip(raw)
         db = LeaseDB()
         seekable = raw is not sys.stdin.buffer and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
-        if seekable and stream is position:
+        # Strict mode reads forwards so that the error it stops at is the file's first.
+        if seekable and stream is position and not strict:
             backward = _BackwardReader(db, name, stream, strict=strict)
             try:
                 backward.read(size, progress)
@@ -804,13 +805,21 @@ def _read_all(
             db.stats.bytes_read = size
             offset = size if backward.truncated_at is None else backward.truncated_at
             line, tail = _position_info(stream, offset) if resumable else (0, b"")
-            return db, (offset, line, tail, False)
+            return _sort_records(db), (offset, line, tail, False)
         reader = _Reader(db, name, strict=strict)
         offset, line, tail = _pump(reader, stream, progress=progress, total=size, position=position)
-        return db, (offset, line, tail, stream is not position)
+        return _sort_records(db), (offset, line, tail, stream is not position)
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def _sort_records(db: LeaseDB) -> LeaseDB:
+    """Failover, host and other records ordered by name, whichever direction was read."""
+    db.failover = dict(sorted(db.failover.items()))
+    db.hosts = dict(sorted(db.hosts.items()))
+    db.others = dict(sorted(db.others.items()))
+    return db
 
 
 def _position_info(stream: BinaryIO, offset: int) -> tuple[int, bytes]:
@@ -855,7 +864,7 @@ def read_leases_incremental(
                 reader, raw, progress=None, total=0, position=raw, start_offset=resume.offset
             )
         tail = (resume.tail + tail)[-_TAIL_BYTES:] if offset != resume.offset else resume.tail
-        return db, ResumeState(info.st_ino, info.st_size, offset, line, tail)
+        return _sort_records(db), ResumeState(info.st_ino, info.st_size, offset, line, tail)
     fresh, (offset, line, tail, compressed) = _read_all(
         name, strict=strict, progress=None, resumable=True
     )
