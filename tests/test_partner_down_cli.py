@@ -211,3 +211,17 @@ def test_partner_and_failover_address_from_profile(
     assert doc["server"] == "secondary" and doc["partner"]["omapi"].startswith("127.0.0.1:")
     assert doc["partner"]["failover"] is not None and doc["partner"]["alive"] is False
     assert "readable by group" not in err
+
+
+def test_silent_partner_is_not_refused_but_cautioned() -> None:
+    fake, silent = local_server(), FakeOmapiServer(behaviour="silent")
+    with fake, silent:
+        code, out, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+            "--partner", silent.endpoint, "--timeout", "0.3", "--yes", "--json",
+        )  # fmt: skip
+    doc = json.loads(out)
+    assert code == 0 and doc["partner"]["alive"] is False
+    assert doc["partner"]["down_confirmed"] is False
+    assert "make sure it is down, not only cut off" in doc["warnings"][0]
+    assert "caution:" in err

@@ -20,7 +20,10 @@ JSON (``--json``)::
      "after": {"local_state": "partner-down", "local_stos": 1795851400},   # null if not done
      "partner": {"omapi": "10.98.0.2:7911", "omapi_answers": false,
                  "failover": "10.99.1.1:647", "failover_port_open": null,  # null: no answer
-                 "alive": false, "evidence": []},
+                 "alive": false,
+                 "down_confirmed": true,   # a port refused us (silence alone proves nothing)
+                 "evidence": ["…one line per probe…"]},
+     # warnings: e.g. the caution printed when the partner gave only silence
      "mclt": 30, "peer_leases_usable_at": 1795851430, "peer_leases_usable_at_iso": "…",
      "warnings": []}
 """
@@ -66,6 +69,8 @@ class PartnerProbe:
 
     omapi: str | None = None
     omapi_answers: bool | None = None
+    #: The partner's host reset the OMAPI connection: up, but no dhcpd listening.
+    omapi_refused: bool = False
     omapi_state: str | None = None
     failover: str | None = None
     failover_port_open: bool | None = None
@@ -74,6 +79,12 @@ class PartnerProbe:
     @property
     def alive(self) -> bool:
         return bool(self.omapi_answers or self.failover_port_open)
+
+    @property
+    def down_confirmed(self) -> bool:
+        """A port refused us: positive evidence that dhcpd is not running there, as
+        opposed to silence, which a partner that is only cut off from us also gives."""
+        return self.omapi_refused or self.failover_port_open is False
 
     @property
     def checked(self) -> bool:
@@ -295,6 +306,7 @@ class _Action:
                 "failover": probe.failover,
                 "failover_port_open": probe.failover_port_open,
                 "alive": probe.alive,
+                "down_confirmed": probe.down_confirmed,
                 "evidence": probe.evidence,
             }
             danger = _danger(probe)
@@ -303,6 +315,14 @@ class _Action:
                     raise RefusedError(f"{self.local.endpoint}: refusing partner-down: {danger}")
                 warnings.append(f"--force given although {danger}")
                 self._warn(f"DANGER: --force given although {danger}")
+            elif not probe.down_confirmed:
+                silent = (
+                    "the partner did not answer at all from here (no connection refused): "
+                    "make sure it is down, not only cut off from this host, or it may still "
+                    "serve clients"
+                )
+                warnings.append(silent)
+                self._warn(f"caution: {silent}")
         self._show_plan(before)
         if self.options["dry_run"]:
             self._say("dry run: nothing was changed.")
@@ -370,7 +390,11 @@ class _Action:
     def _probe_partner(self) -> PartnerProbe:
         from dhcpfoctl.errors import DhcpfoctlError
         from dhcpfoctl.omapi.client import OmapiClient
-        from dhcpfoctl.omapi.errors import TimedOutError, UnreachableError
+        from dhcpfoctl.omapi.errors import (
+            ConnectionRefusedByHostError,
+            TimedOutError,
+            UnreachableError,
+        )
         from dhcpfoctl.omapi.failover import read_failover
         from dhcpfoctl.omapi.gather import tcp_port_open
 
@@ -382,6 +406,7 @@ class _Action:
                 client.connect()  # the startup exchange alone proves dhcpd runs there
             except (UnreachableError, TimedOutError) as exc:
                 probe.omapi_answers = False
+                probe.omapi_refused = isinstance(exc, ConnectionRefusedByHostError)
                 probe.evidence.append(
                     f"partner OMAPI {probe.omapi} does not answer ({exc.message})"
                 )

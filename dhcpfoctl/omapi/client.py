@@ -15,7 +15,12 @@ from types import TracebackType
 
 from pypureomapi import OmapiMessage
 
-from dhcpfoctl.omapi.errors import ProtocolError, TimedOutError, UnreachableError
+from dhcpfoctl.omapi.errors import (
+    ConnectionRefusedByHostError,
+    ProtocolError,
+    TimedOutError,
+    UnreachableError,
+)
 from dhcpfoctl.omapi.key import OmapiKey
 from dhcpfoctl.omapi.protocol import STARTUP_BYTES, ClientSession, OmapiObject
 
@@ -76,6 +81,10 @@ class OmapiClient:
         except TimeoutError:
             raise TimedOutError(
                 self.endpoint, f"no TCP connection within {self.timeout:g}s"
+            ) from None
+        except ConnectionRefusedError as exc:
+            raise ConnectionRefusedByHostError(
+                self.endpoint, f"cannot connect: {_reason(exc)}"
             ) from None
         except OSError as exc:
             raise UnreachableError(self.endpoint, f"cannot connect: {_reason(exc)}") from None

@@ -40,6 +40,10 @@ class UnreachableError(OmapiError):
     """TCP connection refused, no route, or the name does not resolve."""
 
 
+class ConnectionRefusedByHostError(UnreachableError):
+    """The host answered with a TCP reset: it is up, but nothing listens on the port."""
+
+
 class TimedOutError(OmapiError):
     """The server did not connect or answer within the timeout."""
 

@@ -217,7 +217,9 @@ def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Fin
             )
 
     alive = [view for view in pair if view.info is not None]
-    if len(pair) >= 2 and not any(view.info.local_state in SERVING for view in alive):  # type: ignore[union-attr]
+    # With no answer at all (unknown name, both unreachable) nothing is known: UNKNOWN, not
+    # CRITICAL; the per-server findings already say why.
+    if len(pair) >= 2 and alive and not any(view.info.local_state in SERVING for view in alive):  # type: ignore[union-attr]
         add(Health.CRITICAL, "no-service", f"no server of {name!r} is known to serve DHCP")
     if len(alive) == 2:
         findings += _judge_pair(name, alive[0], alive[1], now)
