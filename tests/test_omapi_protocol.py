@@ -13,6 +13,7 @@ from dhcpfoctl.omapi.errors import (
     InvalidKeyError,
     NoKeysError,
     NotFoundError,
+    OmapiError,
     ProtocolError,
     Result,
 )
@@ -232,3 +233,20 @@ def test_signed_messages_round_trip_in_any_chunking(
     status.sign(server_auth)
     client.receive_data(STARTUP_BYTES + status.as_string())
     client.check_reply(request, client.next_message(), "update")  # type: ignore[arg-type]
+
+
+@given(garbage=st.binary(max_size=300), chunk=st.integers(min_value=1, max_value=64))
+def test_garbage_only_ever_raises_omapi_errors(garbage: bytes, chunk: int) -> None:
+    session = ClientSession("h:1", LAB_KEY)
+    session.authid = 1
+    request, _ = session.open_request("failover-state", [("name", b"lab")])
+    stream = STARTUP_BYTES + garbage
+    try:
+        for start in range(0, len(stream), chunk):
+            session.receive_data(stream[start : start + chunk])
+            while (message := session.next_message()) is not None:
+                session.reply_object(request, message, "open")
+    except OmapiError as exc:  # protocol error, or an (unsigned) error STATUS it spelled
+        assert str(exc).startswith("h:1: ")
+    except Exception as exc:
+        raise AssertionError(f"garbage escaped as {type(exc).__name__}: {exc}") from exc
