@@ -98,7 +98,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, NamedTuple, Self, TypeVar
+from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.key import OmapiKey, Secret
@@ -119,6 +119,9 @@ REGISTRY = Path("/run/dhcpfoctl-realpair")
 LAB_KEY = OmapiKey("lab-key", "hmac-md5", Secret(b"dhcpfoctl-labkey"))
 
 _T = TypeVar("_T")
+_NO_IPV6 = " ".join(
+    f"echo 1 > /proc/sys/net/ipv6/conf/{scope}/disable_ipv6;" for scope in ("default", "all")
+)
 #: Route types `ip route` prints before the destination.
 _ROUTE_TYPES = frozenset(
     {
@@ -534,17 +537,9 @@ class RealPair:
         for namespace in self.namespaces:
             _run("ip", "netns", "add", namespace)
             _run("ip", "-n", namespace, "link", "set", "lo", "up")
-            # No IPv6 chatter (RS, MLD, DAD) on any of our links.
-            _run(
-                "ip",
-                "netns",
-                "exec",
-                namespace,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-            )
+            # No IPv6 chatter (RS, MLD, DAD) on our links. Best effort: a kernel may lack
+            # IPv6, and /proc/sys/net seen from inside is the namespace's own.
+            _run("ip", "netns", "exec", namespace, "sh", "-c", _NO_IPV6, check=False)
         lan = self.lan_namespace
         _run(
             "ip",
@@ -634,7 +629,8 @@ class RealPair:
                 "netns",
                 server.namespace,
             )
-            Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
+            with contextlib.suppress(OSError):
+                Path(f"/proc/sys/net/ipv6/conf/{link}/disable_ipv6").write_text("1")
             _run("ip", "addr", "add", f"{root_address}/30", "dev", link)
             _run("ip", "link", "set", link, "up")
             _run(
@@ -1039,3 +1035,20 @@ class RunCli:
             timeout=60,
             check=False,
         )
+
+    def json(self, *args: str, profile: bool = True) -> tuple[int, Any]:
+        """Exit status and parsed stdout of ``dhcpfoctl ARGS --json``."""
+        result = self(*args, "--json", profile=profile)
+        try:
+            return result.returncode, json.loads(result.stdout)
+        except json.JSONDecodeError:
+            raise LabError(
+                f"dhcpfoctl {' '.join(args)} --json exited {result.returncode} without JSON: "
+                f"{result.stderr.strip()}"
+            ) from None
+
+    def status_says_normal(self) -> bool:
+        """``dhcpfoctl status`` exits OK and every view is normal/normal."""
+        code, document = self.json("status")
+        states = {(view["local_state"], view["partner_state"]) for view in document["views"]}
+        return code == 0 and states == {("normal", "normal")}

@@ -96,6 +96,11 @@ def test_succeeds_and_reads_back_once_the_partner_is_down(
     assert json.loads(again.stdout)["performed"] is False
     assert omshell_state(normal_pair, survivor).local_stos == after.local_stos
 
+    # The partner comes back (recover, recover-wait within MCLT, recover-done):
+    # status follows the pair back to normal by itself.
+    normal_pair.start(partner.role)
+    normal_pair.wait_for(run_cli.status_says_normal, 60, interval=0.5, what="status: normal")
+
 
 def test_set_state_refuses_states_an_operator_may_not_force(
     normal_pair: RealPair, run_cli: RunCli
