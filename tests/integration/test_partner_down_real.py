@@ -118,7 +118,7 @@ def test_set_state_refuses_states_an_operator_may_not_force(
 def test_set_state_shutdown_hands_the_pool_to_the_partner(
     make_pair: Callable[[PairConfig], RealPair], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    # shutdown persists across dhcpd restarts, so it gets a pair of its own
+    # shutdown sticks (see below), so it gets a pair of its own
     pair = make_pair(PairConfig(secondary_key=LAB_KEY))
     profile = pair.write_profile(tmp_path_factory.mktemp("shutdown") / "config.toml")
     run = RunCli(profile, profile.with_name("absent.toml"))
@@ -130,3 +130,19 @@ def test_set_state_shutdown_hands_the_pool_to_the_partner(
     assert report["after"]["local_state"] == "shutdown"
     assert omshell_state(pair, "secondary").local_state == FailoverState.SHUTDOWN
     pair.wait_states(primary=FailoverState.PARTNER_DOWN, timeout=30)
+
+    # What an operator must know (dhcpd 4.4.3): shutdown is written to the lease file and
+    # survives a restart; only forcing recover brings the server back.
+    logged = len(pair.log_lines("secondary"))
+    pair.restart("secondary")
+    pair.wait_for(
+        lambda: (
+            "failover peer lab: I move from startup to shutdown"
+            in pair.log_lines("secondary")[logged:]
+        ),
+        30,
+        what="the restarted secondary to return to shutdown",
+    )
+    assert omshell_state(pair, "secondary").local_state == FailoverState.SHUTDOWN
+    pair.omapi_set_local_state("secondary", FailoverState.RECOVER)
+    pair.wait_states(primary=FailoverState.NORMAL, secondary=FailoverState.NORMAL, timeout=30)
