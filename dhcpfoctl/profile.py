@@ -89,6 +89,8 @@ class Targets:
     #: The dhcpd.conf whose failover declarations were read, if any.
     config: Any = None
     warnings: tuple[str, ...] = ()
+    #: Every server of the profile used (``servers`` may be a selection of them).
+    profile_servers: tuple[ServerSpec, ...] = ()
 
 
 def config_file(environ: Mapping[str, str] | None = None) -> Path:
@@ -355,6 +357,7 @@ def resolve_targets(
         profile=profile.name if profile else None,
         config=config,
         warnings=tuple(warnings),
+        profile_servers=profile.servers if profile else (),
     )
 
 

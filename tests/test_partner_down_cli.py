@@ -225,3 +225,24 @@ def test_silent_partner_is_not_refused_but_cautioned() -> None:
     assert doc["partner"]["down_confirmed"] is False
     assert "make sure it is down, not only cut off" in doc["warnings"][0]
     assert "caution:" in err
+
+
+def test_keyed_partner_from_profile_is_read_with_its_own_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = FakeOmapiServer({"lab": FakeFailover(local_state=S.COMMUNICATIONS_INTERRUPTED)})
+    partner = FakeOmapiServer({"lab": FakeFailover(hierarchy=1)}, key=KEY)
+    with local, partner:
+        profile = tmp_path / "config.toml"
+        profile.write_text(
+            '[profiles.lab]\nrelationships = ["lab"]\n'
+            f'[profiles.lab.servers.a]\nhost = "127.0.0.1"\nport = {local.port}\n'
+            f'[profiles.lab.servers.b]\nhost = "127.0.0.1"\nport = {partner.port}\n'
+            f'key = "{KEY_ARG}"\n'
+        )
+        profile.chmod(0o600)
+        monkeypatch.setenv("DHCPFOCTL_CONFIG", str(profile))
+        code, _, err = run("partner-down", "--profile", "lab", "--server", "a", "--yes")
+    assert code == 6
+    assert f"partner OMAPI {partner.endpoint} answers: it is normal" in err
+    assert writes(local) == []

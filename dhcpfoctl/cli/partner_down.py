@@ -228,11 +228,8 @@ class _Action:
         if self.options["partner"]:
             host, port = parse_endpoint(self.options["partner"], DEFAULT_OMAPI_PORT, "--partner")
             partner = ServerSpec(label=f"{host}:{port}", host=host, port=port)
-        elif targets.profile is not None:
-            from dhcpfoctl.profile import config_file, load_profiles
-
-            profiles, _, _ = load_profiles(config_file())
-            others = [s for s in profiles[targets.profile].servers if s.endpoint != local.endpoint]
+        else:
+            others = [s for s in targets.profile_servers if s.endpoint != local.endpoint]
             partner = others[0] if len(others) == 1 else None
         return local, partner
 
@@ -396,14 +393,16 @@ class _Action:
             UnreachableError,
         )
         from dhcpfoctl.omapi.failover import read_failover
-        from dhcpfoctl.omapi.gather import tcp_port_open
+        from dhcpfoctl.omapi.gather import connect, tcp_port_open
 
         probe = PartnerProbe()
         if self.partner is not None:
-            probe.omapi = self.partner.endpoint
-            client = OmapiClient(self.partner.host, self.partner.port, None, timeout=self.timeout)
+            partner = self.partner
+            probe.omapi = partner.endpoint
             try:
-                client.connect()  # the startup exchange alone proves dhcpd runs there
+                # The startup exchange alone proves a dhcpd runs there; no key needed.
+                with OmapiClient(partner.host, partner.port, None, timeout=self.timeout):
+                    pass
             except (UnreachableError, TimedOutError) as exc:
                 probe.omapi_answers = False
                 probe.omapi_refused = isinstance(exc, ConnectionRefusedByHostError)
@@ -415,13 +414,17 @@ class _Action:
                 probe.evidence.append(f"partner OMAPI {probe.omapi} answers (but: {exc.message})")
             else:
                 probe.omapi_answers = True
-                with client:
-                    try:
-                        state = read_failover(client, self.relationship).local_state.keyword
-                        probe.omapi_state = state
-                        probe.evidence.append(f"partner OMAPI {probe.omapi} answers: it is {state}")
-                    except DhcpfoctlError:
-                        probe.evidence.append(f"partner OMAPI {probe.omapi} answers")
+                try:  # its state, for the operator; with its own key when the profile has one
+                    client, _ = connect(partner, self.timeout)
+                    with client:
+                        probe.omapi_state = read_failover(
+                            client, self.relationship
+                        ).local_state.keyword
+                    probe.evidence.append(
+                        f"partner OMAPI {probe.omapi} answers: it is {probe.omapi_state}"
+                    )
+                except DhcpfoctlError:
+                    probe.evidence.append(f"partner OMAPI {probe.omapi} answers")
         if self.partner_failover is not None:
             host, port = self.partner_failover
             probe.failover = f"{host}:{port}"
