@@ -55,9 +55,7 @@ _EXTRA_LINE: Final = (
     + _STRING
     + rb"|set [A-Za-z0-9_-]+ = (?:"
     + _STRING
-    + rb"|%[0-9]+|true|false|"
-    + _HEXSEQ
-    + rb")"
+    + rb"|%[0-9]+|true|false)"
     rb"|option agent\.[A-Za-z0-9_-]+ (?:" + _STRING + rb"|" + _HEXSEQ + rb")"
     rb");\n"
 )

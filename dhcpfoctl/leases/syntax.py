@@ -389,6 +389,7 @@ def _value_bytes(token: tuple[str, bytes], pos: int, what: str) -> bytes:
 
 
 def _parse_lease(tokens: Tokens) -> LeaseRow:
+    start = tokens.tok_start
     address_text = tokens.word("an IPv4 address")
     address = parse_ipv4(address_text)
     if address is None:
@@ -407,6 +408,12 @@ def _parse_lease(tokens: Tokens) -> LeaseRow:
                 tokens.tok_start, f"expected a lease statement, found {_show(text)}"
             )
         _lease_statement(tokens, text.lower(), row, fields)
+    if row.flags & LeaseFlag.ABANDONED and row.states[0]:
+        # dhcpd reads "abandoned;" as a second binding state ("Too many abandoned
+        # parameters") and drops the lease.
+        raise SyntaxProblem(
+            start, "'abandoned;' together with 'binding state' (dhcpd drops this lease)"
+        )
     row.extras = fields.build()
     return row
 
@@ -550,10 +557,8 @@ def _set_statement(tokens: Tokens, start: int, fields: _ExtrasBuilder) -> None:
     elif text.startswith(b"%") and text[1:].isdigit():
         value = int(text[1:])
     else:
-        hex_value = parse_hex_bytes(text)
-        if hex_value is None:
-            raise SyntaxProblem(start, f"set {name}: unreadable value {_show(text)}")
-        value = hex_value
+        # dhcpd 4.4 reads no other form (not even colon hex): "expecting a constant value".
+        raise SyntaxProblem(start, f"set {name}: expected a quoted string, %N, true or false")
     fields.variables[name] = value
 
 
