@@ -305,11 +305,17 @@ class _Reader:
         self._add_pool(pool)
 
     def _add_pool(self, pool: Pool) -> None:
-        """Append ``pool``, or merge its ranges into an earlier pool as confpars.c does."""
+        """Append ``pool``, or merge its ranges into an earlier pool as dhcpd does.
+
+        dhcpd merges a ``pool { }`` into an earlier one of the same shared network with the
+        same peer and permits when neither has statements of its own; never into the
+        implicit pool of bare ranges.
+        """
         if not pool.has_statements:
             for other in self.config.pools:
                 if (
                     other.shared_network == pool.shared_network
+                    and not other.implicit
                     and other.failover_peer == pool.failover_peer
                     and not other.has_statements
                     and sorted(other.permits) == sorted(pool.permits)
@@ -317,6 +323,40 @@ class _Reader:
                     other.ranges.extend(pool.ranges)
                     return
         self.config.pools.append(pool)
+
+    def _add_bare_range(self, rng: AddressRange, scope: _Scope) -> None:
+        """Place a range written outside any ``pool { }`` as dhcpd 4.4.3 does.
+
+        Observed through OMAPI (each pool's lease-count): bare ranges of one kind (plain or
+        dynamic-bootp) share one implicit pool per shared network; but when that pool is not
+        the shared network's first, a later bare range lands in the pool declared just
+        before it, which may even have a failover peer. We follow dhcpd and warn.
+        """
+        assert scope.shared_network is not None  # a subnet scope always has one
+        share = [p for p in self.config.pools if p.shared_network == scope.shared_network]
+        for index, pool in enumerate(share):
+            if pool.implicit and pool.ranges[0].dynamic_bootp == rng.dynamic_bootp:
+                target = share[index - 1] if index else pool
+                if target is not pool:
+                    self.config.warnings.append(
+                        f"{rng.source}: dhcpd puts range {rng} into the pool declared at"
+                        f" {target.source} (failover peer {target.failover_peer or 'none'}),"
+                        f" not with the bare range at {pool.source}; write it in a pool {{ }}"
+                    )
+                self._check_bootp(rng, target.failover_peer)
+                target.ranges.append(rng)
+                return
+        self._check_bootp(rng, scope.inherited_peer)
+        self.config.pools.append(
+            Pool(
+                failover_peer=scope.inherited_peer,
+                shared_network=scope.shared_network,
+                subnet=scope.subnet,
+                ranges=[rng],
+                source=rng.source,
+                implicit=True,
+            )
+        )
 
     def _permit(self, stream: _Stream, pool: Pool) -> None:
         words: list[str] = []
@@ -357,18 +397,7 @@ class _Reader:
         if scope.pool is not None:
             scope.pool.ranges.append(rng)
             return
-        assert scope.shared_network is not None  # a subnet scope always has one
-        self._check_bootp(rng, scope.inherited_peer)
-        self._add_pool(
-            Pool(
-                failover_peer=scope.inherited_peer,
-                shared_network=scope.shared_network,
-                subnet=scope.subnet,
-                ranges=[rng],
-                source=rng.source,
-                implicit=True,
-            )
-        )
+        self._add_bare_range(rng, scope)
 
     def _subnet_for(self, address: int, scope: _Scope, token: Token) -> ipaddress.IPv4Network:
         if scope.subnet is not None:

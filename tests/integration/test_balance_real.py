@@ -10,15 +10,21 @@ min-balance 2;``, pool-balance.md §5). Two comparisons:
 * Steady state: snapshot both servers' files (servers stopped for the copy), compute
   ``balance --json`` on the snapshot, and compare the predicted lines with the next run
   each server logs after the snapshot.
+
+And the reader's pools (merging, bare ranges) against the lease-count a lone dhcpd reports
+for each pool over OMAPI.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +32,8 @@ import typer
 from typer.testing import CliRunner
 
 from dhcpfoctl.cli.balance import balance
+from dhcpfoctl.conf import read_config
+from dhcpfoctl.model import int_to_address
 
 from .realpair import ROLES, LogLine, PairConfig, RealPair, Role
 
@@ -141,3 +149,138 @@ def test_steady_state_prediction_matches_next_logged_run(
         assert (pool["counts"]["free"], pool["counts"]["backup"]) == (20, 20)
         logged = next_run(pair, role, snap.taken_at)
         assert logged == (view["log"], view["next_run"]["min"]["log"]), role
+
+
+# -- pools as dhcpd builds them (merging, bare ranges) ---------------------------------
+
+#: Bare ranges, merged pools, statements, permits; dhcpd 4.4.3 put 10.0.0.80-82 into the
+#: "deny unknown-clients" pool (peer p), which the reader reproduces and warns about.
+MERGE_CONFIGS = {
+    "mixed": """
+  pool { failover peer "p"; range 10.0.0.10 10.0.0.19; }
+  pool { failover peer "p"; range 10.0.0.20 10.0.0.24; }
+  pool { failover peer "p"; max-lease-time 300; range 10.0.0.30 10.0.0.32; }
+  pool { failover peer "p"; deny unknown-clients; range 10.0.0.40 10.0.0.41; }
+  pool { failover peer "p"; deny unknown-clients; range 10.0.0.50 10.0.0.56; }
+  range 10.0.0.60 10.0.0.60;
+  pool { range 10.0.0.70 10.0.0.71; }
+  range 10.0.0.80 10.0.0.82;
+""",
+    "bare-first": """
+  range 10.0.0.60 10.0.0.60;
+  pool { range 10.0.0.70 10.0.0.71; }
+  range 10.0.0.80 10.0.0.82;
+  pool { failover peer "p"; deny unknown-clients; range 10.0.0.40 10.0.0.41; }
+  pool { failover peer "p"; range 10.0.0.10 10.0.0.19; }
+""",
+}
+
+_COUNT_POOLS = """
+import json, sys
+from dhcpfoctl.omapi.client import OmapiClient
+from dhcpfoctl.omapi.failover import read_pool_counts
+client = OmapiClient("127.0.0.1", 7911, timeout=3)
+client.connect()
+print(json.dumps({a: read_pool_counts(client, a).lease_count for a in sys.argv[1:]}))
+client.close()
+"""
+
+
+class LoneDhcpd:
+    """One dhcpd (OMAPI on its loopback, no partner) in a network namespace of our own."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.namespace = f"dfo-pools-{os.getpid()}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def open(self) -> None:
+        self._ip("netns", "add", self.namespace)
+        self._ip("-n", self.namespace, "link", "set", "lo", "up")
+        # dhcpd needs an interface on the subnet; a veth pair kept inside the namespace.
+        self._ip("-n", self.namespace, "link", "add", "lan0", "type", "veth", "peer", "lan1")
+        self._ip("-n", self.namespace, "addr", "add", "10.0.0.1/24", "dev", "lan0")
+        self._ip("-n", self.namespace, "link", "set", "lan0", "up")
+
+    @staticmethod
+    def _ip(*args: str) -> None:
+        subprocess.run(["ip", *args], check=True, timeout=10, capture_output=True)
+
+    def start(self, pools: str) -> Path:
+        conf = self.workdir / "dhcpd.conf"
+        conf.write_text(
+            "omapi-port 7911;\n"
+            'failover peer "p" { primary; address 10.0.0.1; peer address 10.0.0.2; mclt 60;'
+            " split 128; load balance max seconds 3; }\n"
+            f"subnet 10.0.0.0 netmask 255.255.255.0 {{{pools}}}\n"
+        )
+        leases, log_path = self.workdir / "dhcpd.leases", self.workdir / "dhcpd.log"
+        leases.touch()
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    self.namespace,
+                    "/usr/sbin/dhcpd",
+                    "-4",
+                    "-f",
+                    "-d",
+                    "-cf",
+                    str(conf),
+                    "-lf",
+                    str(leases),
+                    "-pf",
+                    str(self.workdir / "dhcpd.pid"),
+                    "lan0",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + 15
+        while b"Server starting service." not in log_path.read_bytes():
+            assert self.process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "dhcpd did not start within 15 s"
+            time.sleep(0.1)
+        return conf
+
+    def lease_counts(self, addresses: list[str]) -> dict[str, int]:
+        """OMAPI lease-count of the pool holding each address."""
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.namespace, sys.executable, "-c", _COUNT_POOLS, *addresses],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
+        return json.loads(result.stdout)
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        subprocess.run(["ip", "netns", "del", self.namespace], check=False, timeout=10)
+
+
+@pytest.fixture
+def lone_dhcpd(require_real_dhcpd: None, tmp_path: Path) -> Iterator[LoneDhcpd]:
+    server = LoneDhcpd(tmp_path)
+    try:
+        server.open()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("name", sorted(MERGE_CONFIGS))
+def test_pools_as_dhcpd_builds_them(name: str, lone_dhcpd: LoneDhcpd) -> None:
+    """Each pool's size equals the lease-count dhcpd reports for it over OMAPI."""
+    config = read_config(lone_dhcpd.start(MERGE_CONFIGS[name]))
+    firsts = {int_to_address(r.first): pool.size for pool in config.pools for r in pool.ranges}
+    assert lone_dhcpd.lease_counts(list(firsts)) == firsts
+    assert len(config.warnings) == (name == "mixed")
