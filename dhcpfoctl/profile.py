@@ -251,7 +251,8 @@ def _port(
 class KeyOptions:
     """Key sources given on the command line (each optional)."""
 
-    key: str | None = None
+    #: ``[ALGORITHM:]NAME:SECRET`` as typed: holds the secret, so kept out of repr.
+    key: str | None = field(default=None, repr=False)
     key_file: str | None = None
     key_name: str | None = None
 

@@ -175,7 +175,8 @@ def _run(state_name: str, options: dict[str, Any]) -> None:
             profile_name=options["profile"],
             peers=options["peer"],
             config_path=options["config"],
-            keys=KeyOptions(options["key"], options["key_file"], options["key_name"]),
+            # pop: the typed secret is not kept in the options the action holds on to
+            keys=KeyOptions(options.pop("key"), options["key_file"], options["key_name"]),
         )
         for message in targets.warnings:
             warn(message)
