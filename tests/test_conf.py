@@ -233,3 +233,37 @@ def test_dhcpd_t_agrees(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     except InputFileError:
         ours = False
     assert dhcpd_accepts(path, tmp_path) == ours
+
+
+#: (pools text, pool sizes in order) as dhcpd 4.4.3 built them (OMAPI lease-count; the
+#: integration test test_pools_as_dhcpd_builds_them checks these against a live dhcpd).
+POOL_SHAPES = [
+    (
+        'pool { failover peer "p"; range 10.0.0.10 10.0.0.19; }'
+        ' pool { failover peer "p"; range 10.0.0.20 10.0.0.24; }'
+        ' pool { failover peer "p"; max-lease-time 300; range 10.0.0.30 10.0.0.32; }'
+        ' pool { failover peer "p"; deny unknown-clients; range 10.0.0.40 10.0.0.41; }'
+        ' pool { failover peer "p"; deny unknown-clients; range 10.0.0.50 10.0.0.56; }'
+        " range 10.0.0.60; pool { range 10.0.0.70 10.0.0.71; } range 10.0.0.80 10.0.0.82;",
+        [15, 3, 12, 1, 2],
+    ),
+    (
+        "range 10.0.0.60; pool { range 10.0.0.70 10.0.0.71; } range 10.0.0.80 10.0.0.82;"
+        ' pool { failover peer "p"; range 10.0.0.10 10.0.0.19; }',
+        [4, 2, 10],
+    ),
+]
+
+
+@pytest.mark.parametrize(("pools", "sizes"), POOL_SHAPES)
+def test_pool_merging_and_bare_ranges(tmp_path: Path, pools: str, sizes: list[int]) -> None:
+    conf = tmp_path / "m.conf"
+    conf.write_text(
+        'failover peer "p" { primary; peer address 10.0.0.2; mclt 60; split 128;'
+        " load balance max seconds 3; }\n"
+        f"subnet 10.0.0.0 netmask 255.255.255.0 {{ {pools} }}\n"
+    )
+    config = read_config(conf)
+    assert [pool.size for pool in config.pools] == sizes
+    odd = [w for w in config.warnings if "dhcpd puts range" in w]
+    assert len(odd) == (sizes[2] == 12)
