@@ -180,11 +180,14 @@ class _Reader:
     def _line_at(self, buf: bytes, pos: int) -> int:
         return self.line + buf.count(b"\n", 0, pos)
 
-    def _problem(self, buf: bytes, pos: int, message: str) -> None:
+    def _problem(self, buf: bytes, pos: int, message: str, consequence: str = "") -> None:
+        """Report a problem at ``buf[pos]``: fatal when strict, else a warning that also
+        says what the reader did about it (``consequence``)."""
         line = self._line_at(buf, pos)
         if self.strict:
             raise InputFileError(f"{self.name}:{line}", message)
-        self.db.stats.warnings.append(ReadWarning(self.name, line, message))
+        text = f"{message}; {consequence}" if consequence else message
+        self.db.stats.warnings.append(ReadWarning(self.name, line, text))
 
     # Parsing ---------------------------------------------------------------------------
 
@@ -413,7 +416,7 @@ class _Reader:
                 # An unclosed record followed by another record is corrupt, not truncated.
                 found = _RESYNC.search(buf, pos + 1, end)
                 if found is not None:
-                    self._problem(buf, pos, "record not terminated; skipped")
+                    self._problem(buf, pos, "record not terminated", "skipped")
                     pos = found.start()
                     continue
                 if not final:
@@ -423,13 +426,14 @@ class _Reader:
                     self._problem(
                         buf,
                         pos,
-                        "truncated record at end of file (dhcpd may have been writing it); ignored",
+                        "truncated record at end of file (dhcpd may have been writing it)",
+                        "ignored",
                     )
                 else:
-                    self._problem(buf, pos, "record not terminated; skipped")
+                    self._problem(buf, pos, "record not terminated", "skipped")
                 return end
             except syntax.SyntaxProblem as problem:
-                self._problem(buf, problem.pos, f"{problem.message}; record skipped")
+                self._problem(buf, problem.pos, problem.message, "record skipped")
                 found = _RESYNC.search(buf, pos + 1, end)
                 if found is None:
                     if final:
@@ -517,7 +521,9 @@ class _BackwardReader(_Reader):
 
     # Problems by offset ----------------------------------------------------------------
 
-    def _problem(self, buf: bytes, pos: int, message: str) -> None:
+    def _problem(self, buf: bytes, pos: int, message: str, consequence: str = "") -> None:
+        if consequence and not self.strict:
+            message = f"{message}; {consequence}"
         self.problems.append((self.offset + pos, message))
         if self.strict:
             self._number_problems()
