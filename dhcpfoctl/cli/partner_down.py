@@ -107,18 +107,20 @@ def _transitions() -> dict[FailoverState, frozenset[FailoverState]]:
 
 
 def partner_down(
-    server: list[str] = typer.Option([], "--server", "-s", help=LOCAL_HELP),
-    partner: str | None = typer.Option(None, "--partner", help=PARTNER_HELP),
+    server: list[str] = typer.Option([], "--server", "-s", metavar="HOST[:PORT]", help=LOCAL_HELP),
+    partner: str | None = typer.Option(None, "--partner", metavar="HOST[:PORT]", help=PARTNER_HELP),
     partner_failover: str | None = typer.Option(
-        None, "--partner-failover", help=PARTNER_FAILOVER_HELP
+        None, "--partner-failover", metavar="HOST[:PORT]", help=PARTNER_FAILOVER_HELP
     ),
-    profile: str | None = typer.Option(None, "--profile", "-p", help=PROFILE_HELP),
-    peer: list[str] = typer.Option([], "--peer", help=PEER_HELP),
-    config: str | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
-    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
-    key_name: str | None = typer.Option(None, "--key-name", help=KEY_NAME_HELP),
-    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0.1, help=TIMEOUT_HELP),
+    profile: str | None = typer.Option(None, "--profile", "-p", metavar="NAME", help=PROFILE_HELP),
+    peer: list[str] = typer.Option([], "--peer", metavar="NAME", help=PEER_HELP),
+    config: str | None = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
+    key: str | None = typer.Option(None, "--key", metavar="[ALG:]NAME:SECRET", help=KEY_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", metavar="FILE", help=KEY_FILE_HELP),
+    key_name: str | None = typer.Option(None, "--key-name", metavar="NAME", help=KEY_NAME_HELP),
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT, "--timeout", min=0.1, metavar="SECONDS", help=TIMEOUT_HELP
+    ),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and stop."),
@@ -130,18 +132,20 @@ def partner_down(
 
 def set_state(
     state: str = typer.Argument(..., help="partner-down, or shutdown (from normal only)."),
-    server: list[str] = typer.Option([], "--server", "-s", help=LOCAL_HELP),
-    partner: str | None = typer.Option(None, "--partner", help=PARTNER_HELP),
+    server: list[str] = typer.Option([], "--server", "-s", metavar="HOST[:PORT]", help=LOCAL_HELP),
+    partner: str | None = typer.Option(None, "--partner", metavar="HOST[:PORT]", help=PARTNER_HELP),
     partner_failover: str | None = typer.Option(
-        None, "--partner-failover", help=PARTNER_FAILOVER_HELP
+        None, "--partner-failover", metavar="HOST[:PORT]", help=PARTNER_FAILOVER_HELP
     ),
-    profile: str | None = typer.Option(None, "--profile", "-p", help=PROFILE_HELP),
-    peer: list[str] = typer.Option([], "--peer", help=PEER_HELP),
-    config: str | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
-    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
-    key_name: str | None = typer.Option(None, "--key-name", help=KEY_NAME_HELP),
-    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0.1, help=TIMEOUT_HELP),
+    profile: str | None = typer.Option(None, "--profile", "-p", metavar="NAME", help=PROFILE_HELP),
+    peer: list[str] = typer.Option([], "--peer", metavar="NAME", help=PEER_HELP),
+    config: str | None = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
+    key: str | None = typer.Option(None, "--key", metavar="[ALG:]NAME:SECRET", help=KEY_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", metavar="FILE", help=KEY_FILE_HELP),
+    key_name: str | None = typer.Option(None, "--key-name", metavar="NAME", help=KEY_NAME_HELP),
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT, "--timeout", min=0.1, metavar="SECONDS", help=TIMEOUT_HELP
+    ),
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and stop."),

@@ -80,18 +80,24 @@ TIMEOUT_HELP = "Seconds allowed for each connect and each answer."
 
 
 def status(
-    server: list[str] = typer.Option([], "--server", "-s", help=SERVER_HELP),
-    profile: str | None = typer.Option(None, "--profile", "-p", help=PROFILE_HELP),
-    peer: list[str] = typer.Option([], "--peer", help=PEER_HELP),
-    config: str | None = typer.Option(None, "--config", "-c", help=CONFIG_HELP),
-    key: str | None = typer.Option(None, "--key", help=KEY_HELP),
-    key_file: str | None = typer.Option(None, "--key-file", help=KEY_FILE_HELP),
-    key_name: str | None = typer.Option(None, "--key-name", help=KEY_NAME_HELP),
-    timeout: float = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=0.1, help=TIMEOUT_HELP),
+    server: list[str] = typer.Option([], "--server", "-s", metavar="HOST[:PORT]", help=SERVER_HELP),
+    profile: str | None = typer.Option(None, "--profile", "-p", metavar="NAME", help=PROFILE_HELP),
+    peer: list[str] = typer.Option([], "--peer", metavar="NAME", help=PEER_HELP),
+    config: str | None = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
+    key: str | None = typer.Option(None, "--key", metavar="[ALG:]NAME:SECRET", help=KEY_HELP),
+    key_file: str | None = typer.Option(None, "--key-file", metavar="FILE", help=KEY_FILE_HELP),
+    key_name: str | None = typer.Option(None, "--key-name", metavar="NAME", help=KEY_NAME_HELP),
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT, "--timeout", min=0.1, metavar="SECONDS", help=TIMEOUT_HELP
+    ),
     json_output: bool = typer.Option(False, "--json", help="Print JSON (shape in the docs)."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Redraw until Ctrl-C."),
-    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between polls."),
-    count: int | None = typer.Option(None, "--count", min=1, help="Stop after N polls."),
+    interval: float = typer.Option(
+        2.0, "--interval", min=0.2, metavar="SECONDS", help="Seconds between polls."
+    ),
+    count: int | None = typer.Option(
+        None, "--count", min=1, metavar="N", help="Stop after N polls."
+    ),
 ) -> None:
     """Show both servers' failover state, countdowns and warnings (exit 0/1/2/3)."""
     from dhcpfoctl.cli.output import reported_errors, warn
