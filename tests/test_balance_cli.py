@@ -162,3 +162,13 @@ def test_config_error_names_file_line_column(tmp_path: Path) -> None:
     code, _, err = run("-c", str(conf), "-l", str(REAL / "primary.leases"))
     assert code == 4
     assert f"{conf}:1:62: failover peer x: not found" in err
+
+
+def test_config_warnings_go_to_stderr(tmp_path: Path) -> None:
+    conf = tmp_path / "lb0.conf"
+    conf.write_text(
+        (GOLDEN / "fixture.conf").read_text().replace("  load balance max seconds 3;\n", "")
+    )
+    code, out, err = run("-c", str(conf), "-l", str(GOLDEN / "ok.leases"), "--json")
+    assert code == 0 and json.loads(out)["pools"]
+    assert err.startswith("dhcpfoctl: warning: ") and "disables load balancing" in err

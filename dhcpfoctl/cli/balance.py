@@ -84,11 +84,19 @@ def balance(
     ),
 ) -> None:
     """Per-pool free/backup balance, dhcpd's balance arithmetic and endurance."""
-    from dhcpfoctl.cli.output import reported_errors
+    from dhcpfoctl.cli.output import reported_errors, warn
 
     chosen = Format.json if json_output else Format.csv if csv_output else output_format
     with reported_errors():
-        report = gather(config, leases, as_of, window, risk_free).report
+        inputs = gather(config, leases, as_of, window, risk_free)
+        for message in inputs.config.warnings:
+            warn(message)
+        if skipped := len(inputs.db.stats.warnings):
+            warn(
+                f"{leases}: {skipped} unreadable lease records skipped (first: "
+                f"{inputs.db.stats.warnings[0]})"
+            )
+        report = inputs.report
         if chosen is Format.table and output is None:
             print_table(report)
             return
