@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import time
 from pathlib import Path
@@ -241,3 +242,19 @@ def test_json_error_document_when_nothing_could_be_asked() -> None:
     doc = json.loads(out)
     assert code == 3 and doc["health"] == "unknown" and doc["views"] == []
     assert doc["findings"][0]["code"] == "error" and "give --peer NAME" in err
+
+
+def test_human_output_shows_countdown_and_unreachable_server() -> None:
+    now = int(time.time())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    p = FakeOmapiServer(
+        {"lab": FakeFailover(local_state=S.PARTNER_DOWN, local_stos=now - 5, mclt=3600)}
+    )
+    with p:
+        code, out, _ = run("--server", p.endpoint, "--server", dead, "--peer", "lab")
+    assert code == 3
+    assert "health: UNKNOWN" in out and "peer leases usable" in out
+    assert f"UNKNOWN: {dead}: cannot connect" in out
+    assert re.search(r"WARNING: 127\.0\.0\.1:\d+: partner-down for \ds", out)
