@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 import typer
 
 if TYPE_CHECKING:
-    from dhcpfoctl.balance import BalanceReport
+    from dhcpfoctl.balance import BalanceReport, PoolReport, RelationshipReport
     from dhcpfoctl.cli.balance import Inputs
 
 THRESHOLDS_HELP = "TOML file of thresholds (keys as the flags, with _: warn_free = '10%')."
@@ -191,77 +191,50 @@ def _misbalance_limit(total: int, percent: float) -> int:
 
 def evaluate(inputs: Inputs, thresholds: Thresholds) -> AuditResult:
     """Judge the balance report (pure: the report already fixes the time)."""
-    report = inputs.report
     result = AuditResult()
     for warning in inputs.config.warnings:
         result.findings.append(Finding(Severity.WARNING, "config", warning))
     for skipped in inputs.db.stats.warnings:
         result.findings.append(Finding(Severity.WARNING, "leases", f"skipped: {skipped}"))
-    for pool in report.pools:
-        _judge_pool(pool, inputs, thresholds, result)
-    for rel in report.relationships:
-        for role, value in rel.endurance.items():
-            if value.interrupted is None:
-                continue
-            label = f"{rel.name} {role} endurance"
-            result.perfdata.append(
-                Perf(
-                    label,
-                    value.interrupted,
-                    "s",
-                    _below(thresholds.warn_endurance),
-                    _below(thresholds.crit_endurance),
-                    0,
-                )
-            )
-            for severity, limit in (
-                (Severity.CRITICAL, thresholds.crit_endurance),
-                (Severity.WARNING, thresholds.warn_endurance),
-            ):
-                if value.interrupted < limit:
-                    result.findings.append(
-                        Finding(
-                            severity,
-                            "endurance",
-                            f"failover peer {rel.name}: the {role}'s own free leases last"
-                            f" {_duration(value.interrupted)} if communications are"
-                            f" interrupted (< {_duration(limit)}; {value.rate_per_hour:.1f}"
-                            f" bindings/h over {_duration(value.window)})",
-                            relationship=rel.name,
-                            role=role,
-                        )
-                    )
-                    break
+    for pool in inputs.report.pools:
+        _judge_free(pool, inputs, thresholds, result)
+        _judge_misbalance(pool, inputs, thresholds, result)
+    for rel in inputs.report.relationships:
+        _judge_endurance(rel, thresholds, result)
     result.findings.sort(key=lambda f: -f.severity)
     return result
 
 
-def _judge_pool(pool: Any, inputs: Inputs, thresholds: Thresholds, result: AuditResult) -> None:
-    from dhcpfoctl.cli.balance import server_role
+def _grade(critical: bool, warning: bool) -> Severity | None:
+    if critical:
+        return Severity.CRITICAL
+    return Severity.WARNING if warning else None
 
+
+def _pool_name(pool: PoolReport) -> str:
+    return f"{pool.pool.shared_network} {pool.pool.label}"
+
+
+def _judge_free(
+    pool: PoolReport, inputs: Inputs, thresholds: Thresholds, result: AuditResult
+) -> None:
+    """Each server's own free leases (a pool without failover: its free leases)."""
     counts = pool.counts
-    name = f"{pool.pool.shared_network} {pool.pool.label}"
-    rel = pool.pool.failover_peer
-    peer = inputs.config.failover_peers.get(rel or "")
-    sides = ("primary", "secondary") if peer is not None else ("free",)
-    for side in sides:
-        own = counts.free if side == "free" else counts.own_free(side)
-        others = 0 if side == "free" else counts.peer_free(side)
-        warn, crit = (
-            thresholds.warn_free.count(counts.total),
-            thresholds.crit_free.count(counts.total),
-        )
+    name, rel = _pool_name(pool), pool.pool.failover_peer
+    warn = thresholds.warn_free.count(counts.total)
+    crit = thresholds.crit_free.count(counts.total)
+    failover = rel in inputs.config.failover_peers
+    for side in ("primary", "secondary") if failover else ("free",):
+        own = counts.own_free(side) if failover else counts.free
+        others = counts.peer_free(side) if failover else 0
         result.perfdata.append(
             Perf(f"{name} {side} free", own, "", _at_most(warn), _at_most(crit), 0, counts.total)
         )
-        who = "free leases" if side == "free" else f"the {side}'s own free leases"
         # At 0 with the peer holding some, clients get dhcpd's "peer holds all free leases".
-        if own <= crit:
-            severity = Severity.CRITICAL
-        elif own <= warn:
-            severity = Severity.WARNING
-        else:
+        severity = _grade(own <= crit, own <= warn)
+        if severity is None:
             continue
+        who = f"the {side}'s own free leases" if failover else "free leases"
         detail = f"; the peer holds {others}" if others else ""
         result.findings.append(
             Finding(
@@ -270,20 +243,29 @@ def _judge_pool(pool: Any, inputs: Inputs, thresholds: Thresholds, result: Audit
                 f"pool {name}: {who}: {own} of {counts.total}{detail}",
                 pool=pool.pool.label,
                 relationship=rel,
-                role=None if side == "free" else side,
+                role=side if failover else None,
             )
         )
-    if peer is None:
-        return
+
+
+def _judge_misbalance(
+    pool: PoolReport, inputs: Inputs, thresholds: Thresholds, result: AuditResult
+) -> None:
+    """|lts| against dhcpd's own integer thresholds for the given percentages."""
+    from dhcpfoctl.cli.balance import server_role
+
+    rel = pool.pool.failover_peer
+    peer = inputs.config.failover_peers.get(rel or "")
     view = pool.view(server_role(inputs.report, rel) or "primary")
-    total = view.free + view.backup
-    if total == 0:
+    if peer is None or view is None or view.free + view.backup == 0:
         return
+    total = view.free + view.backup
     warn_pct = thresholds.warn_misbalance
     warn_pct = peer.max_lease_misbalance if warn_pct is None else warn_pct
     crit_pct = thresholds.crit_misbalance
     crit_pct = 2 * peer.max_lease_misbalance if crit_pct is None else crit_pct
     skew = abs(view.lts)
+    name = _pool_name(pool)
     result.perfdata.append(
         Perf(
             f"{name} misbalance",
@@ -295,21 +277,65 @@ def _judge_pool(pool: Any, inputs: Inputs, thresholds: Thresholds, result: Audit
             50,
         )
     )
-    for severity, percent in ((Severity.CRITICAL, crit_pct), (Severity.WARNING, warn_pct)):
-        limit = _misbalance_limit(total, percent)
-        if skew > limit:
-            short = "primary" if (view.free < view.backup) else "secondary"
-            result.findings.append(
-                Finding(
-                    severity,
-                    "misbalance",
-                    f"pool {name}: free {view.free} vs backup {view.backup} (lts {view.lts},"
-                    f" limit {limit} = {percent:g}% of {total}); the {short} is short",
-                    pool=pool.pool.label,
-                    relationship=rel,
-                )
+    crit_limit = _misbalance_limit(total, crit_pct)
+    warn_limit = _misbalance_limit(total, warn_pct)
+    severity = _grade(skew > crit_limit, skew > warn_limit)
+    if severity is None:
+        return
+    limit, percent = (
+        (crit_limit, crit_pct) if severity is Severity.CRITICAL else (warn_limit, warn_pct)
+    )
+    short = "primary" if view.free < view.backup else "secondary"
+    result.findings.append(
+        Finding(
+            severity,
+            "misbalance",
+            f"pool {name}: free {view.free} vs backup {view.backup} (lts {view.lts},"
+            f" limit {limit} = {percent:g}% of {total}); the {short} is short",
+            pool=pool.pool.label,
+            relationship=rel,
+        )
+    )
+
+
+def _judge_endurance(rel: RelationshipReport, thresholds: Thresholds, result: AuditResult) -> None:
+    """Each server's endurance in communications-interrupted (none without history)."""
+    for role, value in rel.endurance.items():
+        if value.interrupted is None or value.rate_per_hour is None:
+            continue
+        result.perfdata.append(
+            Perf(
+                f"{rel.name} {role} endurance",
+                value.interrupted,
+                "s",
+                _below(thresholds.warn_endurance),
+                _below(thresholds.crit_endurance),
+                0,
             )
-            break
+        )
+        severity = _grade(
+            value.interrupted < thresholds.crit_endurance,
+            value.interrupted < thresholds.warn_endurance,
+        )
+        if severity is None:
+            continue
+        limit = (
+            thresholds.crit_endurance
+            if severity is Severity.CRITICAL
+            else thresholds.warn_endurance
+        )
+        result.findings.append(
+            Finding(
+                severity,
+                "endurance",
+                f"failover peer {rel.name}: the {role}'s own free leases last"
+                f" {_duration(value.interrupted)} if communications are interrupted"
+                f" (< {_duration(limit)}; {value.rate_per_hour:.1f} bindings/h over"
+                f" {_duration(value.window)})",
+                relationship=rel.name,
+                role=role,
+            )
+        )
 
 
 def _duration(seconds: int) -> str:
