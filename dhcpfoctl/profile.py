@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from dhcpfoctl.errors import InputFileError, LocalError
+from dhcpfoctl.omapi import format_endpoint
 from dhcpfoctl.omapi.key import (
     KEY_ENV,
     OmapiKey,
@@ -68,7 +69,7 @@ class ServerSpec:
 
     @property
     def endpoint(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_endpoint(self.host, self.port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from pypureomapi import InBuffer, OmapiMessage
 
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.key import OmapiKey
-from dhcpfoctl.omapi.protocol import STARTUP_BYTES, HmacAuthenticator, Op
+from dhcpfoctl.omapi.protocol import STARTUP_BYTES, HmacAuthenticator, Op, u32
 
 VECTORS = Path(__file__).parent / "data" / "real-dhcpd-4.4.3" / "pcap"
 
@@ -41,10 +41,6 @@ def load_vector(name: str) -> list[tuple[str, bytes]]:
 
 
 LAB_KEY_SECRET = b"dhcpfoctl-labkey"  # base64 ZGhjcGZvY3RsLWxhYmtleQ== from secondary.conf
-
-
-def u32(value: int) -> bytes:
-    return struct.pack("!I", value)
 
 
 @dataclass

@@ -19,9 +19,9 @@ from dhcpfoctl.omapi.errors import (
     UnreachableError,
 )
 from dhcpfoctl.omapi.failover import (
+    FailoverInfo,
     read_failover,
     read_pool_counts,
-    refresh_failover,
     write_local_state,
 )
 from dhcpfoctl.omapi.gather import connect, query_server, tcp_port_open
@@ -52,7 +52,10 @@ def test_read_refresh_write_and_pool_counts(key: OmapiKey | None) -> None:
         info = read_failover(client, "lab")
         assert info.local_state == FailoverState.COMMUNICATIONS_INTERRUPTED
         write_local_state(client, info, FailoverState.PARTNER_DOWN)
-        assert refresh_failover(client, info.handle).local_state == FailoverState.PARTNER_DOWN
+        refreshed = client.refresh(info.handle, "re-reading failover-state")
+        assert refreshed.handle == info.handle
+        after = FailoverInfo.from_object(refreshed, client.endpoint)
+        assert after.local_state == FailoverState.PARTNER_DOWN
         counts = read_pool_counts(client, "10.99.0.100")
         assert (counts.lease_count, counts.free_leases, counts.backup_leases) == (151, 70, 71)
     written = [m for m in fake.received if m.opcode == 3]
@@ -134,12 +137,12 @@ def test_mute_server_times_out_on_the_request() -> None:
 
 def test_shared_key_unknown_to_server_falls_back_to_unsigned() -> None:
     with FakeOmapiServer({"lab": FakeFailover()}) as fake:
-        spec = ServerSpec("p", "127.0.0.1", fake.port, key=KEY, key_shared=True)
+        spec = ServerSpec("p", "127.0.0.1", fake.port, KEY, "--key", key_shared=True)
         client, notes = connect(spec, 2)
         with client:
             assert not client.signed
             assert read_failover(client, "lab").local_state == FailoverState.NORMAL
-        assert notes == ("does not know key 'lab-key'; queried unsigned",)
+        assert notes == ("does not know key 'lab-key' (from --key); queried unsigned",)
         # A key configured for this very server is never silently dropped.
         with pytest.raises(NotFoundError, match="opening OMAPI key 'lab-key'"):
             connect(ServerSpec("p", "127.0.0.1", fake.port, key=KEY), 2)

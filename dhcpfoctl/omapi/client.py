@@ -15,6 +15,7 @@ from types import TracebackType
 
 from pypureomapi import OmapiMessage
 
+from dhcpfoctl.omapi import format_endpoint
 from dhcpfoctl.omapi.errors import (
     ConnectionRefusedByHostError,
     ProtocolError,
@@ -27,10 +28,6 @@ from dhcpfoctl.omapi.protocol import STARTUP_BYTES, ClientSession, OmapiObject
 DEFAULT_PORT = 7911
 DEFAULT_TIMEOUT = 5.0
 _RECV_CHUNK = 65536
-
-
-def format_endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class OmapiClient:

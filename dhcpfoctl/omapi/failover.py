@@ -105,11 +105,6 @@ def read_failover(client: OmapiClient, name: str) -> FailoverInfo:
     return FailoverInfo.from_object(obj, client.endpoint)
 
 
-def refresh_failover(client: OmapiClient, handle: int) -> FailoverInfo:
-    obj = client.refresh(handle, "re-reading failover-state")
-    return FailoverInfo.from_object(obj, client.endpoint)
-
-
 def write_local_state(client: OmapiClient, info: FailoverInfo, state: FailoverState) -> None:
     """Set ``local-state`` as a 4-byte integer; only defined states can be sent."""
     if int(state) not in WRITABLE_STATES:

@@ -34,7 +34,8 @@ def connect(spec: ServerSpec, timeout: float) -> tuple[OmapiClient, tuple[str, .
             raise
         client = OmapiClient(spec.host, spec.port, None, timeout=timeout)
         client.connect()
-        return client, (f"does not know key {spec.key.name!r}; queried unsigned",)
+        note = f"does not know key {spec.key.name!r} (from {spec.key_origin}); queried unsigned"
+        return client, (note,)
     return client, ()
 
 
@@ -45,9 +46,7 @@ def query_server(
     timeout: float,
 ) -> ServerAnswer:
     """Everything ``status`` reads from one server; failures become ``error`` lines."""
-    answer = ServerAnswer(
-        label=spec.label, endpoint=spec.endpoint, failover_address=spec.failover_address
-    )
+    answer = ServerAnswer(label=spec.label, endpoint=spec.endpoint)
     try:
         client, notes = connect(spec, timeout)
     except DhcpfoctlError as exc:

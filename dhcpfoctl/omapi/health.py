@@ -93,8 +93,6 @@ class ServerAnswer:
     relationship_errors: dict[str, str] = field(default_factory=dict)
     signed: bool = False
     notes: tuple[str, ...] = ()
-    #: Addresses known from the config/profile (OMAPI's are unusable on 4.4.3).
-    failover_address: str | None = None
     #: relationship name → endurance from this server's lease file, when readable here.
     endurance: dict[str, EnduranceEstimate] = field(default_factory=dict)
 
