@@ -1,12 +1,15 @@
 """``balance --json`` against what a real dhcpd 4.4.3 failover pair logs about its pools.
 
 A pair is started on a 40-address pool with a fast balance timer (``max-balance 4;
-min-balance 2;``, pool-balance.md §5). Two comparisons:
+min-balance 2;``, pool-balance.md §5). Comparisons:
 
 * Seeded imbalance: both lease files start with 5 FREE and 35 BACKUP never-used leases.
   Our prediction from those files for the secondary (lts 15: gives 15 BACKUP leases away)
   must equal the secondary's first logged ``balancing``/``balanced`` pair, and the
   primary's first logged run must be the short side's (negative lts).
+* POOLREQ: the primary's file says 5 FREE / 35 BACKUP, the secondary's 20 / 20; the
+  primary's timer run must log exactly the predicted line with "(requesting peer
+  rebalance!)", and the secondary must answer that it has nothing to give.
 * Steady state: snapshot both servers' files (servers stopped for the copy), compute
   ``balance --json`` on the snapshot, and compare the predicted lines with the next run
   each server logs after the snapshot.
@@ -126,6 +129,44 @@ def test_seeded_imbalance_matches_dhcpd(
     first = next_run(pair, "primary", 0.0)
     # Unless the secondary's 15 updates reached the primary before its first run.
     assert first == expected or "free 20  backup 20  lts 0" in first[0]
+
+
+def test_poolreq_on_timer_run_matches_dhcpd(
+    make_pair: Callable[[PairConfig], RealPair], tmp_path: Path
+) -> None:
+    """The primary's files say 5 FREE / 35 BACKUP, the secondary's 20 / 20: the primary is
+    short in its own view, so its timer runs request a rebalance (POOLREQ), which the
+    secondary, balanced in its view, cannot answer with leases."""
+    short = seeded_leases(tmp_path / "short.leases", free=5, backup=35)
+    even = seeded_leases(tmp_path / "even.leases", free=20, backup=20)
+    pair = make_pair(
+        PairConfig(
+            pool_ranges=(RANGE,),
+            failover_extra=FAST_TIMER,
+            primary_leases=short,
+            secondary_leases=even,
+        )
+    )
+    view = predict(pair.primary.conf_path, short, time.time())["balance"]
+    assert (view["lts"], view["panic"], view["poolreq"]) == (-15, -12, True)
+    assert view["log"].endswith("lts -15  max-own (+/-)4  (requesting peer rebalance!)")
+
+    def timer_run() -> tuple[str, str] | None:
+        lines = [text for _, text in pool_lines(pair.log_entries("primary"))]
+        for first, second in itertools.pairwise(lines):
+            if first.endswith("(requesting peer rebalance!)"):
+                return first, second
+        return None
+
+    logged = pair.wait_for(timer_run, timeout=30, what="a POOLREQ timer run on the primary")
+    assert logged == (view["log"], view["next_run"]["min"]["log"])
+    secondary = predict(pair.secondary.conf_path, even, time.time())["balance"]
+    assert secondary["lts"] == 0 and secondary["next_run"]["min"]["moved"] == 0
+    pair.wait_for(
+        lambda: any("answering negatively" in line for line in pair.log_lines("secondary")),
+        timeout=15,
+        what="the secondary to answer the POOLREQ with no leases",
+    )
 
 
 def test_steady_state_prediction_matches_next_logged_run(
