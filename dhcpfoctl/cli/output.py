@@ -43,7 +43,9 @@ def print_json(data: Any) -> None:
 
 def warn(message: str) -> None:
     """One diagnostic line on stderr, prefixed so it is greppable in cron mail."""
-    stderr_console().print(f"dhcpfoctl: warning: {message}", markup=False, highlight=False)
+    stderr_console().print(
+        f"dhcpfoctl: warning: {message}", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 @contextmanager
@@ -84,7 +86,9 @@ def reported_errors(*, monitoring: bool = False) -> Iterator[None]:
     try:
         yield
     except DhcpfoctlError as exc:
-        stderr_console().print(f"dhcpfoctl: error: {exc}", markup=False, highlight=False)
+        stderr_console().print(
+            f"dhcpfoctl: error: {exc}", markup=False, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(int(exit_status_for(exc, monitoring=monitoring))) from None
     except KeyboardInterrupt:
         raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
