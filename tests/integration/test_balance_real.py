@@ -10,6 +10,9 @@ min-balance 2;``, pool-balance.md §5). Comparisons:
 * POOLREQ: the primary's file says 5 FREE / 35 BACKUP, the secondary's 20 / 20; the
   primary's timer run must log exactly the predicted line with "(requesting peer
   rebalance!)", and the secondary must answer that it has nothing to give.
+* IMBALANCED: 30 used FREE / 10 BACKUP with max-lease-ownership above
+  max-lease-misbalance: pass 2 stops at hold, and the predicted IMBALANCED line must be
+  the one logged.
 * Steady state: snapshot both servers' files (servers stopped for the copy), compute
   ``balance --json`` on the snapshot, and compare the predicted lines with the next run
   each server logs after the snapshot.
@@ -51,7 +54,9 @@ app = typer.Typer()
 app.command()(balance)
 
 
-def seeded_leases(path: Path, free: int, backup: int) -> Path:
+def seeded_leases(path: Path, free: int, backup: int, *, used: bool = False) -> Path:
+    """A lease file for RANGE; ``used``: the FREE leases had clients (an ``ends`` in the past,
+    no client identity left, so dhcpd's affinity pass cannot move them)."""
     first = int(RANGE[0].rsplit(".", 1)[1])
     records = [
         'failover peer "lab" state {\n  my state normal at 6 2026/11/28 07:00:00;\n'
@@ -59,7 +64,8 @@ def seeded_leases(path: Path, free: int, backup: int) -> Path:
     ]
     for i in range(free + backup):
         state = "free" if i < free else "backup"
-        records.append(f"lease 10.99.0.{first + i} {{\n  binding state {state};\n}}\n")
+        ends = "  ends 6 2026/11/28 06:00:00;\n" if used and state == "free" else ""
+        records.append(f"lease 10.99.0.{first + i} {{\n{ends}  binding state {state};\n}}\n")
     path.write_text("".join(records))
     return path
 
@@ -167,6 +173,28 @@ def test_poolreq_on_timer_run_matches_dhcpd(
         timeout=15,
         what="the secondary to answer the POOLREQ with no leases",
     )
+
+
+def test_used_leases_stop_at_hold_and_log_imbalanced(
+    make_pair: Callable[[PairConfig], RealPair], tmp_path: Path
+) -> None:
+    """30 used FREE / 10 BACKUP with ownership 30 % above misbalance 5 %: the primary's
+    lts 10 is within hold 12, so it moves nothing and logs IMBALANCED (lts 10 > 2)."""
+    leases = seeded_leases(tmp_path / "used.leases", free=30, backup=10, used=True)
+    pair = make_pair(
+        PairConfig(
+            pool_ranges=(RANGE,),
+            failover_extra=FAST_TIMER + " max-lease-ownership 30; max-lease-misbalance 5;",
+            primary_leases=leases,
+            secondary_leases=leases,
+        )
+    )
+    view = predict(pair.primary.conf_path, leases, time.time())["balance"]
+    assert (view["lts"], view["hold"], view["thresh"]) == (10, 12, 2)
+    outcome = view["next_run"]["min"]
+    assert (outcome["moved"], outcome["imbalanced"]) == (0, True)
+    assert outcome["log"].startswith("IMBALANCED pool")
+    assert next_run(pair, "primary", 0.0) == (view["log"], outcome["log"])
 
 
 def test_steady_state_prediction_matches_next_logged_run(
