@@ -13,7 +13,7 @@ from typing import Any
 
 from dhcpfoctl.errors import DhcpfoctlError
 from dhcpfoctl.omapi.client import OmapiClient
-from dhcpfoctl.omapi.errors import NotFoundError, OmapiError
+from dhcpfoctl.omapi.errors import NotFoundError, OmapiError, StatusError
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts, read_failover, read_pool_counts
 from dhcpfoctl.omapi.health import EnduranceEstimate, ServerAnswer
 from dhcpfoctl.profile import ServerSpec
@@ -66,8 +66,8 @@ def query_server(
                 for address in pool_addresses.get(name, ()):
                     try:
                         counts.append(read_pool_counts(client, address))
-                    except NotFoundError:
-                        continue  # address not in this server's pools: counts unavailable
+                    except StatusError:
+                        continue  # e.g. no lease for that address here: counts unavailable
                 pools[name] = tuple(counts)
         except OmapiError as exc:
             return replace(answer, error=str(exc), notes=notes)
