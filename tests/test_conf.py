@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -9,9 +10,12 @@ import shutil
 import subprocess
 from dataclasses import fields
 from pathlib import Path
+from tempfile import TemporaryDirectory
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dhcpfoctl.conf import PEER_DEFAULTS, Config, FailoverPeerConfig, read_config
 from dhcpfoctl.conf.lexer import Kind, tokenize
@@ -267,3 +271,25 @@ def test_pool_merging_and_bare_ranges(tmp_path: Path, pools: str, sizes: list[in
     assert [pool.size for pool in config.pools] == sizes
     odd = [w for w in config.warnings if "dhcpd puts range" in w]
     assert len(odd) == (sizes[2] == 12)
+
+
+@given(secret=st.binary(min_size=1, max_size=64), quoted=st.booleans())
+def test_key_secret_round_trip(secret: bytes, quoted: bool) -> None:
+    encoded = base64.b64encode(secret).decode()
+    value = f'"{encoded}"' if quoted else encoded
+    with TemporaryDirectory() as directory:
+        path = Path(directory) / "k.conf"
+        path.write_text(f"key k {{ algorithm hmac-sha256; secret {value}; }}\n")
+        assert read_config(path).keys["k"].secret.reveal() == secret
+
+
+@given(text=st.text(st.characters(codec="latin-1", exclude_characters="\r"), max_size=40))
+def test_string_escapes_round_trip(text: str) -> None:
+    escaped = "".join(
+        {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t"}.get(c, c)
+        if c.isprintable() or c in "\n\t"
+        else f"\\{ord(c):03o}"
+        for c in text
+    )
+    (token, eof) = tokenize(f'"{escaped}"', "s.conf")
+    assert (token.kind, token.text, eof.kind) == (Kind.STRING, text, Kind.EOF)
