@@ -528,6 +528,31 @@ class LeaseTable:
                 column.extend(value)
         return superseded + len(old)
 
+    def absorb(self, other: LeaseTable) -> None:
+        """Append the rows of ``other``, whose addresses must not be in this table.
+
+        Used to merge tables that readers filled in parallel for disjoint address sets.
+        """
+        base = len(self._row_address)
+        for key, block in other._blocks.items():
+            mine = self._blocks.get(key)
+            if mine is None:
+                mine = self._blocks[key] = array("i", _EMPTY_BLOCK)
+            for low, row in enumerate(block):
+                if row >= 0:
+                    if mine[low] >= 0:
+                        raise ValueError("absorb() needs tables with disjoint addresses")
+                    mine[low] = base + row
+        self._row_address.extend(other._row_address)
+        for name in (*_TIME_FIELDS, "state", "next_state", "rewind_state", "flags"):
+            getattr(self, name).extend(getattr(other, name))
+        self._hw_type.extend(other._hw_type)
+        self._hw_len.extend(other._hw_len)
+        self._hw.extend(other._hw)
+        self._hw_long.update({base + row: hw for row, hw in other._hw_long.items()})
+        self._extras.extend(other._extras)
+        self.extras_decoder = self.extras_decoder or other.extras_decoder
+
     def upsert(self, lease: Lease) -> bool:
         """Store a :class:`Lease` (slow path, for writers of models and tests)."""
         times = tuple(

@@ -289,3 +289,22 @@ def test_incremental_picks_up_a_record_completed_after_truncation(tmp_path: Path
 def test_incremental_refuses_stdin() -> None:
     with pytest.raises(InputFileError, match="standard input"):
         read_leases_incremental("-", None, None)
+
+
+def test_two_processes_read_like_one(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.leases"
+    write_leases(journal, 3000)
+    text = journal.read_bytes()
+    edge = EDGE.read_bytes().replace(b"10.0.0.", b"10.200.0.")
+    middle = text.index(b"\nlease ", len(text) // 2) + 1
+    journal.write_bytes(text[:middle] + edge + text[middle:])
+    alone = read_leases(journal, processes=1)
+    shared = read_leases(journal, processes=2)
+    _same(alone, shared)
+    assert len({row for row in shared.leases.rows_by_address()}) == len(shared.leases)
+
+
+def test_absorb_refuses_overlapping_tables() -> None:
+    first = read_leases(REAL / "primary.leases")
+    with pytest.raises(ValueError, match="disjoint"):
+        first.leases.absorb(read_leases(REAL / "primary.leases").leases)

@@ -15,12 +15,13 @@ import gzip
 import io
 import operator
 import os
+import pickle
 import re
 import stat
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, repeat
+from itertools import accumulate, compress, repeat
 from typing import BinaryIO, Final
 
 from dhcpfoctl.errors import InputFileError
@@ -488,9 +489,21 @@ class _BackwardReader(_Reader):
     by byte offset and numbered by line once the pass is over.
     """
 
-    def __init__(self, db: LeaseDB, name: str, raw: BinaryIO, *, strict: bool) -> None:
+    def __init__(
+        self,
+        db: LeaseDB,
+        name: str,
+        raw: BinaryIO,
+        *,
+        strict: bool,
+        share: tuple[int, int] = (0, 1),
+    ) -> None:
         super().__init__(db, name, strict=strict)
         self.raw = raw
+        #: (index, count): this reader keeps the leases whose /24 block number modulo count
+        #: is index, so that several processes can share a file; index 0 also keeps the
+        #: other records (failover, hosts, …).
+        self.share = share
         self.offset = 0  # absolute offset of the current buffer's first byte
         self.problems: list[tuple[int, str]] = []
         self.collected: list[syntax.Statement] | None = None
@@ -554,11 +567,16 @@ class _BackwardReader(_Reader):
             self.collected.append(statement)
             return
         db = self.db
+        index, count = self.share
         if isinstance(statement, syntax.LeaseRow):
+            if (statement.address >> 8) % count != index:
+                return  # another process's lease
             if statement.address in db.leases:
                 db.stats.records += 1
                 db.stats.superseded += 1
                 return
+        elif index != 0:
+            return
         elif isinstance(statement, FailoverPeerRecord):
             db.failover.setdefault(statement.name, statement)
             return
@@ -633,10 +651,17 @@ class _BackwardReader(_Reader):
         addresses = list(
             map(operator.or_, map(cache.__getitem__, prefix_column), map(int, lasts[first:stop]))
         )
-        last_of = dict(zip(addresses, range(first, stop), strict=True))
+        indexes: Iterable[int] = range(first, stop)
+        share, count = self.share
+        if count > 1:
+            blocks = map(operator.rshift, addresses, repeat(8))
+            mine = list(map(operator.eq, map(operator.mod, blocks, repeat(count)), repeat(share)))
+            indexes = list(compress(indexes, mine))
+            addresses = list(compress(addresses, mine))
+        last_of = dict(zip(addresses, indexes, strict=True))
         rows = self.db.leases.rows_of(list(last_of))
         keep = sorted(index for index, row in zip(last_of.values(), rows, strict=True) if row < 0)
-        superseded = (stop - first) - len(keep)
+        superseded = len(addresses) - len(keep)
         self.db.stats.records += superseded
         self.db.stats.superseded += superseded
         if not keep:
@@ -775,13 +800,20 @@ def read_leases(
     *,
     strict: bool = False,
     progress: Progress | None = None,
+    processes: int | None = None,
 ) -> LeaseDB:
     """Read a DHCPv4 lease file (``-`` for stdin, gzip detected by its magic bytes).
 
     Non-strict: each bad record is reported in ``db.stats.warnings`` and skipped; strict:
     the first one raises :class:`InputFileError` naming ``FILE:LINE``.
+
+    A regular file is read from its end so that superseded lease records are only
+    located, not parsed: problems inside a superseded lease record are therefore reported
+    only by ``strict`` reads (which read forwards and parse everything) and by
+    :func:`read_lease_history`. ``processes``: how many processes share a large regular
+    file (default: 2 from 32 MiB on a machine with two or more CPUs, else 1).
     """
-    db, _ = _read_all(path, strict=strict, progress=progress)
+    db, _ = _read_all(path, strict=strict, progress=progress, processes=processes)
     return db
 
 
@@ -791,6 +823,7 @@ def _read_all(
     strict: bool,
     progress: Progress | None,
     resumable: bool = False,
+    processes: int | None = None,
 ) -> tuple[LeaseDB, tuple[int, int, bytes, bool]]:
     """Read a whole file: backwards when it is a regular uncompressed file (fast), else
     as a stream. Returns the db and (offset, line, tail, compressed) for a ResumeState."""
@@ -801,13 +834,12 @@ def _read_all(
         seekable = raw is not sys.stdin.buffer and stat.S_ISREG(os.fstat(raw.fileno()).st_mode)
         # Strict mode reads forwards so that the error it stops at is the file's first.
         if seekable and stream is position and not strict:
-            backward = _BackwardReader(db, name, stream, strict=strict)
             try:
-                backward.read(size, progress)
+                truncated_at = _read_backward(db, name, stream, size, progress, processes)
             except OSError as exc:
                 raise InputFileError(name, f"read failed: {exc}") from None
             db.stats.bytes_read = size
-            offset = size if backward.truncated_at is None else backward.truncated_at
+            offset = size if truncated_at is None else truncated_at
             line, tail = _position_info(stream, offset) if resumable else (0, b"")
             return _sort_records(db), (offset, line, tail, False)
         reader = _Reader(db, name, strict=strict)
@@ -816,6 +848,67 @@ def _read_all(
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+#: Files at least this large are read by two processes when the machine has two CPUs.
+PARALLEL_THRESHOLD: Final = 32 << 20
+
+
+def _read_backward(
+    db: LeaseDB,
+    name: str,
+    stream: BinaryIO,
+    size: int,
+    progress: Progress | None,
+    processes: int | None,
+) -> int | None:
+    """Fill ``db`` from a regular file read backwards; returns the truncated tail's offset.
+
+    On a POSIX machine with two CPUs a large file is shared with a forked child: each
+    process keeps the leases of half of the /24 blocks (disjoint, so the merge is an
+    append) and the child hands its table back pickled through a pipe.
+    """
+    if processes is None:
+        processes = 2 if size >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1 else 1
+    if processes < 2 or not hasattr(os, "fork"):
+        reader = _BackwardReader(db, name, stream, strict=False)
+        reader.read(size, progress)
+        return reader.truncated_at
+    receive, send = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: the odd /24 blocks
+        os.close(receive)
+        status = 0
+        try:
+            with open(name, "rb") as own, os.fdopen(send, "wb") as out:
+                part = LeaseDB()
+                _BackwardReader(part, name, own, strict=False, share=(1, 2)).read(size, None)
+                part.leases.extras_decoder = None  # the parent sets its own
+                pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:  # anything: the parent reports the failure
+            status = 1
+        finally:
+            os._exit(status)
+    os.close(send)
+    try:
+        reader = _BackwardReader(db, name, stream, strict=False, share=(0, 2))
+        reader.read(size, progress)
+        with os.fdopen(receive, "rb") as incoming:
+            try:
+                part = pickle.load(incoming)  # streamed: no copy of the whole payload
+            except (EOFError, pickle.UnpicklingError):
+                part = None
+    finally:
+        _, status = os.waitpid(child, 0)
+    if status != 0 or not isinstance(part, LeaseDB):
+        raise InputFileError(name, "the second reading process failed")
+    db.leases.absorb(part.leases)
+    db.stats.records += part.stats.records
+    db.stats.superseded += part.stats.superseded
+    # Both processes read every non-lease record, so both saw its problems: keep one.
+    merged = dict.fromkeys(db.stats.warnings + part.stats.warnings)
+    db.stats.warnings = sorted(merged, key=lambda warning: warning.line)
+    return reader.truncated_at
 
 
 def _sort_records(db: LeaseDB) -> LeaseDB:
