@@ -56,7 +56,10 @@ def test_man_page_renders_without_warnings() -> None:
         pytest.skip("groff not installed")
     page = ROOT / "man" / "dhcpfoctl.1"
     result = subprocess.run(
-        [groff, "-man", "-Tutf8", "-ww", str(page)], capture_output=True, text=True, check=True
+        [groff, "-man", "-Tutf8", "-ww", "-P-bcou", str(page)],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "EXIT STATUS" in result.stdout
     assert result.stderr == "", result.stderr

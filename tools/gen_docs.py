@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
-import click
 import typer.main
 
 from dhcpfoctl import __version__
@@ -50,42 +51,59 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
-def _option_spec(param: click.Option, ctx: click.Context) -> OptionSpec:
-    param_type = param.type
-    choices = tuple(param_type.choices) if isinstance(param_type, click.Choice) else ()
-    is_path = isinstance(param_type, click.Path | click.File)
+# typer >= 0.29 builds its command tree on a vendored click whose parameters describe their
+# type by the Python annotation (``type_descriptor``) rather than a click type object, so the
+# generator reads that; pyproject.toml pins typer to the series this was written against.
+Param = Any
+
+
+def _is_option(param: Param) -> bool:
+    return param.param_type_name == "option"
+
+
+def _is_argument(param: Param) -> bool:
+    return param.param_type_name == "argument"
+
+
+def _metavar(param: Param) -> str:
+    return param.metavar or param.name.upper()
+
+
+def _option_spec(param: Param) -> OptionSpec:
+    annotation = param.type_descriptor.annotation
+    choices: tuple[str, ...] = ()
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        choices = tuple(str(member.value) for member in annotation)
+    takes_value = not param.is_flag and not param.count
+    # Project convention: options naming a file declare metavar FILE (or are Paths).
+    is_path = takes_value and (annotation is Path or param.metavar in ("FILE", "PATH", "DIR"))
     return OptionSpec(
         names=tuple(param.opts) + tuple(param.secondary_opts),
         help=" ".join((param.help or "").split()),
-        takes_value=not param.is_flag and not param.count,
-        choices=tuple(str(c) for c in choices),
+        takes_value=takes_value,
+        choices=choices,
         is_path=is_path,
-        metavar=param.make_metavar(ctx) if not param.is_flag else "",
+        metavar=_metavar(param) if takes_value else "",
     )
 
 
 def command_specs() -> tuple[tuple[OptionSpec, ...], tuple[CommandSpec, ...]]:
     """Global options and one spec per sub-command, sorted by name."""
     root = typer.main.get_command(app)
-    assert isinstance(root, click.Group)
-    root_ctx = click.Context(root, info_name=PROG)
-    global_options = tuple(
-        _option_spec(p, root_ctx) for p in root.get_params(root_ctx) if isinstance(p, click.Option)
-    )
+    root_ctx = root.context_class(root, info_name=PROG)
+    global_options = tuple(_option_spec(p) for p in root.get_params(root_ctx) if _is_option(p))
     commands = []
     for name in sorted(root.list_commands(root_ctx)):
         command = root.get_command(root_ctx, name)
         assert command is not None
-        ctx = click.Context(command, info_name=name, parent=root_ctx)
+        ctx = command.context_class(command, info_name=name, parent=root_ctx)
         params = command.get_params(ctx)
         commands.append(
             CommandSpec(
                 name=name,
                 help=" ".join((command.help or "").split()),
-                options=tuple(_option_spec(p, ctx) for p in params if isinstance(p, click.Option)),
-                arguments=tuple(
-                    p.make_metavar(ctx) for p in params if isinstance(p, click.Argument)
-                ),
+                options=tuple(_option_spec(p) for p in params if _is_option(p)),
+                arguments=tuple(_metavar(p) for p in params if _is_argument(p)),
             )
         )
     return global_options, tuple(commands)
@@ -262,6 +280,8 @@ def render_fish(global_options: tuple[OptionSpec, ...], commands: tuple[CommandS
 
 def _roff(text: str) -> str:
     escaped = text.replace("\\", "\\e").replace("-", "\\-")
+    # groff reads its input as Latin-1: spell other characters as named Unicode escapes.
+    escaped = "".join(c if ord(c) < 128 else f"\\[u{ord(c):04X}]" for c in escaped)
     # A line starting with . or ' would be read as a request.
     return "\\&" + escaped if escaped[:1] in (".", "'") else escaped
 
