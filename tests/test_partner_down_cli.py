@@ -170,10 +170,23 @@ def test_wrong_key_and_unknown_peer_are_remote_errors() -> None:
         assert code == 5 and "no failover relationship named 'nope'" in err
 
 
-@pytest.mark.parametrize("state", ["normal", "recover", "12", "startup", "bogus"])
+@pytest.mark.parametrize("state", ["normal", "12", "startup", "conflict-done", "bogus"])
 def test_set_state_only_allows_operator_transitions(state: str) -> None:
     code, _, err = run("set-state", state, "--server", "127.0.0.1:1", "--peer", "lab", "--yes")
-    assert code == 4 and "only partner-down, shutdown may be set" in err
+    assert code == 4 and "only partner-down, shutdown, recover may be set" in err
+
+
+@pytest.mark.parametrize(("state", "code"), [(S.SHUTDOWN, 0), (S.NORMAL, 6), (S.PARTNER_DOWN, 6)])
+def test_set_state_recover_only_leaves_a_forced_shutdown(state: S, code: int) -> None:
+    fake = local_server(state)
+    with fake:
+        result = run(
+            "set-state", "recover", "--server", fake.endpoint, "--peer", "lab",
+            "--key", KEY_ARG, "--yes",
+        )  # fmt: skip
+    assert result[0] == code
+    expected = [[(b"local-state", b"\x00\x00\x00\x06")]] if code == 0 else []
+    assert writes(fake) == expected
 
 
 def test_set_state_shutdown_from_normal_needs_no_partner_probe() -> None:

@@ -96,13 +96,15 @@ def _transitions() -> dict[FailoverState, frozenset[FailoverState]]:
 
     partner-down is the documented administrative transition; shutdown (from normal only,
     where the partner hears it and takes over in partner-down) is the planned-maintenance
-    one. Nothing else is ever written.
+    one, and recover (from shutdown only) its way back: dhcpd 4.4.3 persists a forced
+    shutdown across restarts and leaves it by no other means. Nothing else is ever written.
     """
     from dhcpfoctl.model import FailoverState as S
 
     return {
         S.PARTNER_DOWN: frozenset({S.COMMUNICATIONS_INTERRUPTED, S.RESOLUTION_INTERRUPTED}),
         S.SHUTDOWN: frozenset({S.NORMAL}),
+        S.RECOVER: frozenset({S.SHUTDOWN}),
     }
 
 
@@ -131,7 +133,9 @@ def partner_down(
 
 
 def set_state(
-    state: str = typer.Argument(..., help="partner-down, or shutdown (from normal only)."),
+    state: str = typer.Argument(
+        ..., help="partner-down; shutdown (from normal); recover (from shutdown)."
+    ),
     server: list[str] = typer.Option([], "--server", "-s", metavar="HOST[:PORT]", help=LOCAL_HELP),
     partner: str | None = typer.Option(None, "--partner", metavar="HOST[:PORT]", help=PARTNER_HELP),
     partner_failover: str | None = typer.Option(
@@ -334,7 +338,7 @@ class _Action:
         result["performed"] = True
         after = self._read()
         result["after"] = {"local_state": after.local_state.keyword, "local_stos": after.local_stos}
-        if after.local_state != self.target:
+        if after.local_state not in _reached(self.target):
             from dhcpfoctl.errors import RemoteError
 
             raise RemoteError(
@@ -460,11 +464,17 @@ class _Action:
                 "Make sure the partner really is down (or cut off from every client) until it "
                 "returns and recovers: otherwise both hand out the same addresses.",
             ]
-        else:
+        elif self.target == FailoverState.SHUTDOWN:
             lines += [
                 "it will stop serving DHCP; its partner, on hearing shutdown, moves to "
                 "partner-down and serves everyone.",
-                "It stays in shutdown until its dhcpd is restarted (then it recovers).",
+                "It stays in shutdown, even across a dhcpd restart, until "
+                "`dhcpfoctl set-state recover` brings it back.",
+            ]
+        else:
+            lines += [
+                "it will resynchronise with its partner (recover, recover-wait up to MCLT "
+                f"{before.mclt}s, recover-done) and serve again once both are normal.",
             ]
         for line in lines:
             self._say(line)
@@ -492,6 +502,19 @@ class _Action:
         stderr_console().print(
             line, style="bold red", markup=False, highlight=False, soft_wrap=True
         )
+
+
+def _reached(target: FailoverState) -> frozenset[FailoverState]:
+    """States whose read-back proves ``target`` was entered.
+
+    recover is left on its own within moments (to recover-wait, recover-done, normal), so
+    any of those counts; partner-down and shutdown stay until something else happens.
+    """
+    from dhcpfoctl.model import FailoverState as S
+
+    if target == S.RECOVER:
+        return frozenset({S.RECOVER, S.RECOVER_WAIT, S.RECOVER_DONE, S.NORMAL})
+    return frozenset({target})
 
 
 def _danger(probe: PartnerProbe) -> str | None:
