@@ -13,17 +13,19 @@ from collections import Counter
 from pathlib import Path
 
 
-def _peak_rss_mib() -> float:
+def _peak_rss_mib() -> tuple[float, float]:
+    """(this process's peak, its largest child's peak) in MiB."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return own / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return own / 1024, children / 1024
 
 
-def dhcpfoctl_cold(path: str) -> dict[str, object]:
+def dhcpfoctl_cold(path: str, processes: int | None) -> dict[str, object]:
     from dhcpfoctl.leases import read_leases
     from dhcpfoctl.model import BindingState
 
     started = time.perf_counter()
-    db = read_leases(path)
+    db = read_leases(path, processes=processes)
     elapsed = time.perf_counter() - started
     counts = Counter(BindingState(value).keyword for value in db.leases.state if value)
     return {
@@ -81,12 +83,12 @@ def isc(path: str) -> dict[str, object]:
 def main() -> None:
     tool, path, *rest = sys.argv[1:]
     if tool == "dhcpfoctl":
-        result = dhcpfoctl_cold(path)
+        result = dhcpfoctl_cold(path, None if rest[0] == "auto" else int(rest[0]))
     elif tool == "incremental":
         result = dhcpfoctl_incremental(path, int(rest[0]))
     else:
         result = isc(path)
-    result["peak_rss_mib_self"] = _peak_rss_mib()
+    result["peak_rss_mib_self"], result["peak_rss_mib_child"] = _peak_rss_mib()
     print(json.dumps(result))
 
 

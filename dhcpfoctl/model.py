@@ -376,15 +376,36 @@ class LeaseTable:
         wire numbers with 0 for absent. ``extras`` may be raw statement text (see class doc).
         """
         if hw is None:
-            return self.put_row(address, *times, state, next_state, rewind_state, flags,
-                                hw_type, 0, 0, extras)
+            return self.put_row(
+                address, *times, state, next_state, rewind_state, flags, hw_type, 0, 0, extras
+            )
         if len(hw) > _HW_INLINE_MAX:
-            replaced = self.put_row(address, *times, state, next_state, rewind_state, flags,
-                                    hw_type, _HW_LONG, 0, extras)
+            replaced = self.put_row(
+                address,
+                *times,
+                state,
+                next_state,
+                rewind_state,
+                flags,
+                hw_type,
+                _HW_LONG,
+                0,
+                extras,
+            )
             self._hw_long[self.row_of(address)] = hw  # type: ignore[index]
             return replaced
-        return self.put_row(address, *times, state, next_state, rewind_state, flags,
-                            hw_type, len(hw), int.from_bytes(hw), extras)
+        return self.put_row(
+            address,
+            *times,
+            state,
+            next_state,
+            rewind_state,
+            flags,
+            hw_type,
+            len(hw),
+            int.from_bytes(hw),
+            extras,
+        )
 
     def put_row(
         self,
@@ -481,7 +502,12 @@ class LeaseTable:
             times = [pick(column) for column in times]
             states = [pick(column) for column in states]
             flags, hw_types, hw_lens, hws, extras = (
-                pick(flags), pick(hw_types), pick(hw_lens), pick(hws), pick(extras))
+                pick(flags),
+                pick(hw_types),
+                pick(hw_lens),
+                pick(hws),
+                pick(extras),
+            )
         keys = list(map(operator.rshift, addresses, repeat(8)))
         blocks = self._blocks
         for key in set(keys).difference(blocks):
@@ -492,8 +518,14 @@ class LeaseTable:
         old = [i for i, row in enumerate(rows) if row >= 0]
         columns = (
             *(getattr(self, name) for name in _TIME_FIELDS),
-            self.state, self.next_state, self.rewind_state, self.flags, self._hw_type,
-            self._hw_len, self._hw, self._extras,
+            self.state,
+            self.next_state,
+            self.rewind_state,
+            self.flags,
+            self._hw_type,
+            self._hw_len,
+            self._hw,
+            self._extras,
         )
         values = (*times, *states, flags, hw_types, hw_lens, hws, extras)
         if len(old) == len(rows):
@@ -533,25 +565,39 @@ class LeaseTable:
 
         Used to merge tables that readers filled in parallel for disjoint address sets.
         """
+        self.absorb_parts(other.export_parts())
+
+    def export_parts(self) -> Iterator[tuple[str, Any]]:
+        """The table as (name, column) parts, for :meth:`absorb_parts` in another process.
+
+        Parts can be sent one at a time (pickled), so that neither side ever holds a second
+        copy of the whole table.
+        """
+        yield "blocks", self._blocks
+        for name in _COLUMNS:
+            yield name, getattr(self, name)
+        yield "hw_long", self._hw_long
+
+    def absorb_parts(self, parts: Iterable[tuple[str, Any]]) -> None:
+        """Append a table given as :meth:`export_parts` (addresses disjoint from ours)."""
         base = len(self._row_address)
-        for key, block in other._blocks.items():
-            mine = self._blocks.get(key)
-            if mine is None:
-                mine = self._blocks[key] = array("i", _EMPTY_BLOCK)
-            for low, row in enumerate(block):
-                if row >= 0:
-                    if mine[low] >= 0:
-                        raise ValueError("absorb() needs tables with disjoint addresses")
-                    mine[low] = base + row
-        self._row_address.extend(other._row_address)
-        for name in (*_TIME_FIELDS, "state", "next_state", "rewind_state", "flags"):
-            getattr(self, name).extend(getattr(other, name))
-        self._hw_type.extend(other._hw_type)
-        self._hw_len.extend(other._hw_len)
-        self._hw.extend(other._hw)
-        self._hw_long.update({base + row: hw for row, hw in other._hw_long.items()})
-        self._extras.extend(other._extras)
-        self.extras_decoder = self.extras_decoder or other.extras_decoder
+        for name, value in parts:
+            if name == "blocks":
+                for key, block in value.items():
+                    mine = self._blocks.get(key)
+                    if mine is None:
+                        mine = self._blocks[key] = array("i", _EMPTY_BLOCK)
+                    for low, row in enumerate(block):
+                        if row >= 0:
+                            if mine[low] >= 0:
+                                raise ValueError("absorb() needs tables with disjoint addresses")
+                            mine[low] = base + row
+            elif name == "hw_long":
+                self._hw_long.update({base + row: hw for row, hw in value.items()})
+            elif name in _COLUMNS:
+                getattr(self, name).extend(value)
+            else:
+                raise ValueError(f"unknown lease table part {name!r}")
 
     def upsert(self, lease: Lease) -> bool:
         """Store a :class:`Lease` (slow path, for writers of models and tests)."""
@@ -662,6 +708,19 @@ class LeaseTable:
 
 
 _EMPTY_BLOCK: Final = array("i", [-1]) * 256
+#: Per-row storage of LeaseTable, in the order export_parts() sends it.
+_COLUMNS: Final = (
+    "_row_address",
+    *_TIME_FIELDS,
+    "state",
+    "next_state",
+    "rewind_state",
+    "flags",
+    "_hw_type",
+    "_hw_len",
+    "_hw",
+    "_extras",
+)
 _ABSENT_BLOCK: Final = _EMPTY_BLOCK  # read-only stand-in for a block not yet created
 
 

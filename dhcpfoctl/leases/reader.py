@@ -33,13 +33,14 @@ from dhcpfoctl.model import (
     HostRecord,
     Lease,
     LeaseDB,
+    LeaseTable,
     OtherRecord,
     ReadWarning,
 )
 
 Progress = Callable[[int, int], None]
 
-CHUNK_SIZE: Final = 8 << 20
+CHUNK_SIZE: Final = 2 << 20
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
 #: A date in a fixed-width field (``W YYYY/MM/DD HH:MM:SS``: ``.{21}`` is one fast loop in
@@ -883,26 +884,31 @@ def _read_backward(
             with open(name, "rb") as own, os.fdopen(send, "wb") as out:
                 part = LeaseDB()
                 _BackwardReader(part, name, own, strict=False, share=(1, 2)).read(size, None)
-                part.leases.extras_decoder = None  # the parent sets its own
+                # Column by column, then the rest (stats and warnings) with an empty table.
+                for piece in part.leases.export_parts():
+                    pickle.dump(piece, out, protocol=pickle.HIGHEST_PROTOCOL)
+                pickle.dump(None, out)
+                part.leases = LeaseTable()
                 pickle.dump(part, out, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:  # anything: the parent reports the failure
             status = 1
         finally:
             os._exit(status)
     os.close(send)
+    incoming = os.fdopen(receive, "rb")
     try:
         reader = _BackwardReader(db, name, stream, strict=False, share=(0, 2))
         reader.read(size, progress)
-        with os.fdopen(receive, "rb") as incoming:
-            try:
-                part = pickle.load(incoming)  # streamed: no copy of the whole payload
-            except (EOFError, pickle.UnpicklingError):
-                part = None
+        try:
+            db.leases.absorb_parts(iter(lambda: pickle.load(incoming), None))
+            part = pickle.load(incoming)
+        except (EOFError, pickle.UnpicklingError):
+            part = None
     finally:
+        incoming.close()  # first: a child still writing gets EPIPE instead of blocking
         _, status = os.waitpid(child, 0)
     if status != 0 or not isinstance(part, LeaseDB):
         raise InputFileError(name, "the second reading process failed")
-    db.leases.absorb(part.leases)
     db.stats.records += part.stats.records
     db.stats.superseded += part.stats.superseded
     # Both processes read every non-lease record, so both saw its problems: keep one.
