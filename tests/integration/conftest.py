@@ -50,9 +50,8 @@ def real_pair(
 
 
 def restore_normal(pair: RealPair) -> None:
-    """Heal the link, start stopped servers and wait for normal/normal."""
-    if pair.link_is_cut:
-        pair.heal_link()
+    """Undo cuts, start stopped servers and wait for normal/normal."""
+    pair.heal_all()
     for role in ROLES:
         if not pair.is_running(role):
             pair.start(role)

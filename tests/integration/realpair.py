@@ -55,7 +55,10 @@ Operations (``which`` is ``"primary"`` or ``"secondary"``):
 * ``start(which)``, ``stop(which, sig=SIGTERM)``, ``kill(which, sig=SIGKILL)``,
   ``restart(which)``, ``is_running(which)``: one dhcpd, by PID.
 * ``cut_link()`` / ``heal_link()``: the failover veth only (``fo0`` down/up in the primary's
-  namespace); OMAPI and the LAN stay up.
+  namespace); OMAPI and the LAN stay up. ``isolate(which)``: the server's management veth
+  down (silence from the root namespace, dhcpd still running); ``silence_omapi(which)``:
+  only its OMAPI silent (policy routing). ``heal_all()`` undoes all of these;
+  ``disturbed`` says whether any is in place.
 * ``omapi_states(which)``: the ``failover-state`` object read with omshell (independent of
   the code under test) as :class:`FailoverView`, or ``None`` if the server does not answer.
   ``omshell(which, lines)`` runs any omshell session; ``omapi_set_local_state`` forces a state.
@@ -133,6 +136,8 @@ _T = TypeVar("_T")
 _NO_IPV6 = " ".join(
     f"echo 1 > /proc/sys/net/ipv6/conf/{scope}/disable_ipv6;" for scope in ("default", "all")
 )
+#: Routing table and rule preference used by silence_omapi inside a server's namespace.
+_SILENCE_TABLE = 97
 #: Route types `ip route` prints before the destination.
 _ROUTE_TYPES = frozenset(
     {
@@ -262,8 +267,12 @@ def missing_prerequisites() -> list[str]:
     return missing
 
 
-def _run(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+def _run(
+    *args: str, check: bool = True, timeout: float = 20, stdin_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        args, input=stdin_text, capture_output=True, text=True, timeout=timeout, check=False
+    )
     if check and proc.returncode != 0:
         raise LabError(f"{' '.join(args)} exited {proc.returncode}: {proc.stderr.strip()}")
     return proc
@@ -428,6 +437,8 @@ class RealPair:
         self._net: ipaddress.IPv4Network | None = None
         self._servers: dict[Role, Server] = {}
         self._link_cut = False
+        self._isolated: set[Role] = set()
+        self._silenced: set[Role] = set()
         self._closed = False
 
     # ---- lifecycle ---------------------------------------------------------------------
@@ -674,6 +685,44 @@ class RealPair:
     def link_is_cut(self) -> bool:
         return self._link_cut
 
+    def isolate(self, which: Role) -> None:
+        """Take ``which``'s management veth down: from the root namespace its OMAPI and its
+        failover port meet silence (no reset), while its dhcpd keeps running."""
+        _run("ip", "-n", self.server(which).namespace, "link", "set", "mg0", "down")
+        self._isolated.add(which)
+
+    def silence_omapi(self, which: Role) -> None:
+        """Let ``which``'s OMAPI meet silence from the root namespace while its failover port
+        still answers there.
+
+        Replies sourced from the OMAPI address (the failover port has its own) are routed
+        into a blackhole by a policy rule inside the server's namespace: no nftables needed.
+        """
+        server = self.server(which)
+        table = str(_SILENCE_TABLE)
+        _run("ip", "-n", server.namespace, "route", "add", "blackhole", "default", "table", table)
+        _run("ip", "-n", server.namespace, "rule", "add", "from", server.omapi_host,
+             "lookup", table, "pref", table)  # fmt: skip
+        self._silenced.add(which)
+
+    @property
+    def disturbed(self) -> bool:
+        """Whether a cut, an isolation or a silenced OMAPI is in place."""
+        return self._link_cut or bool(self._isolated or self._silenced)
+
+    def heal_all(self) -> None:
+        """Undo :meth:`cut_link`, :meth:`isolate` and :meth:`silence_omapi`."""
+        if self._link_cut:
+            self.heal_link()
+        for which in sorted(self._isolated):
+            _run("ip", "-n", self.server(which).namespace, "link", "set", "mg0", "up")
+        self._isolated.clear()
+        for which in sorted(self._silenced):
+            namespace, table = self.server(which).namespace, str(_SILENCE_TABLE)
+            _run("ip", "-n", namespace, "rule", "del", "pref", table)
+            _run("ip", "-n", namespace, "route", "flush", "table", table)
+        self._silenced.clear()
+
     # ---- configuration -----------------------------------------------------------------
 
     def conf_text(self, which: Role) -> str:
@@ -843,9 +892,9 @@ class RealPair:
     def _open_failover_state(self) -> list[str]:
         return ["new failover-state", f'set name = "{self.relationship}"', "open"]
 
-    def omapi_states(self, which: Role) -> FailoverView | None:
+    def omapi_states(self, which: Role, timeout: float = 5) -> FailoverView | None:
         """``which``'s failover-state over OMAPI, or ``None`` if it does not answer."""
-        output = self.omshell(which, self._open_failover_state())
+        output = self.omshell(which, self._open_failover_state(), timeout)
         values: dict[str, int] = {}
         for match in re.finditer(r"^([a-z-]+) = ((?:[0-9a-f]{2}:){3}[0-9a-f]{2})$", output, re.M):
             values[match[1]] = int(match[2].replace(":", ""), 16)
@@ -1063,5 +1112,7 @@ class RunCli:
     def status_says_normal(self) -> bool:
         """``dhcpfoctl status`` exits OK and every view is normal/normal."""
         code, document = self.json("status")
-        states = {(view["local_state"], view["partner_state"]) for view in document["views"]}
+        states = {
+            (view.get("local_state"), view.get("partner_state")) for view in document["views"]
+        }
         return code == 0 and states == {("normal", "normal")}

@@ -55,6 +55,46 @@ def test_refused_while_the_partner_answers_after_a_link_cut(
     assert not any("to partner-down" in line for line in normal_pair.log_lines("primary"))
 
 
+def test_refused_when_only_the_failover_port_shows_the_partner_alive(
+    normal_pair: RealPair, run_cli: RunCli
+) -> None:
+    primary, secondary = normal_pair.primary, normal_pair.secondary
+    normal_pair.cut_link()
+    normal_pair.silence_omapi("secondary")
+    normal_pair.wait_states(primary=COMMS_INTERRUPTED, timeout=30)
+    assert normal_pair.omapi_states("secondary", timeout=1) is None  # silent from here
+
+    result = run_cli("partner-down", "--server", primary.omapi_endpoint, "--yes", "--timeout", "1")
+    assert result.returncode == ExitStatus.REFUSED, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{secondary.failover_address}:{secondary.failover_port} accepts" in line
+    assert f"{secondary.omapi_endpoint} answers" not in line
+    assert omshell_state(normal_pair, "primary").local_state == COMMS_INTERRUPTED
+
+
+def test_succeeds_with_a_caution_when_the_partner_is_unreachable(
+    normal_pair: RealPair, run_cli: RunCli
+) -> None:
+    """Silence (no reset) on both probes: maybe dead, maybe only cut off from here."""
+    normal_pair.cut_link()
+    normal_pair.isolate("secondary")
+    normal_pair.wait_states(primary=COMMS_INTERRUPTED, timeout=30)
+    primary = normal_pair.primary.omapi_endpoint
+
+    result = run_cli("partner-down", "--server", primary, "--yes", "--timeout", "1", "--json")
+    assert result.returncode == ExitStatus.OK, result.stderr
+    report = json.loads(result.stdout)
+    assert report["partner"]["omapi_answers"] is False
+    assert report["partner"]["failover_port_open"] is None  # silence, not a refusal
+    assert report["warnings"], "silence must come with a caution"
+    assert omshell_state(normal_pair, "primary").local_state == FailoverState.PARTNER_DOWN
+
+    # The partner was alive all along: once reachable again the pair resolves the
+    # conflict (potential-conflict, conflict-done) and status follows it to normal.
+    normal_pair.heal_all()
+    normal_pair.wait_for(run_cli.status_says_normal, 60, interval=0.5, what="status: normal")
+
+
 @pytest.mark.parametrize("survivor", ["primary", "secondary"])
 def test_succeeds_and_reads_back_once_the_partner_is_down(
     normal_pair: RealPair, run_cli: RunCli, survivor: Role
@@ -105,7 +145,7 @@ def test_succeeds_and_reads_back_once_the_partner_is_down(
 def test_set_state_refuses_states_an_operator_may_not_force(
     normal_pair: RealPair, run_cli: RunCli
 ) -> None:
-    for state in ("normal", "recover", "startup", "12"):
+    for state in ("normal", "conflict-done", "startup", "12"):  # recover: from shutdown only
         result = run_cli(
             "set-state", state, "--server", normal_pair.primary.omapi_endpoint, "--yes"
         )
