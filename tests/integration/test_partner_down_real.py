@@ -145,13 +145,17 @@ def test_succeeds_and_reads_back_once_the_partner_is_down(
 def test_set_state_refuses_states_an_operator_may_not_force(
     normal_pair: RealPair, run_cli: RunCli
 ) -> None:
-    for state in ("normal", "conflict-done", "startup", "12"):  # recover: from shutdown only
-        result = run_cli(
-            "set-state", state, "--server", normal_pair.primary.omapi_endpoint, "--yes"
-        )
+    primary = normal_pair.primary.omapi_endpoint
+    for state in ("normal", "conflict-done", "startup", "12"):  # never written
+        result = run_cli("set-state", state, "--server", primary, "--yes")
         assert result.returncode == ExitStatus.INPUT_ERROR, state
         (line,) = result.stderr.strip().splitlines()
         assert "partner-down" in line and "shutdown" in line
+    # recover is the way out of shutdown only
+    result = run_cli("set-state", "recover", "--server", primary, "--yes")
+    assert result.returncode == ExitStatus.REFUSED
+    (line,) = result.stderr.strip().splitlines()
+    assert primary in line and "shutdown" in line
     assert omshell_state(normal_pair, "primary").local_state == FailoverState.NORMAL
 
 
@@ -175,14 +179,15 @@ def test_set_state_shutdown_hands_the_pool_to_the_partner(
     # survives a restart; only forcing recover brings the server back.
     logged = len(pair.log_lines("secondary"))
     pair.restart("secondary")
+    back_in_shutdown = f"failover peer {pair.relationship}: I move from startup to shutdown"
     pair.wait_for(
-        lambda: (
-            "failover peer lab: I move from startup to shutdown"
-            in pair.log_lines("secondary")[logged:]
-        ),
+        lambda: back_in_shutdown in pair.log_lines("secondary")[logged:],
         30,
         what="the restarted secondary to return to shutdown",
     )
     assert omshell_state(pair, "secondary").local_state == FailoverState.SHUTDOWN
-    pair.omapi_set_local_state("secondary", FailoverState.RECOVER)
+
+    result = run("set-state", "recover", "--server", pair.secondary.omapi_endpoint, "--yes")
+    assert result.returncode == ExitStatus.OK, result.stderr
     pair.wait_states(primary=FailoverState.NORMAL, secondary=FailoverState.NORMAL, timeout=30)
+    pair.wait_for(run.status_says_normal, 30, interval=0.5, what="status: normal")
