@@ -113,7 +113,7 @@ _HW_TYPES[b""] = _HW_TYPES[None] = 0  # type: ignore[index]
 #: Length in bytes of a canonical colon-hex hardware address, by its length in characters.
 _HW_LENGTHS: Final = {0: 0, **{3 * n - 1: n for n in range(1, 9)}}
 #: Bound on the date cache (a journal has few distinct seconds per record, but be safe).
-_DATE_CACHE_MAX: Final = 1 << 16
+_DATE_CACHE_MAX: Final = 1 << 13
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,12 +324,10 @@ class _Reader:
         if len(self.dates) > _DATE_CACHE_MAX:
             self.dates.clear()
             self.dates.update({b"": 0, None: 0})
-        for column in time_columns:
-            for text in set(column).difference(self.dates):
-                value = syntax.parse_date(text)
-                if value is None:
-                    return False
-                self.dates[text] = value
+        parsed = syntax.parse_dates(set().union(*time_columns).difference(self.dates))
+        if parsed is None:
+            return False
+        self.dates.update(parsed)
         return all(set(column) <= _STATES.keys() for column in state_columns) and (
             set(hw_type) <= _HW_TYPES.keys()
         )

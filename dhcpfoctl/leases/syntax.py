@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -126,6 +127,25 @@ def parse_date(text: bytes) -> int | None:
             return None
         return NEVER if start == NEVER else start + second
     return _parse_full_date(text)
+
+
+def parse_dates(texts: Iterable[bytes]) -> dict[bytes, int] | None:
+    """:func:`parse_date` of many dates (the reader's batches); None if one is malformed."""
+    minutes = _minute_starts
+    seconds = _SECONDS
+    parsed = {}
+    for text in texts:
+        # Inlined common case of parse_date: this loop runs once per distinct date.
+        start = minutes.get(text[:18]) if len(text) == 21 else None
+        second = seconds.get(text[19:])
+        if start is None or second is None or start == NEVER or text[18:19] != b":":
+            value = parse_date(text)
+            if value is None:
+                return None
+            parsed[text] = value
+        else:
+            parsed[text] = start + second
+    return parsed
 
 
 def _parse_full_date(text: bytes) -> int | None:
