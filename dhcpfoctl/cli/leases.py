@@ -216,15 +216,15 @@ def lease6_to_json(lease: Lease6) -> dict[str, Any]:
     }
 
 
-def summary_to_json(db: LeaseDB, leases: list[Lease], path: str) -> dict[str, Any]:
+def summary_to_json(db: LeaseDB, states: dict[str, int], path: str) -> dict[str, Any]:
     hosts = list(db.hosts.values())
     return {
         "file": path,
         "records": db.stats.records,
         "superseded_records": db.stats.superseded,
         "bytes": db.stats.bytes_read,
-        "addresses": len(leases),
-        "states": state_counts(leases),
+        "addresses": sum(states.values()),
+        "states": states,
         "failover": [failover_to_json(record) for record in db.failover.values()],
         "hosts": {
             "present": sum(not h.deleted for h in hosts),
@@ -242,6 +242,15 @@ def state_counts(leases: Iterable[Lease]) -> dict[str, int]:
         for lease in leases
     )
     return dict(sorted(counts.items()))
+
+
+def table_state_counts(db: LeaseDB) -> dict[str, int]:
+    """:func:`state_counts` of every current lease, from the state column (no Lease objects)."""
+    from dhcpfoctl.model import BindingState
+
+    counts = Counter(db.leases.state)
+    named = {BindingState(value).keyword if value else "none": n for value, n in counts.items()}
+    return dict(sorted(named.items()))
 
 
 def csv_rows(leases: Iterable[Lease]) -> Iterator[list[str]]:
@@ -453,15 +462,19 @@ def leases(
 
             db, history = read_lease_history(file, strict=strict)
             selected = [lease for lease in history if filters.accepts(lease)]
+            quick = False
         else:
             db = _read_v4(file, strict)
-            selected = [lease for lease in db.leases if filters.accepts(lease)]
+            # An unfiltered summary counts straight from the columns: no Lease per address.
+            quick = summary and filters == Filters()
+            selected = [] if quick else [lease for lease in db.leases if filters.accepts(lease)]
         for warning in db.stats.warnings[:20]:
             warn(str(warning))
         if len(db.stats.warnings) > 20:
             warn(f"… and {len(db.stats.warnings) - 20} more problems in {file}")
         if summary:
-            data = summary_to_json(db, selected, file)
+            counts = table_state_counts(db) if quick else state_counts(selected)
+            data = summary_to_json(db, counts, file)
             if json_output:
                 print_json(data)
             elif csv_output:

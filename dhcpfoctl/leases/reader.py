@@ -1,12 +1,14 @@
-"""Streaming reader of dhcpd.leases (DHCPv4) into the lease model.
+"""Reader of dhcpd.leases (DHCPv4) into the lease model.
 
-The file is read in large byte chunks cut at record boundaries (a ``}`` at the start of a
-line, as dhcpd writes them). Inside a chunk, one compiled regex matches the canonical
-layout dhcpd writes for a ``lease`` (fields in dhcpd's order, each optional) and yields
-every field in one C call; a record that does not fit that shape (comments, odd
-whitespace, escapes in unusual places, ``on`` blocks, legacy statements, errors) and every
-other kind of record goes through the full parser in :mod:`syntax`. Both paths end in the
-same :class:`LeaseTable` columns, so memory holds only the current lease of each address.
+Two directions, two parsing paths. A regular file is read from its end (``_BackwardReader``):
+the first record met for an address is its current one, so superseded records are only
+located (one cheap regex), not parsed. Streams (stdin, gzip), strict reads and incremental
+resumes read forwards (``_Reader``). Either way, records in the canonical layout dhcpd writes
+are parsed by one compiled regex per batch (every field of every record in one C call) and
+stored column-wise with ``map``-driven bulk operations; everything else (comments, odd
+whitespace, ``on`` blocks, legacy forms, errors, non-lease records) goes through the full
+parser in :mod:`syntax`, which reports problems as ``FILE:LINE``. Memory holds only the
+current lease of each address.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ _HW_TYPES: Final[dict[bytes, int]] = {
 _HW_TYPES[b""] = _HW_TYPES[None] = 0  # type: ignore[index]
 #: Length in bytes of a canonical colon-hex hardware address, by its length in characters.
 _HW_LENGTHS: Final = {0: 0, **{3 * n - 1: n for n in range(1, 9)}}
-#: Bound on the date cache (a journal has few distinct seconds per record, but be safe).
+#: Bound on the date cache, cleared when full: a chunk spans little journal time, so a small
+#: cache stays hot.
 _DATE_CACHE_MAX: Final = 1 << 13
 
 
