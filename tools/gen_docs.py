@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +50,8 @@ def _first_line(text: str | None) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
-# typer >= 0.29 builds its command tree on a vendored click whose parameters describe their
-# type by the Python annotation (``type_descriptor``) rather than a click type object, so the
-# generator reads that; pyproject.toml pins typer to the series this was written against.
+# typer vendors its own copy of click (``typer._click``), which is private: its parameter
+# objects are read by duck typing rather than isinstance checks against a click import.
 Param = Any
 
 
@@ -70,13 +68,12 @@ def _metavar(param: Param) -> str:
 
 
 def _option_spec(param: Param) -> OptionSpec:
-    annotation = param.type_descriptor.annotation
-    choices: tuple[str, ...] = ()
-    if isinstance(annotation, type) and issubclass(annotation, Enum):
-        choices = tuple(str(member.value) for member in annotation)
+    choices = tuple(str(choice) for choice in getattr(param.type, "choices", None) or ())
     takes_value = not param.is_flag and not param.count
-    # Project convention: options naming a file declare metavar FILE (or are Paths).
-    is_path = takes_value and (annotation is Path or param.metavar in ("FILE", "PATH", "DIR"))
+    # Project convention: options naming a file declare metavar FILE (or are click Paths).
+    is_path = takes_value and (
+        param.type.name in ("path", "filename") or param.metavar in ("FILE", "PATH", "DIR")
+    )
     return OptionSpec(
         names=tuple(param.opts) + tuple(param.secondary_opts),
         help=" ".join((param.help or "").split()),
