@@ -252,9 +252,9 @@ def missing_prerequisites() -> list[str]:
     missing = []
     if os.geteuid() != 0:
         missing.append("root (network namespaces)")
-    for tool in ("ip", "omshell"):
+    for tool, package in (("ip", "iproute2"), ("omshell", "isc-dhcp-server")):
         if shutil.which(tool) is None:
-            missing.append(f"{tool} (iproute2 / isc-dhcp-server)")
+            missing.append(f"{tool} ({package})")
     if not os.access(DHCPD, os.X_OK):
         missing.append(f"{DHCPD} (isc-dhcp-server)")
     profiles = Path("/sys/kernel/security/apparmor/profiles")
