@@ -20,7 +20,7 @@ def _peak_rss_mib() -> tuple[float, float]:
     return own / 1024, children / 1024
 
 
-def dhcpfoctl_cold(path: str, processes: int | None) -> dict[str, object]:
+def dhcpfoctl_cold(path: str, processes: int) -> dict[str, object]:
     from dhcpfoctl.leases import read_leases
     from dhcpfoctl.model import BindingState
 
@@ -83,7 +83,7 @@ def isc(path: str) -> dict[str, object]:
 def main() -> None:
     tool, path, *rest = sys.argv[1:]
     if tool == "dhcpfoctl":
-        result = dhcpfoctl_cold(path, None if rest[0] == "auto" else int(rest[0]))
+        result = dhcpfoctl_cold(path, int(rest[0]))
     elif tool == "incremental":
         result = dhcpfoctl_incremental(path, int(rest[0]))
     else:

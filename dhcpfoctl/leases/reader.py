@@ -802,7 +802,7 @@ def read_leases(
     *,
     strict: bool = False,
     progress: Progress | None = None,
-    processes: int | None = None,
+    processes: int = 1,
 ) -> LeaseDB:
     """Read a DHCPv4 lease file (``-`` for stdin, gzip detected by its magic bytes).
 
@@ -812,8 +812,10 @@ def read_leases(
     A regular file is read from its end so that superseded lease records are only
     located, not parsed: problems inside a superseded lease record are therefore reported
     only by ``strict`` reads (which read forwards and parse everything) and by
-    :func:`read_lease_history`. ``processes``: how many processes share a large regular
-    file (default: 2 from 32 MiB on a machine with two or more CPUs, else 1).
+    :func:`read_lease_history`. ``processes=2`` shares a regular file with a forked
+    child (POSIX): measured 12% faster on a 1 GB journal, but with about 1.7 times the
+    memory and a second CPU taken from the dhcpd that usually runs on the same machine,
+    hence not the default.
     """
     db, _ = _read_all(path, strict=strict, progress=progress, processes=processes)
     return db
@@ -825,7 +827,7 @@ def _read_all(
     strict: bool,
     progress: Progress | None,
     resumable: bool = False,
-    processes: int | None = None,
+    processes: int = 1,
 ) -> tuple[LeaseDB, tuple[int, int, bytes, bool]]:
     """Read a whole file: backwards when it is a regular uncompressed file (fast), else
     as a stream. Returns the db and (offset, line, tail, compressed) for a ResumeState."""
@@ -852,26 +854,20 @@ def _read_all(
             raw.close()
 
 
-#: Files at least this large are read by two processes when the machine has two CPUs.
-PARALLEL_THRESHOLD: Final = 32 << 20
-
-
 def _read_backward(
     db: LeaseDB,
     name: str,
     stream: BinaryIO,
     size: int,
     progress: Progress | None,
-    processes: int | None,
+    processes: int,
 ) -> int | None:
     """Fill ``db`` from a regular file read backwards; returns the truncated tail's offset.
 
-    On a POSIX machine with two CPUs a large file is shared with a forked child: each
-    process keeps the leases of half of the /24 blocks (disjoint, so the merge is an
-    append) and the child hands its table back pickled through a pipe.
+    With ``processes=2`` (POSIX) the file is shared with a forked child: each process keeps
+    the leases of half of the /24 blocks (disjoint, so the merge is an append) and the child
+    streams its table back, pickled column by column, through a pipe.
     """
-    if processes is None:
-        processes = 2 if size >= PARALLEL_THRESHOLD and (os.cpu_count() or 1) > 1 else 1
     if processes < 2 or not hasattr(os, "fork"):
         reader = _BackwardReader(db, name, stream, strict=False)
         reader.read(size, progress)
