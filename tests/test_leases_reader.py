@@ -308,3 +308,25 @@ def test_absorb_refuses_overlapping_tables() -> None:
     first = read_leases(REAL / "primary.leases")
     with pytest.raises(ValueError, match="disjoint"):
         first.leases.absorb(read_leases(REAL / "primary.leases").leases)
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda data: data.replace(b"\n", b"\r\n"),  # edited on Windows
+        lambda data: data.rstrip(b"\n"),  # no final newline
+    ],
+    ids=["crlf", "no-final-newline"],
+)
+def test_unusual_layouts_read_alike(transform: object, tmp_path: Path) -> None:
+    odd = tmp_path / "odd.leases"
+    odd.write_bytes(transform((REAL / "primary.leases").read_bytes()))  # type: ignore[operator]
+    _same_leases(read_leases(odd), read_leases(REAL / "primary.leases"))
+
+
+def test_empty_and_comment_only_files_hold_nothing(tmp_path: Path) -> None:
+    for data in (b"", b"# only a comment, no newline"):
+        path = tmp_path / "dhcpd.leases"
+        path.write_bytes(data)
+        db = read_leases(path)
+        assert len(db.leases) == 0 and not db.stats.warnings
