@@ -330,3 +330,20 @@ def test_empty_and_comment_only_files_hold_nothing(tmp_path: Path) -> None:
         path.write_bytes(data)
         db = read_leases(path)
         assert len(db.leases) == 0 and not db.stats.warnings
+
+
+def test_stray_text_is_located_exactly_in_both_directions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = b"lease 10.0.0.%d {\n  binding state free;\n}\n"
+    data = record % 1 + record % 2 + b"}\n" + record % 3
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes(data)
+    backward = read_leases(path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    forward = read_leases("-")
+    for db in (backward, forward):
+        assert [(w.line, w.message.split(";")[0]) for w in db.stats.warnings] == [
+            (7, "expected a lease-file statement, found '}'")
+        ]
+        assert db.stats.records == 3 and len(db.leases) == 3

@@ -209,60 +209,58 @@ class _Reader:
                 return end if final else max(0, end - 64)  # keep a possibly cut keyword
             pos = found.start()
             self.resyncing = False
-        # split() returns [gap, 16 groups, gap, 16 groups, …, gap]: the canonical records
-        # as columns (every 17th item) and what lies between them, all in one C call.
-        pieces = _CANONICAL_LEASE.split(buf[pos:end] if pos or end != len(buf) else buf)
-        stride = _CANONICAL_LEASE.groups + 1
-        gaps = pieces[::stride]
-        region_start = pos  # absolute start of the current run of canonical records
-        first_record = 0
-        cursor = pos
+        # The record-finding regex splits the buffer into gaps and whole lease records, so
+        # every gap's offset is known exactly (for FILE:LINE and for resuming).
+        pieces = _LEASE_RECORD.split(buf[pos:end] if pos or end != len(buf) else buf)
+        gaps, texts = pieces[::4], pieces[1::4]
+        offsets = _offsets(gaps, texts, pos)
+        first = 0
         try:
             for index, gap in enumerate(gaps):
                 last_gap = index == len(gaps) - 1
                 if not last_gap and (not gap or gap.isspace()):
                     continue
-                gap_pos = end - len(gap) if last_gap else buf.find(gap, cursor)
-                if index > first_record:
-                    self._batch(pieces, first_record, index, buf, region_start, gap_pos, final)
+                if index > first:
+                    self._records(buf, texts, offsets, first, index)
                 if gap and not gap.isspace():
-                    stop = end if last_gap else gap_pos + len(gap)
+                    start = offsets[2 * index]
+                    stop = end if last_gap else start + len(gap)
                     self._gap(
                         buf,
-                        gap_pos,
+                        start,
                         stop,
                         stop,
                         final=final or not last_gap,
                         truncated=last_gap and final,
                     )
-                cursor = region_start = gap_pos + len(gap)
-                first_record = index
+                first = index
         except _StopFeed as stop:
             return stop.pos
         return end
 
-    def _batch(
-        self,
-        pieces: list[bytes],
-        first: int,
-        stop: int,
-        buf: bytes,
-        start: int,
-        end: int,
-        final: bool,
-        *,
-        fallback: bool = True,
-    ) -> bool:
-        """Store canonical records ``first`` … ``stop - 1`` of a split() result.
+    def _records(
+        self, buf: bytes, texts: list[bytes], offsets: list[int], first: int, stop: int
+    ) -> None:
+        """Store lease records ``first … stop - 1`` of a record split, in file order."""
+        joined = b"".join(texts[first:stop])
+        pieces = _CANONICAL_LEASE.split(joined)
+        stride = _CANONICAL_LEASE.groups + 1
+        if any(pieces[::stride]) or not self._batch(pieces, stop - first):
+            # Not all in dhcpd's layout, or a value the full parser must judge: record by
+            # record, at their offsets in the file.
+            for index in range(first, stop):
+                start = offsets[2 * index + 1]
+                self._feed_matches(buf, start, start + len(texts[index]))
 
-        ``buf[start:end]`` is their text. If a value needs the full parser (a bad date, an
-        unknown state) it is re-read record by record, or with ``fallback=False`` nothing is
-        stored and False returned.
+    def _batch(self, pieces: list[bytes], count: int) -> bool:
+        """Store the ``count`` canonical records of a split() result (gaps all empty).
+
+        Returns False, storing nothing, when a value needs the full parser (a bad date, an
+        unknown state); the caller then takes the records one at a time.
         """
         stride = _CANONICAL_LEASE.groups + 1
         columns = [
-            pieces[1 + group + first * stride : 1 + group + stop * stride : stride]
-            for group in range(stride - 1)
+            pieces[1 + group : 1 + group + count * stride : stride] for group in range(stride - 1)
         ]
         (
             prefix,
@@ -278,10 +276,7 @@ class _Reader:
             extras,
         ) = columns
         if not self._cached(prefix, time_columns, (state, next_state, rewind), hw_type):
-            if not fallback:
-                return False
-            self._feed_matches(buf, start, end, final=final)
-            return True
+            return False
         prefixes, dates = self.prefixes, self.dates
         addresses = list(map(operator.or_, map(prefixes.__getitem__, prefix), map(int, last)))
         times = [list(map(dates.__getitem__, column)) for column in time_columns]
@@ -335,7 +330,7 @@ class _Reader:
             set(hw_type) <= _HW_TYPES.keys()
         )
 
-    def _feed_matches(self, buf: bytes, pos: int, end: int, *, final: bool) -> None:
+    def _feed_matches(self, buf: bytes, pos: int, end: int) -> None:
         """Record by record over ``buf[pos:end]``: canonical records whose values are all
         cached take the fast path, the others the full parser (which reports problems)."""
         put = self.db.leases.put_row
@@ -671,9 +666,7 @@ class _BackwardReader(_Reader):
         joined = b"".join(map(texts.__getitem__, keep))
         pieces = _CANONICAL_LEASE.split(joined)
         stride = _CANONICAL_LEASE.groups + 1
-        if any(pieces[::stride]) or not self._batch(
-            pieces, 0, len(keep), joined, 0, len(joined), True, fallback=False
-        ):
+        if any(pieces[::stride]) or not self._batch(pieces, len(keep)):
             # Some winner is not in dhcpd's canonical shape or holds a value the full
             # parser must judge: take those records one at a time, at their real offsets.
             self._one_by_one(texts, keep, _offsets(gaps, texts, lo))
