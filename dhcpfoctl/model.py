@@ -560,13 +560,6 @@ class LeaseTable:
                 column.extend(value)
         return superseded + len(old)
 
-    def absorb(self, other: LeaseTable) -> None:
-        """Append the rows of ``other``, whose addresses must not be in this table.
-
-        Used to merge tables that readers filled in parallel for disjoint address sets.
-        """
-        self.absorb_parts(other.export_parts())
-
     def export_parts(self) -> Iterator[tuple[str, Any]]:
         """The table as (name, column) parts, for :meth:`absorb_parts` in another process.
 
@@ -579,7 +572,10 @@ class LeaseTable:
         yield "hw_long", self._hw_long
 
     def absorb_parts(self, parts: Iterable[tuple[str, Any]]) -> None:
-        """Append a table given as :meth:`export_parts` (addresses disjoint from ours)."""
+        """Append a table given as :meth:`export_parts` (addresses disjoint from ours).
+
+        Used to merge tables that readers filled in parallel for disjoint address sets.
+        """
         base = len(self._row_address)
         for name, value in parts:
             if name == "blocks":
@@ -590,7 +586,9 @@ class LeaseTable:
                     for low, row in enumerate(block):
                         if row >= 0:
                             if mine[low] >= 0:
-                                raise ValueError("absorb() needs tables with disjoint addresses")
+                                raise ValueError(
+                                    "absorb_parts() needs tables with disjoint addresses"
+                                )
                             mine[low] = base + row
             elif name == "hw_long":
                 self._hw_long.update({base + row: hw for row, hw in value.items()})

@@ -307,7 +307,7 @@ def test_two_processes_read_like_one(tmp_path: Path) -> None:
 def test_absorb_refuses_overlapping_tables() -> None:
     first = read_leases(REAL / "primary.leases")
     with pytest.raises(ValueError, match="disjoint"):
-        first.leases.absorb(read_leases(REAL / "primary.leases").leases)
+        first.leases.absorb_parts(read_leases(REAL / "primary.leases").leases.export_parts())
 
 
 @pytest.mark.parametrize(

@@ -261,13 +261,6 @@ class Tokens:
         kind = match.lastgroup or ""
         return kind, text[1:-1] if kind == "str" else text
 
-    def peek(self) -> tuple[str, bytes]:
-        saved = self.pos
-        try:
-            return self.next()
-        finally:
-            self.pos = saved
-
     def word(self, what: str) -> bytes:
         kind, text = self.next()
         if kind != "word":
