@@ -347,3 +347,24 @@ def test_stray_text_is_located_exactly_in_both_directions(
             (7, "expected a lease-file statement, found '}'")
         ]
         assert db.stats.records == 3 and len(db.leases) == 3
+
+
+def test_packed_lease_bodies_decode_like_raw_ones() -> None:
+    from dhcpfoctl.leases.syntax import decode_lease_body, pack_lease_bodies
+
+    bodies = [
+        b'  uid "\\001\\002";\n  set vendor-class-identifier = "MSFT 5.0";\n'
+        b'  option agent.circuit-id "ge-0/0/1:7";\n  option agent.remote-id 0:1b;\n'
+        b'  client-hostname "pc-1";\n',
+        b"",
+        b'  client-hostname "only";\n',
+    ]
+    packed = pack_lease_bodies(bodies)
+    assert len(packed[0]) < len(bodies[0]) - 50 and packed[1] == b""
+    assert [decode_lease_body(body) for body in packed if body] == [
+        decode_lease_body(body) for body in bodies if body
+    ]
+    # A body already holding a control byte (hand-made file) is stored as it is.
+    odd = [b'  client-hostname "a\x01b";\n']
+    assert pack_lease_bodies(odd) == odd
+    assert decode_lease_body(odd[0]).client_hostname == "a\x01b"

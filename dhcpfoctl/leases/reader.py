@@ -302,7 +302,14 @@ class _Reader:
         )
         self.db.stats.records += len(addresses)
         self.db.stats.superseded += self.db.leases.put_columns(
-            addresses, times, states, flags, hw_types, hw_lens, hws, extras
+            addresses,
+            times,
+            states,
+            flags,
+            hw_types,
+            hw_lens,
+            hws,
+            syntax.pack_lease_bodies(extras),
         )
         return True
 
