@@ -42,7 +42,7 @@ from dhcpfoctl.model import (
 
 Progress = Callable[[int, int], None]
 
-CHUNK_SIZE: Final = 2 << 20
+CHUNK_SIZE: Final = 1 << 20
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
 #: A date in a fixed-width field (``W YYYY/MM/DD HH:MM:SS``: ``.{21}`` is one fast loop in
