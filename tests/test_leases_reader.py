@@ -368,3 +368,20 @@ def test_packed_lease_bodies_decode_like_raw_ones() -> None:
     odd = [b'  client-hostname "a\x01b";\n']
     assert pack_lease_bodies(odd) == odd
     assert decode_lease_body(odd[0]).client_hostname == "a\x01b"
+
+
+def test_a_failing_second_process_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    journal = tmp_path / "journal.leases"
+    write_leases(journal, 200)
+    original = reader_module._BackwardReader.read
+
+    def read_or_fail(self: reader_module._BackwardReader, size: int, progress: object) -> None:
+        if self.share == (1, 2):
+            raise MemoryError  # the child dies; the parent must not hang or half-merge
+        original(self, size, progress)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader_module._BackwardReader, "read", read_or_fail)
+    with pytest.raises(InputFileError, match="second reading process failed"):
+        read_leases(journal, processes=2)
