@@ -409,14 +409,26 @@ def _read_v4(path: str, strict: bool) -> LeaseDB:
 
 
 def leases(
-    file: str = typer.Argument(..., help="dhcpd.leases file; '-' reads stdin; gzip detected."),
-    state: str | None = typer.Option(
-        None, "--state", help="Only these binding states, comma-separated (active,backup,…)."
+    file: str = typer.Argument(
+        ..., metavar="FILE", help="dhcpd.leases file; '-' reads stdin; gzip detected."
     ),
-    ip: str | None = typer.Option(None, "--ip", help="Only addresses in this CIDR."),
-    mac: str | None = typer.Option(None, "--mac", help="Only hardware addresses with this prefix."),
+    state: str | None = typer.Option(
+        None,
+        "--state",
+        metavar="STATES",
+        help="Only these binding states, comma-separated (active,backup,…).",
+    ),
+    ip: str | None = typer.Option(
+        None, "--ip", metavar="CIDR", help="Only addresses in this CIDR."
+    ),
+    mac: str | None = typer.Option(
+        None, "--mac", metavar="PREFIX", help="Only hardware addresses with this prefix."
+    ),
     hostname: str | None = typer.Option(
-        None, "--hostname", help="Only client-hostnames matching this glob (case-insensitive)."
+        None,
+        "--hostname",
+        metavar="GLOB",
+        help="Only client-hostnames matching this glob (case-insensitive).",
     ),
     expired_before: str | None = typer.Option(
         None,
