@@ -314,7 +314,7 @@ def render_summary(summary: dict[str, Any], now: int) -> None:
     console = stdout_console()
     console.print(
         f"{summary['file']}: {summary['records']} lease records, "
-        f"{summary['superseded_records']} superseded, {summary['addresses']} addresses shown",
+        f"{summary['superseded_records']} superseded, {summary['addresses']} addresses",
         markup=False,
     )
     states = Table(title="binding states", title_justify="left")
