@@ -183,7 +183,7 @@ def test_dhcpv6_files_are_detected_and_listed() -> None:
     ]
     assert leases[2]["iaid"] == 1
     assert leases[2]["duid"] == "00:03:00:01:02:99:00:01:00:01"
-    assert leases[1]["variables"] == {"vendor": "x"}
+    assert leases[1]["variables"] == {"ddns-fwd-name": "pd.example."}
     active = run_json(str(GOLDEN / "dhcpd6.leases"), "--state", "active")
     assert [lease["address"] for lease in active] == ["2001:db8:100::/56"]  # type: ignore[index]
     status, out, _ = run(str(GOLDEN / "dhcpd6.leases"))

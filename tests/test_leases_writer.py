@@ -165,12 +165,12 @@ def test_read_write_read_keeps_the_model(source: Path, tmp_path: Path) -> None:
     assert _content(_round_trip(db, tmp_path)) == _content(db)
 
 
-def _dhcpd_test(conf: Path, leases: Path, tmp_path: Path) -> str:
+def _dhcpd_test(conf: Path, leases: Path, tmp_path: Path, family: str = "-4") -> str:
     """Run ``dhcpd -T``; returns its output after checking it read the file cleanly."""
     result = subprocess.run(
         [
             DHCPD,
-            "-4",
+            family,
             "-T",
             "-cf",
             str(conf),
@@ -218,3 +218,19 @@ def test_real_dhcpd_accepts_a_rewritten_generated_journal(tmp_path: Path) -> Non
         write_leases(db, out)
     output = _dhcpd_test(conf, written, tmp_path)
     assert "Wrote" in output
+
+
+@needs_dhcpd
+def test_the_dhcpv6_sample_is_a_file_real_dhcpd_reads(tmp_path: Path) -> None:
+    conf = tmp_path / "dhcpd6.conf"
+    conf.write_text(
+        "default-lease-time 600;\n"
+        "subnet6 2001:db8:0:1::/64 {\n"
+        "  range6 2001:db8:0:1::100 2001:db8:0:1::300;\n"
+        "  range6 2001:db8:0:1::/64 temporary;\n"
+        "  prefix6 2001:db8:100:: 2001:db8:1ff:: /56;\n"
+        "}\n"
+    )
+    leases = tmp_path / "dhcpd6.leases"
+    shutil.copy(GOLDEN / "dhcpd6.leases", leases)
+    _dhcpd_test(conf, leases, tmp_path, family="-6")
