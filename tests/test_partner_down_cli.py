@@ -259,3 +259,25 @@ def test_keyed_partner_from_profile_is_read_with_its_own_key(
     assert code == 6
     assert f"partner OMAPI {partner.endpoint} answers: it is normal" in err
     assert writes(local) == []
+
+
+def test_partner_down_is_set_state_with_the_state_fixed() -> None:
+    """One definition serves both commands: same options, same defaults, own help."""
+    import typer.main
+
+    from dhcpfoctl.cli.main import app
+
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root, info_name="dhcpfoctl")
+
+    def options(name: str) -> list[tuple[tuple[str, ...], str | None, object]]:
+        command = root.get_command(ctx, name)
+        return [
+            (tuple(p.opts), p.help, p.default)
+            for p in command.get_params(ctx)
+            if p.param_type_name == "option"
+        ]
+
+    assert options("partner-down") == options("set-state")
+    assert all(help_text for _, help_text, _ in options("partner-down"))
+    assert "partner-down" in (root.get_command(ctx, "partner-down").help or "")

@@ -38,15 +38,16 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from dhcpfoctl.cli.status import (
-    CONFIG_HELP,
+from dhcpfoctl.cli.options import (
     DEFAULT_TIMEOUT,
-    KEY_FILE_HELP,
-    KEY_HELP,
-    KEY_NAME_HELP,
-    PEER_HELP,
-    PROFILE_HELP,
-    TIMEOUT_HELP,
+    ConfigFile,
+    Key,
+    KeyFile,
+    KeyName,
+    Peers,
+    Profile,
+    Timeout,
+    with_argument_fixed,
 )
 
 if TYPE_CHECKING:
@@ -108,55 +109,42 @@ def _transitions() -> dict[FailoverState, frozenset[FailoverState]]:
     }
 
 
-def partner_down(
-    server: list[str] = typer.Option([], "--server", "-s", metavar="HOST[:PORT]", help=LOCAL_HELP),
-    partner: str | None = typer.Option(None, "--partner", metavar="HOST[:PORT]", help=PARTNER_HELP),
-    partner_failover: str | None = typer.Option(
-        None, "--partner-failover", metavar="HOST[:PORT]", help=PARTNER_FAILOVER_HELP
-    ),
-    profile: str | None = typer.Option(None, "--profile", "-p", metavar="NAME", help=PROFILE_HELP),
-    peer: list[str] = typer.Option([], "--peer", metavar="NAME", help=PEER_HELP),
-    config: str | None = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
-    key: str | None = typer.Option(None, "--key", metavar="[ALG:]NAME:SECRET", help=KEY_HELP),
-    key_file: str | None = typer.Option(None, "--key-file", metavar="FILE", help=KEY_FILE_HELP),
-    key_name: str | None = typer.Option(None, "--key-name", metavar="NAME", help=KEY_NAME_HELP),
-    timeout: float = typer.Option(
-        DEFAULT_TIMEOUT, "--timeout", min=0.1, metavar="SECONDS", help=TIMEOUT_HELP
-    ),
-    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and stop."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-) -> None:
-    """Put a server into partner-down after its partner failed, with safety checks."""
-    _run("partner-down", locals())
-
-
 def set_state(
     state: str = typer.Argument(
         ..., help="partner-down; shutdown (from normal); recover (from shutdown)."
     ),
-    server: list[str] = typer.Option([], "--server", "-s", metavar="HOST[:PORT]", help=LOCAL_HELP),
+    server: list[str] | None = typer.Option(
+        None, "--server", "-s", metavar="HOST[:PORT]", help=LOCAL_HELP
+    ),
     partner: str | None = typer.Option(None, "--partner", metavar="HOST[:PORT]", help=PARTNER_HELP),
     partner_failover: str | None = typer.Option(
         None, "--partner-failover", metavar="HOST[:PORT]", help=PARTNER_FAILOVER_HELP
     ),
-    profile: str | None = typer.Option(None, "--profile", "-p", metavar="NAME", help=PROFILE_HELP),
-    peer: list[str] = typer.Option([], "--peer", metavar="NAME", help=PEER_HELP),
-    config: str | None = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
-    key: str | None = typer.Option(None, "--key", metavar="[ALG:]NAME:SECRET", help=KEY_HELP),
-    key_file: str | None = typer.Option(None, "--key-file", metavar="FILE", help=KEY_FILE_HELP),
-    key_name: str | None = typer.Option(None, "--key-name", metavar="NAME", help=KEY_NAME_HELP),
-    timeout: float = typer.Option(
-        DEFAULT_TIMEOUT, "--timeout", min=0.1, metavar="SECONDS", help=TIMEOUT_HELP
-    ),
+    profile: Profile = None,
+    peer: Peers = None,
+    config: ConfigFile = None,
+    key: Key = None,
+    key_file: KeyFile = None,
+    key_name: KeyName = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and stop."),
     json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Force a failover state an operator may legitimately force, verified by read-back."""
-    _run(state, locals())
+    options = locals()
+    options["server"] = server or []
+    options["peer"] = peer or []
+    _run(options.pop("state"), options)
+
+
+partner_down = with_argument_fixed(
+    set_state,
+    "state",
+    "partner-down",
+    doc="Put a server into partner-down after its partner failed, with safety checks.",
+)
 
 
 def _run(state_name: str, options: dict[str, Any]) -> None:

@@ -61,35 +61,37 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from dhcpfoctl.cli.options import (
+    DEFAULT_TIMEOUT,
+    ConfigFile,
+    Key,
+    KeyFile,
+    KeyName,
+    Peers,
+    Profile,
+    Timeout,
+)
+
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from dhcpfoctl.omapi.health import ServerView, StatusReport
     from dhcpfoctl.profile import Targets
 
-DEFAULT_TIMEOUT = 3.0
-
 SERVER_HELP = "OMAPI server HOST[:PORT] (default port 7911); repeat for both servers."
-PROFILE_HELP = "Profile in ~/.config/dhcpfoctl/config.toml (or $DHCPFOCTL_CONFIG)."
-PEER_HELP = 'Failover relationship name (failover peer "NAME"); repeatable.'
-CONFIG_HELP = "dhcpd.conf to read relationship names, the omapi-key and pools from."
-KEY_HELP = "OMAPI key [ALGORITHM:]NAME:SECRET (base64 secret; default hmac-md5). Prefer --key-file."
-KEY_FILE_HELP = "File with a `key NAME { algorithm …; secret …; }` stanza."
-KEY_NAME_HELP = "Which key of --key-file to use when it holds several."
-TIMEOUT_HELP = "Seconds allowed for each connect and each answer."
 
 
 def status(
-    server: list[str] = typer.Option([], "--server", "-s", metavar="HOST[:PORT]", help=SERVER_HELP),
-    profile: str | None = typer.Option(None, "--profile", "-p", metavar="NAME", help=PROFILE_HELP),
-    peer: list[str] = typer.Option([], "--peer", metavar="NAME", help=PEER_HELP),
-    config: str | None = typer.Option(None, "--config", "-c", metavar="FILE", help=CONFIG_HELP),
-    key: str | None = typer.Option(None, "--key", metavar="[ALG:]NAME:SECRET", help=KEY_HELP),
-    key_file: str | None = typer.Option(None, "--key-file", metavar="FILE", help=KEY_FILE_HELP),
-    key_name: str | None = typer.Option(None, "--key-name", metavar="NAME", help=KEY_NAME_HELP),
-    timeout: float = typer.Option(
-        DEFAULT_TIMEOUT, "--timeout", min=0.1, metavar="SECONDS", help=TIMEOUT_HELP
+    server: list[str] | None = typer.Option(
+        None, "--server", "-s", metavar="HOST[:PORT]", help=SERVER_HELP
     ),
+    profile: Profile = None,
+    peer: Peers = None,
+    config: ConfigFile = None,
+    key: Key = None,
+    key_file: KeyFile = None,
+    key_name: KeyName = None,
+    timeout: Timeout = DEFAULT_TIMEOUT,
     json_output: bool = typer.Option(False, "--json", help="Print JSON (shape in the docs)."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Redraw until Ctrl-C."),
     interval: float = typer.Option(
@@ -107,9 +109,9 @@ def status(
     with reported_errors(monitoring=True):
         try:
             targets = resolve_targets(
-                servers=server,
+                servers=server or [],
                 profile_name=profile,
-                peers=peer,
+                peers=peer or [],
                 config_path=config,
                 keys=KeyOptions(key=key, key_file=key_file, key_name=key_name),
             )

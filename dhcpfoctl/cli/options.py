@@ -1,0 +1,105 @@
+"""Command-line options shared by several commands, declared once.
+
+Each alias carries its flag names, metavar and help, so commands that take the same
+option (the OMAPI connection options of ``status``, ``partner-down`` and ``set-state``)
+spell it identically and cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Annotated, get_type_hints
+
+import typer
+
+DEFAULT_TIMEOUT = 3.0
+
+Profile = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        "-p",
+        metavar="NAME",
+        help="Profile in ~/.config/dhcpfoctl/config.toml (or $DHCPFOCTL_CONFIG).",
+    ),
+]
+Peers = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--peer",
+        metavar="NAME",
+        help='Failover relationship name (failover peer "NAME"); repeatable.',
+    ),
+]
+ConfigFile = Annotated[
+    str | None,
+    typer.Option(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="dhcpd.conf to read relationship names, the omapi-key and pools from.",
+    ),
+]
+Key = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        metavar="[ALG:]NAME:SECRET",
+        help="OMAPI key [ALGORITHM:]NAME:SECRET (base64 secret; default hmac-md5)."
+        " Prefer --key-file.",
+    ),
+]
+KeyFile = Annotated[
+    str | None,
+    typer.Option(
+        "--key-file",
+        metavar="FILE",
+        help="File with a `key NAME { algorithm …; secret …; }` stanza.",
+    ),
+]
+KeyName = Annotated[
+    str | None,
+    typer.Option(
+        "--key-name", metavar="NAME", help="Which key of --key-file to use when it holds several."
+    ),
+]
+Timeout = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        metavar="SECONDS",
+        help="Seconds allowed for each connect and each answer.",
+    ),
+]
+
+
+def with_argument_fixed(
+    command: Callable[..., None], name: str, value: object, *, doc: str
+) -> Callable[..., None]:
+    """``command`` with its parameter ``name`` fixed to ``value``, as a command of its own.
+
+    ``partner-down`` is ``set-state partner-down`` with its own help: one definition of the
+    options serves both (typer reads the signature and the resolved annotations).
+    """
+    signature = inspect.signature(command)
+    hints = get_type_hints(command, include_extras=True)
+
+    def fixed(**options: object) -> None:
+        command(**{name: value}, **options)
+
+    # Annotations resolved here: the signature would otherwise carry the strings of
+    # ``from __future__ import annotations``, which typer cannot evaluate in this module.
+    fixed.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[
+            p.replace(annotation=hints[p.name])
+            for p in signature.parameters.values()
+            if p.name != name
+        ]
+    )
+    fixed.__annotations__ = {key: hint for key, hint in hints.items() if key != name}
+    fixed.__doc__ = doc
+    fixed.__name__ = fixed.__qualname__ = f"{command.__name__}_{name}_fixed"
+    fixed.__module__ = command.__module__
+    return fixed
