@@ -7,13 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dhcpfoctl.cli.formats import (
-    format_duration,
-    format_relative,
-    iso_utc,
-    parse_duration,
-    parse_time,
-)
 from dhcpfoctl.errors import (
     ExitStatus,
     InputFileError,
@@ -34,6 +27,13 @@ from dhcpfoctl.model import (
     OnBlock,
 )
 from dhcpfoctl.omapi.key import OmapiKey, Secret
+from dhcpfoctl.times import (
+    format_duration,
+    format_relative,
+    iso_utc,
+    parse_duration,
+    parse_time,
+)
 
 
 @given(st.integers(min_value=0, max_value=2**31 - 1))

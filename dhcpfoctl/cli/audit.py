@@ -118,8 +118,8 @@ def load_thresholds(path: str) -> dict[str, Any]:
 
 
 def _convert(name: str, value: object, origin: str) -> Any:
-    from dhcpfoctl.cli.formats import parse_duration
     from dhcpfoctl.errors import LocalError
+    from dhcpfoctl.times import parse_duration
 
     if name in _FREES and isinstance(value, str | int | float):
         return FreeLimit.parse(value if isinstance(value, str) else f"{value}", origin)
@@ -339,7 +339,7 @@ def _judge_endurance(rel: RelationshipReport, thresholds: Thresholds, result: Au
 
 
 def _duration(seconds: int) -> str:
-    from dhcpfoctl.cli.formats import format_duration
+    from dhcpfoctl.times import format_duration
 
     return format_duration(seconds)
 
@@ -373,9 +373,9 @@ def audit(
 ) -> None:
     """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""
     from dhcpfoctl.cli.balance import gather
-    from dhcpfoctl.cli.formats import parse_duration
     from dhcpfoctl.cli.output import reported_errors
     from dhcpfoctl.errors import DhcpfoctlError
+    from dhcpfoctl.times import parse_duration
 
     chosen = AuditFormat.json if json_output else output_format
     with reported_errors(monitoring=True):

@@ -125,11 +125,11 @@ def gather(
 ) -> Inputs:
     """Read both files (with a progress bar on a terminal) and compute the report."""
     from dhcpfoctl.balance import compute_balance
-    from dhcpfoctl.cli.formats import parse_duration, parse_time
     from dhcpfoctl.cli.output import byte_progress
     from dhcpfoctl.conf import read_config
     from dhcpfoctl.errors import LocalError
     from dhcpfoctl.leases import read_leases
+    from dhcpfoctl.times import parse_duration, parse_time
 
     moment = parse_time(as_of, int(time.time()))
     span = parse_duration(window)
@@ -224,7 +224,7 @@ def pool_to_json(pool: PoolReport, role: str | None) -> dict[str, Any]:
 
 
 def report_to_json(report: BalanceReport) -> dict[str, Any]:
-    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.times import iso_utc
 
     return {
         "as_of": report.as_of,
@@ -508,8 +508,8 @@ def print_table(report: BalanceReport, console: Any = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from dhcpfoctl.cli.formats import format_duration, format_local_time
     from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.times import format_duration, format_local_time
 
     console = console or stdout_console()
     table = Table(

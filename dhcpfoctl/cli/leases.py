@@ -83,9 +83,9 @@ def parse_filters(
     """Validate the filter options; raises :class:`typer.BadParameter` (exit status 2)."""
     import ipaddress
 
-    from dhcpfoctl.cli.formats import parse_time
     from dhcpfoctl.errors import LocalError
     from dhcpfoctl.model import BindingState
+    from dhcpfoctl.times import parse_time
 
     states = None
     if state is not None:
@@ -145,8 +145,8 @@ def _epoch_json(epoch: int | None) -> int | None:
 
 def lease_to_json(lease: Lease) -> dict[str, Any]:
     """Every field of a lease: times as ISO UTC plus epoch, uid as hex, extras in full."""
-    from dhcpfoctl.cli.formats import iso_utc
     from dhcpfoctl.model import LeaseFlag
+    from dhcpfoctl.times import iso_utc
 
     extras = lease.extras
     data: dict[str, Any] = {"address": lease.address}
@@ -183,7 +183,7 @@ def lease_to_json(lease: Lease) -> dict[str, Any]:
 
 
 def failover_to_json(record: FailoverPeerRecord) -> dict[str, Any]:
-    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.times import iso_utc
 
     return {
         "name": record.name,
@@ -198,7 +198,7 @@ def failover_to_json(record: FailoverPeerRecord) -> dict[str, Any]:
 
 
 def lease6_to_json(lease: Lease6) -> dict[str, Any]:
-    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.times import iso_utc
 
     return {
         "address": lease.address,
@@ -254,7 +254,7 @@ def table_state_counts(db: LeaseDB) -> dict[str, int]:
 
 
 def csv_rows(leases: Iterable[Lease]) -> Iterator[list[str]]:
-    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.times import iso_utc
 
     yield list(_CSV_COLUMNS)
     for lease in leases:
@@ -280,8 +280,8 @@ def csv_rows(leases: Iterable[Lease]) -> Iterator[list[str]]:
 def render_table(leases: list[Lease], now: int) -> None:
     from rich.table import Table
 
-    from dhcpfoctl.cli.formats import format_local_time
     from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.times import format_local_time
 
     table = Table(title=f"{len(leases)} leases", title_justify="left")
     for column in ("address", "state", "next", "ends", "hardware", "hostname"):
@@ -308,8 +308,8 @@ def render_table(leases: list[Lease], now: int) -> None:
 def render_summary(summary: dict[str, Any], now: int) -> None:
     from rich.table import Table
 
-    from dhcpfoctl.cli.formats import format_local_time
     from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.times import format_local_time
 
     console = stdout_console()
     console.print(
@@ -347,8 +347,8 @@ def render_summary(summary: dict[str, Any], now: int) -> None:
 def render_table6(leases: list[Lease6], now: int) -> None:
     from rich.table import Table
 
-    from dhcpfoctl.cli.formats import format_local_time
     from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.times import format_local_time
 
     table = Table(title=f"{len(leases)} DHCPv6 leases", title_justify="left")
     for column in ("address", "type", "state", "ends", "iaid", "duid"):

@@ -252,9 +252,9 @@ class _Action:
     # -- the steps ---------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        from dhcpfoctl.cli.formats import iso_utc
         from dhcpfoctl.errors import RefusedError
         from dhcpfoctl.model import FailoverState
+        from dhcpfoctl.times import iso_utc
 
         before = self._read()
         result: dict[str, Any] = {
@@ -342,8 +342,8 @@ class _Action:
         return result
 
     def _fill_countdown(self, result: dict[str, Any], info: FailoverInfo) -> None:
-        from dhcpfoctl.cli.formats import format_local_time, iso_utc
         from dhcpfoctl.model import FailoverState
+        from dhcpfoctl.times import format_local_time, iso_utc
 
         if info.local_state != FailoverState.PARTNER_DOWN:
             return
@@ -435,8 +435,8 @@ class _Action:
         return probe
 
     def _show_plan(self, before: FailoverInfo) -> None:
-        from dhcpfoctl.cli.formats import format_local_time
         from dhcpfoctl.model import FailoverState
+        from dhcpfoctl.times import format_local_time
 
         now = int(time.time())
         lines = [

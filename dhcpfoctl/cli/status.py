@@ -131,8 +131,8 @@ def status(
 
 
 def _emit_error_json(exc: Exception) -> None:
-    from dhcpfoctl.cli.formats import iso_utc
     from dhcpfoctl.cli.output import print_json
+    from dhcpfoctl.times import iso_utc
 
     now = int(time.time())
     print_json(
@@ -242,7 +242,7 @@ def _transitions(
     report: StatusReport, previous: dict[tuple[str, str], str], log: list[str]
 ) -> set[tuple[str, str]]:
     """(server, relationship) whose local state changed since the last poll; logs them."""
-    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.times import iso_utc
 
     changed: set[tuple[str, str]] = set()
     for view in report.views:
@@ -259,8 +259,8 @@ def _transitions(
 
 
 def _view_json(view: ServerView, now: int) -> dict[str, Any]:
-    from dhcpfoctl.cli.formats import iso_utc
     from dhcpfoctl.model import FailoverState
+    from dhcpfoctl.times import iso_utc
 
     base: dict[str, Any] = {
         "server": view.server,
@@ -321,7 +321,7 @@ def _view_json(view: ServerView, now: int) -> dict[str, Any]:
 
 
 def report_json(report: StatusReport, targets: Targets) -> dict[str, Any]:
-    from dhcpfoctl.cli.formats import iso_utc
+    from dhcpfoctl.times import iso_utc
 
     findings = sorted(report.findings, key=lambda f: -f.health.rank)
     return {
@@ -375,7 +375,7 @@ def render(
     from rich.table import Table
     from rich.text import Text
 
-    from dhcpfoctl.cli.formats import format_duration, format_local_time
+    from dhcpfoctl.times import format_duration, format_local_time
 
     now = report.now
     tables: list[RenderableType] = []

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from dhcpfoctl.cli.formats import format_duration, format_relative, iso_utc
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts
+from dhcpfoctl.times import format_duration, format_relative, iso_utc
 
 
 class Health(enum.IntEnum):

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from dhcpfoctl.cli.formats import format_duration
 from dhcpfoctl.errors import ExitStatus
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.errors import NotFoundError
+from dhcpfoctl.times import format_duration
 
 from .realpair import LAB_KEY, ROLES, RealPair, RunCli
 

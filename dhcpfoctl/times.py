@@ -1,4 +1,4 @@
-"""Parsing and formatting of times and durations for the command line.
+"""Parsing and formatting of times and durations, for the command line, tables and JSON.
 
 Times on the command line may be ``now``, epoch seconds (``@1764313218``), ISO 8601
 (``2026-11-28T07:00:18Z``; without a zone it is local time), or relative to now
