@@ -158,3 +158,8 @@ def test_free_limit_and_perf_formatting() -> None:
     assert FreeLimit.parse("10%", "x").count(250) == 25
     assert FreeLimit.parse(7, "x").count(250) == 7
     assert str(Perf("a'b", 1.5, "s", "1:", "", 0)) == "'a_b'=1.5s;1:;;0"
+    # Large values in full: ``:g`` would give 2.592e+06, which Nagios parsers reject.
+    month = FreeLimit.parse("2592000", "x")
+    assert str(Perf("e", 2592001, "s", f"{month}:", "", 0, 1048576)) == (
+        "'e'=2592001s;2592000:;;0;1048576"
+    )

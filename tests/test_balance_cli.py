@@ -99,6 +99,8 @@ def test_prometheus_parses_and_is_labelled() -> None:
     }
     assert endurance[("primary", "interrupted")] == 0
     assert endurance[("secondary", "interrupted")] == 21600
+    (as_of,) = families["dhcpfoctl_as_of_timestamp_seconds"].samples
+    assert as_of.value == 1795852800  # exactly 2026-11-28T08:00:00Z, not 1.79585e+09
 
 
 def test_output_file_is_replaced_atomically(tmp_path: Path) -> None:

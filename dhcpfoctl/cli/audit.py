@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import typer
 
+from dhcpfoctl.cli.balance import plain_number
+
 if TYPE_CHECKING:
     from dhcpfoctl.balance import BalanceReport, PoolReport, RelationshipReport
     from dhcpfoctl.cli.balance import Inputs
@@ -77,7 +79,7 @@ class FreeLimit:
         return size * self.value / 100 if self.percent else self.value
 
     def __str__(self) -> str:
-        return f"{self.value:g}%" if self.percent else f"{self.value:g}"
+        return plain_number(self.value) + ("%" if self.percent else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +159,11 @@ class Perf:
 
     def __str__(self) -> str:
         def num(x: float | None) -> str:
-            return "" if x is None else f"{x:g}"
+            return "" if x is None else plain_number(x)
 
         label = self.label.replace("'", "_")
         fields = [self.warn, self.crit, num(self.minimum), num(self.maximum)]
-        return f"'{label}'={self.value:g}{self.unit};" + ";".join(fields).rstrip(";")
+        return f"'{label}'={plain_number(self.value)}{self.unit};" + ";".join(fields).rstrip(";")
 
 
 @dataclass(slots=True)
@@ -176,7 +178,7 @@ class AuditResult:
 
 def _below(limit: float) -> str:
     """Nagios range alerting when the value falls below ``limit``."""
-    return f"{limit:g}:"
+    return f"{plain_number(limit)}:"
 
 
 def _at_most(limit: float) -> str:
@@ -271,8 +273,8 @@ def _judge_misbalance(
             f"{name} misbalance",
             round(100 * skew / total, 1),
             "%",
-            f"{warn_pct:g}",
-            f"{crit_pct:g}",
+            plain_number(warn_pct),
+            plain_number(crit_pct),
             0,
             50,
         )
@@ -291,7 +293,7 @@ def _judge_misbalance(
             severity,
             "misbalance",
             f"pool {name}: free {view.free} vs backup {view.backup} (lts {view.lts},"
-            f" limit {limit} = {percent:g}% of {total}); the {short} is short",
+            f" limit {limit} = {plain_number(percent)}% of {total}); the {short} is short",
             pool=pool.pool.label,
             relationship=rel,
         )

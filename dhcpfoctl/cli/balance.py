@@ -337,6 +337,13 @@ def report_to_csv(report: BalanceReport) -> str:
 # -- Prometheus ------------------------------------------------------------------------
 
 
+def plain_number(value: float) -> str:
+    """``value`` in full, without exponent: ``:g`` would print 1048576 as 1.04858e+06."""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
 def _label(value: str | None) -> str:
     text = value or ""
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -351,7 +358,7 @@ def report_to_prometheus(report: BalanceReport) -> str:
     ) -> None:
         family = families.setdefault(name, (kind, help_text, []))
         rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-        family[2].append(f"dhcpfoctl_{name}{{{rendered}}} {value:g}")
+        family[2].append(f"dhcpfoctl_{name}{{{rendered}}} {plain_number(value)}")
 
     for pool in report.pools:
         base = {
