@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 import typer
 from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
 from typer.testing import CliRunner
 
-from dhcpfoctl.cli.balance import balance
+from dhcpfoctl.cli.balance import balance, gather, print_table
 
 REAL = Path(__file__).parent / "data" / "real-dhcpd-4.4.3"
 GOLDEN = Path(__file__).parent / "golden" / "balance"
@@ -133,6 +135,21 @@ def test_table_shows_pool_bar_and_endurance() -> None:
     assert "10.0.0.1-200" in out and "█" * 5 + "▒" * 5 in out
     assert "failover peer fx: this server is primary, state normal; free 15, backup 15" in out
     assert "endurance (primary): 2h 07m if communications-interrupted" in out
+
+
+@pytest.mark.parametrize(("width", "bar"), [(80, True), (60, False)])
+def test_narrow_terminal_drops_the_bar_not_the_figures(width: int, bar: bool) -> None:
+    inputs = gather(str(GOLDEN / "fixture.conf"), str(GOLDEN / "critical.leases"), AS_OF, "24h")
+    console = Console(file=io.StringIO(), width=width, color_system=None)
+    print_table(inputs.report, console)
+    lines = console.file.getvalue().splitlines()  # type: ignore[attr-defined]
+    header = next(line.split() for line in lines if line.split()[:1] == ["pool"])
+    assert header[-3:] == ["lts", "next", "run"]
+    assert ("free|bkup" in header) is bar
+    (row,) = (line.split() for line in lines if line.lstrip().startswith("10.0.0.1-200"))
+    figures = [cell for cell in row if cell.strip("█▒")]
+    assert figures[:7] == ["10.0.0.1-200", "fx", "200", "0", "40", "160", "-20"]
+    assert all(len(line) <= width for line in lines)
 
 
 def test_not_enough_history_is_said() -> None:

@@ -474,6 +474,8 @@ def write_atomically(path: str, text: str) -> None:
 # -- table -----------------------------------------------------------------------------
 
 BAR_WIDTH = 10
+#: Measuring width for the table's natural size (rich clamps measurements to this).
+UNBOUNDED_WIDTH = 10_000
 
 
 def split_bar(free: int, backup: int) -> Any:
@@ -511,60 +513,17 @@ def _table_text(report: BalanceReport) -> str:
 
 
 def print_table(report: BalanceReport, console: Any = None) -> None:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
     from dhcpfoctl.cli.output import stdout_console
-    from dhcpfoctl.times import format_duration, format_local_time
+    from dhcpfoctl.times import format_duration
 
     console = console or stdout_console()
-    table = Table(
-        title=f"Pools at {format_local_time(report.as_of, int(time.time()))}",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        padding=(0, 1),
-        collapse_padding=True,
-    )
-    table.add_column("pool", no_wrap=True)
-    table.add_column("peer", no_wrap=True)
-    for header in ("size", "free", "backup", "active"):
-        table.add_column(header, justify="right", min_width=len(header))
-    table.add_column("free|bkup", no_wrap=True)
-    table.add_column("lts", justify="right", min_width=3)
-    table.add_column("next run", overflow="fold", min_width=8)
-    network = None
-    for pool in report.pools:
-        if pool.pool.shared_network != network:
-            network = pool.pool.shared_network
-            table.add_row(Text(network, style="bold"))
-        counts = pool.counts
-        role = server_role(report, pool.pool.failover_peer)
-        view = pool.view(role) if role else None
-        lts = next_run = ""
-        if view is not None:
-            lts = f"{view.lts}"
-            moved = (
-                f"{view.next_min.moved}"
-                if view.exact
-                else f"{view.next_min.moved}-{view.next_max.moved}"
-            )
-            next_run = moved
-            if view.poolreq:
-                next_run += ", POOLREQ"
-            if view.imbalanced:
-                next_run += ", IMBALANCED"
-        table.add_row(
-            "\n".join(short_range(r.first, r.last) for r in pool.pool.ranges),
-            pool.pool.failover_peer or "-",
-            str(counts.total),
-            str(counts.free),
-            str(counts.backup),
-            str(counts.active),
-            split_bar(counts.free, counts.backup) if pool.pool.failover_peer else "",
-            lts,
-            next_run,
-        )
+    # On a narrow terminal rich would squeeze every column into ellipses: drop the bar
+    # first (it repeats the free and backup figures), then the spacing, never a figure.
+    unbounded = console.options.update_width(UNBOUNDED_WIDTH)
+    for with_bar, padding in ((True, 1), (False, 1), (False, 0)):
+        table = _pool_table(report, with_bar=with_bar, padding=padding)
+        if console.measure(table, options=unbounded).minimum <= console.width:
+            break
     console.print(table)
     for rel in report.relationships:
         role = rel.peer.role if rel.peer else "?"
@@ -589,3 +548,61 @@ def print_table(report: BalanceReport, console: Any = None) -> None:
     for pool in report.pools:
         for message in pool.risks.values():
             console.print(f"RISK {pool.pool.label}: {message}", style="bold red", markup=False)
+
+
+def _pool_table(report: BalanceReport, *, with_bar: bool, padding: int) -> Any:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    from dhcpfoctl.times import format_local_time
+
+    table = Table(
+        title=f"Pools at {format_local_time(report.as_of, int(time.time()))}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, padding),
+        collapse_padding=True,
+    )
+    table.add_column("pool", no_wrap=True)
+    table.add_column("peer", no_wrap=True)
+    for header in ("size", "free", "backup", "active"):
+        table.add_column(header, justify="right", min_width=len(header))
+    if with_bar:
+        table.add_column("free|bkup", no_wrap=True)
+    table.add_column("lts", justify="right", min_width=3)
+    table.add_column("next run", overflow="fold", min_width=8)
+    network = None
+    for pool in report.pools:
+        if pool.pool.shared_network != network:
+            network = pool.pool.shared_network
+            table.add_row(Text(network, style="bold"))
+        counts = pool.counts
+        role = server_role(report, pool.pool.failover_peer)
+        view = pool.view(role) if role else None
+        lts = next_run = ""
+        if view is not None:
+            lts = f"{view.lts}"
+            moved = (
+                f"{view.next_min.moved}"
+                if view.exact
+                else f"{view.next_min.moved}-{view.next_max.moved}"
+            )
+            next_run = moved
+            if view.poolreq:
+                next_run += ", POOLREQ"
+            if view.imbalanced:
+                next_run += ", IMBALANCED"
+        bar = split_bar(counts.free, counts.backup) if pool.pool.failover_peer else ""
+        table.add_row(
+            "\n".join(short_range(r.first, r.last) for r in pool.pool.ranges),
+            pool.pool.failover_peer or "-",
+            str(counts.total),
+            str(counts.free),
+            str(counts.backup),
+            str(counts.active),
+            *([bar] if with_bar else []),
+            lts,
+            next_run,
+        )
+    return table
