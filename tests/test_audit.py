@@ -128,6 +128,31 @@ def test_misbalance_thresholds_from_flags() -> None:
     assert "limit 16 = 40% of 40" in out
 
 
+def test_misbalance_percent_written_like_warn_free(tmp_path: Path) -> None:
+    profile = tmp_path / "audit.toml"
+    profile.write_text('warn_misbalance = "40%"\ncrit_misbalance = 60\n')
+    code, out, _ = run("critical.leases", "--thresholds", str(profile))
+    assert code == 2 and "limit 16 = 40% of 40" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--warn-misbalance", "30", "--crit-misbalance", "20"], "crit-misbalance 20%"),
+        (["--warn-free", "5", "--crit-free", "8"], "crit-free 8 is above warn-free 5"),
+        (["--crit-free", "20%", "--warn-free", "10%"], "crit-free 20% is above warn-free 10%"),
+        (
+            ["--warn-endurance", "1h", "--crit-endurance", "2h"],
+            "crit-endurance 2h 00m is longer than warn-endurance 60m",
+        ),
+    ],
+)
+def test_critical_looser_than_warning_is_unknown(flags: list[str], message: str) -> None:
+    code, out, err = run("ok.leases", "-f", "nagios", *flags)
+    assert code == 3 and out.startswith("DHCPFOCTL UNKNOWN - critical threshold looser")
+    assert message in err and err.count("\n") == 1
+
+
 def test_config_warning_is_a_warning(tmp_path: Path) -> None:
     conf = tmp_path / "lb0.conf"
     conf.write_text(
@@ -145,6 +170,8 @@ def test_config_warning_is_a_warning(tmp_path: Path) -> None:
         ("warn_fre = 3", "unknown setting(s) warn_fre"),
         ('warn_endurance = "soon"', "invalid duration"),
         ('crit_free = "200%"', "out of range"),
+        ('warn_misbalance = "lots"', "invalid percentage 'lots'"),
+        ("crit_misbalance = -5", "invalid percentage -5"),
     ],
 )
 def test_bad_thresholds_file_is_unknown(tmp_path: Path, content: str, message: str) -> None:

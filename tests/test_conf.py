@@ -23,6 +23,8 @@ from dhcpfoctl.errors import InputFileError
 
 GOLDEN = Path(__file__).parent / "golden" / "conf"
 INVALID = sorted((GOLDEN / "invalid").glob("*.conf"))
+#: Legal configs the reader warns about, first line ``# warn: message``.
+WARNING = sorted((GOLDEN / "warning").glob("*.conf"))
 VALID = [GOLDEN / "full.conf", GOLDEN / "keyonly.conf"]
 REAL = Path(__file__).parent / "data" / "real-dhcpd-4.4.3"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
@@ -132,19 +134,19 @@ def test_zero_means_default_for_balance_parameters(tmp_path: Path) -> None:
     assert peer.is_given("min_balance")
 
 
-def test_split_and_hba_together_warns_and_later_wins(tmp_path: Path) -> None:
-    conf = tmp_path / "s.conf"
-    conf.write_text(
-        'failover peer "p" { primary; peer address 10.0.0.2; mclt 60; split 128;'
-        " hba " + ":".join(["ff"] * 4 + ["00"] * 28) + "; load balance max seconds 3; }\n"
-        'subnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer "p"; range 10.0.0.5; } }\n'
-    )
-    config = read_config(conf)
+@pytest.mark.parametrize("path", WARNING, ids=lambda p: p.stem)
+def test_suspicious_but_legal_config_warns(path: Path) -> None:
+    """Each file's first line names its one warning; dhcpd -t accepts them all (below)."""
+    expected = path.read_text().splitlines()[0].removeprefix("# warn: ")
+    config = read_config(path)
+    (warning,) = config.warnings
+    assert warning.startswith(f"{path}:") and expected in warning
+
+
+def test_split_and_hba_later_wins() -> None:
+    config = read_config(GOLDEN / "warning" / "split-and-hba.conf")
     peer = config.failover_peers["p"]
     assert peer.split is None and peer.hba == bytes([255] * 4 + [0] * 28)
-    assert [w.split(": ", 1)[1] for w in config.warnings] == [
-        "failover peer p: both split and hba given; dhcpd uses the later one (hba)"
-    ]
 
 
 def test_split_buckets() -> None:
@@ -188,6 +190,14 @@ def test_include_resolves_beside_including_file(tmp_path: Path) -> None:
     assert config.omapi_port == 7911 and len(config.files) == 2
 
 
+def test_missing_main_file_is_named_once(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError) as caught:
+        read_config(tmp_path / "absent.conf")
+    assert (
+        str(caught.value) == f"{tmp_path / 'absent.conf'}: cannot read: No such file or directory"
+    )
+
+
 def test_include_loop_is_an_error(tmp_path: Path) -> None:
     loop = tmp_path / "loop.conf"
     loop.write_text(f'include "{loop}";\n')
@@ -227,7 +237,7 @@ def dhcpd_accepts(path: Path, tmp_path: Path) -> bool:
 
 @pytest.mark.integration
 @pytest.mark.parametrize(
-    "path", [*VALID, REAL / "primary.conf", REAL / "secondary.conf", *INVALID], ids=str
+    "path", [*VALID, REAL / "primary.conf", REAL / "secondary.conf", *WARNING, *INVALID], ids=str
 )
 def test_dhcpd_t_agrees(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(path.parent)

@@ -9,14 +9,17 @@ Checks and their defaults (flags override a ``--thresholds`` TOML file, which ov
 defaults):
 
 * misbalance, per failover pool: ``|lts|`` against T x percent, with dhcpd's rounding;
-  warning above the peer's ``max-lease-misbalance`` (dhcpd's own IMBALANCED line), critical
-  above twice that (where dhcpd's timer sends POOLREQ);
+  warning above the peer's ``max-lease-misbalance`` (the limit of dhcpd's IMBALANCED line,
+  judged before the next run rather than after it), critical above twice that (where
+  dhcpd's timer sends POOLREQ);
 * own free leases, per pool and server: warning at or below 10 % of the pool, critical at
-  0 while the peer holds free leases ("peer holds all free leases"); ``N`` or ``N%``;
+  0 (with the peer holding some, clients get "peer holds all free leases"); ``N`` or ``N%``;
 * endurance in communications-interrupted, per relationship and server: warning below
   12h, critical below 2h (no finding while there is not enough history to estimate);
 * dhcpd.conf warnings (e.g. ``load balance max seconds 0``) and skipped lease records:
   warning.
+
+A critical limit looser than the warning one, both set by the operator, is refused (UNKNOWN).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import typer
 from dhcpfoctl.cli.balance import plain_number
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from dhcpfoctl.balance import BalanceReport, PoolReport, RelationshipReport
     from dhcpfoctl.cli.balance import Inputs
 
@@ -93,6 +98,35 @@ class Thresholds:
     crit_endurance: int = 2 * 3600
     window: str = "24h"
 
+    def check(self, given: Collection[str]) -> None:
+        """Refuse a critical limit looser than its warning one when the operator set both
+        (``given``): every warning would be reported as critical, which is never meant.
+        A default paired with one setting is left alone, so ``--warn-endurance 1h`` alone
+        still works (anything below the default 2h is critical)."""
+        from dhcpfoctl.errors import LocalError
+
+        def both(check: str) -> bool:
+            return {f"warn_{check}", f"crit_{check}"} <= set(given)
+
+        looser = []
+        warn_mis, crit_mis = self.warn_misbalance, self.crit_misbalance
+        if warn_mis is not None and crit_mis is not None and crit_mis < warn_mis:
+            looser.append(
+                f"crit-misbalance {plain_number(crit_mis)}%"
+                f" is below warn-misbalance {plain_number(warn_mis)}%"
+            )
+        # A percentage and a count compare only once the pool's size is known: not here.
+        same_unit = self.crit_free.percent == self.warn_free.percent
+        if both("free") and same_unit and self.crit_free.value > self.warn_free.value:
+            looser.append(f"crit-free {self.crit_free} is above warn-free {self.warn_free}")
+        if both("endurance") and self.crit_endurance > self.warn_endurance:
+            looser.append(
+                f"crit-endurance {_duration(self.crit_endurance)}"
+                f" is longer than warn-endurance {_duration(self.warn_endurance)}"
+            )
+        if looser:
+            raise LocalError("critical threshold looser than the warning one: " + "; ".join(looser))
+
 
 _DURATIONS: Final = ("warn_endurance", "crit_endurance")
 _PERCENTS: Final = ("warn_misbalance", "crit_misbalance")
@@ -127,8 +161,15 @@ def _convert(name: str, value: object, origin: str) -> Any:
         return FreeLimit.parse(value if isinstance(value, str) else f"{value}", origin)
     if name in _DURATIONS and isinstance(value, str | int):
         return parse_duration(str(value))
-    if name in _PERCENTS and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+    if name in _PERCENTS and isinstance(value, str | int | float) and not isinstance(value, bool):
+        # As on the command line a bare number; "20%" too, as warn_free is written that way.
+        try:
+            percent = float(str(value).strip().removesuffix("%"))
+        except ValueError:
+            percent = -1.0
+        if percent < 0:
+            raise LocalError(f"{name}: invalid percentage {value!r} (use 20 or '20%')")
+        return percent
     if name == "window" and isinstance(value, str):
         parse_duration(value)
         return value
@@ -399,6 +440,7 @@ def audit(
                     flags[name] = parse_duration(text)
             settings.update({k: v for k, v in flags.items() if v is not None})
             thresholds = replace(Thresholds(), **settings)
+            thresholds.check(settings)
             inputs = gather(config, leases, as_of, thresholds.window)
         except DhcpfoctlError as exc:
             if chosen is AuditFormat.nagios:

@@ -162,8 +162,9 @@ class _Reader:
         try:
             text = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
         except OSError as exc:
-            location = where or path
-            raise InputFileError(location, f"cannot read {path}: {exc.strerror}") from None
+            if where is None:  # the main file: its name is already the location
+                raise InputFileError(path, f"cannot read: {exc.strerror}") from None
+            raise InputFileError(where, f"cannot read {path}: {exc.strerror}") from None
         self.config.files.append(path)
         stream = _Stream(tokenize(text, path))
         self._body(stream, scope, closing=None)
