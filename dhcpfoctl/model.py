@@ -516,17 +516,7 @@ class LeaseTable:
         low = list(map(operator.and_, addresses, repeat(0xFF)))
         rows = list(map(operator.getitem, block_of, low))
         old = [i for i, row in enumerate(rows) if row >= 0]
-        columns = (
-            *(getattr(self, name) for name in _TIME_FIELDS),
-            self.state,
-            self.next_state,
-            self.rewind_state,
-            self.flags,
-            self._hw_type,
-            self._hw_len,
-            self._hw,
-            self._extras,
-        )
+        columns = tuple(getattr(self, name) for name in _COLUMNS[1:])
         values = (*times, *states, flags, hw_types, hw_lens, hws, extras)
         if len(old) == len(rows):
             new: list[int] = []
@@ -545,20 +535,64 @@ class LeaseTable:
                 else:
                     deque(map(column.__setitem__, old_rows, map(value.__getitem__, old)), 0)
         if new:
-            first = len(self._row_address)
             if len(new) == len(rows):
-                new_values: Iterable[Sequence[Any]] = values
-                new_addresses: Sequence[int] = addresses
+                self._append_rows(addresses, block_of, low, values)
             else:
-                new_values = [list(map(value.__getitem__, new)) for value in values]
-                new_addresses = list(map(addresses.__getitem__, new))
-                block_of = list(map(block_of.__getitem__, new))
-                low = list(map(low.__getitem__, new))
-            deque(map(operator.setitem, block_of, low, range(first, first + len(new))), 0)
-            self._row_address.extend(new_addresses)
-            for column, value in zip(columns, new_values, strict=True):
-                column.extend(value)
+                self._append_rows(
+                    list(map(addresses.__getitem__, new)),
+                    list(map(block_of.__getitem__, new)),
+                    list(map(low.__getitem__, new)),
+                    [list(map(value.__getitem__, new)) for value in values],
+                )
         return superseded + len(old)
+
+    def append_new(
+        self,
+        addresses: Sequence[int],
+        times: Sequence[Sequence[int]],
+        states: Sequence[Sequence[int]],
+        flags: Sequence[int],
+        hw_types: Sequence[int],
+        hw_lens: Sequence[int],
+        hws: Sequence[int],
+        extras: Sequence[LeaseExtras | RawExtras | None],
+    ) -> None:
+        """:meth:`put_columns` for addresses known to be distinct and not in the table yet
+        (a backward reader's winners), without the checks that cost a pass each."""
+        keys = list(map(operator.rshift, addresses, repeat(8)))
+        blocks = self._blocks
+        for key in set(keys).difference(blocks):
+            blocks[key] = array("i", _EMPTY_BLOCK)
+        self._append_rows(
+            addresses,
+            list(map(blocks.__getitem__, keys)),
+            list(map(operator.and_, addresses, repeat(0xFF))),
+            (*times, *states, flags, hw_types, hw_lens, hws, extras),
+        )
+
+    def _append_rows(
+        self,
+        addresses: Sequence[int],
+        block_of: Sequence[array],
+        low: Sequence[int],
+        values: Iterable[Sequence[Any]],
+    ) -> None:
+        """New rows at the end: ``values`` in the order of :data:`_COLUMNS` after the
+        address (times, states, flags, hardware type, length, address, extras)."""
+        first = len(self._row_address)
+        deque(map(operator.setitem, block_of, low, range(first, first + len(addresses))), 0)
+        self._row_address.extend(addresses)
+        for name, value in zip(_COLUMNS[1:], values, strict=True):
+            getattr(self, name).extend(value)
+
+    def block(self, key: int) -> array:
+        """The row numbers (-1: none) of the /24 block ``key`` (address >> 8), created
+        empty if absent; the same array for the table's lifetime, so callers may cache it
+        (the reader looks up rows by the text of an address's first three octets)."""
+        found = self._blocks.get(key)
+        if found is None:
+            found = self._blocks[key] = array("i", _EMPTY_BLOCK)
+        return found
 
     def export_parts(self) -> Iterator[tuple[str, Any]]:
         """The table as (name, column) parts, for :meth:`absorb_parts` in another process.

@@ -21,6 +21,7 @@ import pickle
 import re
 import stat
 import sys
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, compress, repeat
@@ -49,7 +50,9 @@ _GZIP_MAGIC: Final = b"\x1f\x8b"
 #: the regex engine), or ``never``, or ``epoch N`` with dhcpd's trailing comment. Whatever the
 #: 21 characters hold is checked by the date parser before use.
 _DATE: Final = rb"(.{21}|never|epoch [0-9]+);(?: #[^\n]*)?\n"
-_STRING: Final = rb'"(?:[^"\\\n]|\\[^\n])*"'
+#: Unrolled (runs of plain bytes, then one escape) rather than a per-byte alternation: the
+#: regex engine then walks a string in one tight loop.
+_STRING: Final = rb'"[^"\\\n]*(?:\\[^\n][^"\\\n]*)*"'
 _HEXSEQ: Final = rb"[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*"
 #: Lease-body lines the fast path stores as raw text (decoded when a Lease is built). Each
 #: alternative admits only text that :func:`syntax.decode_lease_body` reads without error.
@@ -63,24 +66,32 @@ _EXTRA_LINE: Final = (
     rb"|option agent\.[A-Za-z0-9_-]+ (?:" + _STRING + rb"|" + _HEXSEQ + rb")"
     rb");\n"
 )
-#: The canonical lease record as dhcpd 4.4's write_lease() lays it out.
-_CANONICAL_LEASE: Final = re.compile(
+#: The canonical lease record as dhcpd 4.4's write_lease() lays it out. Optional lines are
+#: ``(?:…|)`` rather than ``(?:…)?``: the same language, measured 15% faster in CPython's
+#: regex engine.
+_CANONICAL_BODY: Final = (
     rb"lease ([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})\.(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9]) \{\n"
-    rb"(?:  starts " + _DATE + rb")?"
-    rb"(?:  ends " + _DATE + rb")?"
-    rb"(?:  tstp " + _DATE + rb")?"
-    rb"(?:  tsfp " + _DATE + rb")?"
-    rb"(?:  atsfp " + _DATE + rb")?"
-    rb"(?:  cltt " + _DATE + rb")?"
-    rb"(?:  binding state ([a-z-]+);\n)?"
-    rb"(?:  next binding state ([a-z-]+);\n)?"
-    rb"(?:  rewind binding state ([a-z-]+);\n)?"
-    rb"(  reserved;\n)?"
-    rb"(  dynamic-bootp;\n)?"
-    rb"(?:  hardware ([a-z-]+[0-9]*) ((?:[0-9a-f]{2}:){0,7}[0-9a-f]{2});\n)?"
+    rb"(?:  starts " + _DATE + rb"|)"
+    rb"(?:  ends " + _DATE + rb"|)"
+    rb"(?:  tstp " + _DATE + rb"|)"
+    rb"(?:  tsfp " + _DATE + rb"|)"
+    rb"(?:  atsfp " + _DATE + rb"|)"
+    rb"(?:  cltt " + _DATE + rb"|)"
+    rb"(?:  binding state ([a-z-]+);\n|)"
+    rb"(?:  next binding state ([a-z-]+);\n|)"
+    rb"(?:  rewind binding state ([a-z-]+);\n|)"
+    rb"(  reserved;\n|)"
+    rb"(  dynamic-bootp;\n|)"
+    rb"(?:  hardware ([a-z-]+[0-9]*) ((?:[0-9a-f]{2}:){0,7}[0-9a-f]{2});\n|)"
     rb"((?:" + _EXTRA_LINE + rb")*)"
     rb"\}\n"
 )
+_CANONICAL_LEASE: Final = re.compile(_CANONICAL_BODY)
+#: Canonical records in a run of joined record texts, for ``findall`` (measured 1.6x faster
+#: than ``split``). A match may start only where a record does (at the start, or after the
+#: ``\n}\n`` that ends every record text and occurs nowhere else in one), so as many
+#: matches as records means that every record matched whole.
+_CANONICAL_RUN: Final = re.compile(rb"(?:\A|(?<=\n\}\n))" + _CANONICAL_BODY)
 #: A backward read's first pass: each dhcpd-shaped lease record with its address (the
 #: closing brace is the first at the start of a line), without field captures, so superseded records
 #: cost little.
@@ -107,11 +118,11 @@ _STATES: Final[dict[bytes, int]] = {
     for state in BindingState
     if state not in (BindingState.RESERVED, BindingState.BOOTP)
 }
-_STATES[b""] = _STATES[None] = 0  # type: ignore[index]
+_STATES[b""] = 0  # an absent field
 _HW_TYPES: Final[dict[bytes, int]] = {
     member.keyword.encode(): int(member) for member in HardwareType
 }
-_HW_TYPES[b""] = _HW_TYPES[None] = 0  # type: ignore[index]
+_HW_TYPES[b""] = 0
 #: Length in bytes of a canonical colon-hex hardware address, by its length in characters.
 _HW_LENGTHS: Final = {0: 0, **{3 * n - 1: n for n in range(1, 9)}}
 #: Bound on the date cache, cleared when full: a chunk spans little journal time, so a small
@@ -174,9 +185,12 @@ class _Reader:
         self.name = name
         self.strict = strict
         self.line = line  # line number at the start of the current buffer
-        # Absent fields are None in split() and b"" in match.groups(b""): both mean 0.
-        self.dates: dict[bytes | None, int] = {b"": 0, None: 0}
+        # Absent fields are b"" (findall, match.groups(b"")): 0.
+        self.dates: dict[bytes, int] = {b"": 0}
+        #: Value and /24 block of each address prefix text met (see :meth:`_learn_prefixes`).
         self.prefixes: dict[bytes, int] = {}
+        self.blocks: dict[bytes, array | None] = {}
+        self.share = (0, 1)  # all addresses (see _BackwardReader)
         self.resyncing = False
         db.leases.extras_decoder = syntax.decode_lease_body
 
@@ -242,26 +256,22 @@ class _Reader:
         self, buf: bytes, texts: list[bytes], offsets: list[int], first: int, stop: int
     ) -> None:
         """Store lease records ``first … stop - 1`` of a record split, in file order."""
-        joined = b"".join(texts[first:stop])
-        pieces = _CANONICAL_LEASE.split(joined)
-        stride = _CANONICAL_LEASE.groups + 1
-        if any(pieces[::stride]) or not self._batch(pieces, stop - first):
+        columns = _canonical_columns(texts[first:stop])
+        if columns is None or not self._batch(columns):
             # Not all in dhcpd's layout, or a value the full parser must judge: record by
             # record, at their offsets in the file.
             for index in range(first, stop):
                 start = offsets[2 * index + 1]
                 self._feed_matches(buf, start, start + len(texts[index]))
 
-    def _batch(self, pieces: list[bytes], count: int) -> bool:
-        """Store the ``count`` canonical records of a split() result (gaps all empty).
+    def _batch(self, columns: list[tuple[bytes, ...]], addresses: list[int] | None = None) -> bool:
+        """Store canonical records given as field columns (see :func:`_canonical_columns`).
 
-        Returns False, storing nothing, when a value needs the full parser (a bad date, an
-        unknown state); the caller then takes the records one at a time.
+        ``addresses``, when given, are the records' addresses, distinct and not yet in the
+        table (a backward read's winners). Returns False, storing nothing, when a value
+        needs the full parser (a bad date, an unknown state); the caller then takes the
+        records one at a time.
         """
-        stride = _CANONICAL_LEASE.groups + 1
-        columns = [
-            pieces[1 + group : 1 + group + count * stride : stride] for group in range(stride - 1)
-        ]
         (
             prefix,
             last,
@@ -275,10 +285,17 @@ class _Reader:
             hw,
             extras,
         ) = columns
-        if not self._cached(prefix, time_columns, (state, next_state, rewind), hw_type):
+        if not self._cached(time_columns, (state, next_state, rewind), hw_type):
             return False
-        prefixes, dates = self.prefixes, self.dates
-        addresses = list(map(operator.or_, map(prefixes.__getitem__, prefix), map(int, last)))
+        known_new = addresses is not None
+        if addresses is None:
+            unknown = set(prefix).difference(self.prefixes)
+            if unknown and not self._learn_prefixes(unknown):
+                return False
+            addresses = list(
+                map(operator.or_, map(self.prefixes.__getitem__, prefix), map(int, last))
+            )
+        dates = self.dates
         times = [list(map(dates.__getitem__, column)) for column in time_columns]
         states = [list(map(_STATES.__getitem__, column)) for column in (state, next_state, rewind)]
         if any(reserved) or any(bootp):
@@ -288,7 +305,6 @@ class _Reader:
         else:
             flags = bytes(len(addresses))
         hw_types = list(map(_HW_TYPES.__getitem__, hw_type))
-        hw = [address or b"" for address in hw]
         hw_lens = list(map(_HW_LENGTHS.__getitem__, map(len, hw)))
         # b"0" + hex digits: an absent address (b"") reads as 0 without a Python branch.
         hws = list(
@@ -300,35 +316,37 @@ class _Reader:
                 repeat(16),
             )
         )
+        values = (times, states, flags, hw_types, hw_lens, hws, syntax.pack_lease_bodies(extras))
         self.db.stats.records += len(addresses)
-        self.db.stats.superseded += self.db.leases.put_columns(
-            addresses,
-            times,
-            states,
-            flags,
-            hw_types,
-            hw_lens,
-            hws,
-            syntax.pack_lease_bodies(extras),
-        )
+        if known_new:
+            self.db.leases.append_new(addresses, *values)
+        else:
+            self.db.stats.superseded += self.db.leases.put_columns(addresses, *values)
         return True
 
-    def _cached(
-        self,
-        prefix: list[bytes],
-        time_columns: list[list[bytes]],
-        state_columns: tuple[list[bytes], ...],
-        hw_type: list[bytes],
-    ) -> bool:
-        """Fill the conversion caches for a batch; False if a value needs the full parser."""
-        for text in set(prefix).difference(self.prefixes):
+    def _learn_prefixes(self, texts: Iterable[bytes]) -> bool:
+        """Cache the value and this reader's /24 block (None: another process's share) of
+        address prefixes; False if one is not a valid ``A.B.C``."""
+        index, count = self.share
+        for text in texts:
             value = syntax.parse_ipv4(text + b".0")
             if value is None:
                 return False
             self.prefixes[text] = value
+            key = value >> 8
+            self.blocks[text] = self.db.leases.block(key) if key % count == index else None
+        return True
+
+    def _cached(
+        self,
+        time_columns: list[tuple[bytes, ...]],
+        state_columns: tuple[tuple[bytes, ...], ...],
+        hw_type: Sequence[bytes],
+    ) -> bool:
+        """Fill the date cache for a batch; False if a value needs the full parser."""
         if len(self.dates) > _DATE_CACHE_MAX:
             self.dates.clear()
-            self.dates.update({b"": 0, None: 0})
+            self.dates[b""] = 0
         parsed = syntax.parse_dates(set().union(*time_columns).difference(self.dates))
         if parsed is None:
             return False
@@ -642,38 +660,50 @@ class _BackwardReader(_Reader):
         lo: int,
         gaps: list[bytes],
     ) -> None:
-        """Store records ``first … stop - 1`` whose address has no later record."""
-        cache = self.prefixes
+        """Store records ``first … stop - 1`` whose address has no later record.
+
+        The "already seen?" test runs on every record, superseded ones included, so it uses
+        the address text as split: its /24 block is looked up by the text of the first
+        three octets and the row by the last one, in C-level passes. Only the new
+        addresses are then converted to integers.
+        """
         prefix_column = prefixes[first:stop]
-        for text in set(prefix_column).difference(cache):
-            value = syntax.parse_ipv4(text + b".0")
-            if value is not None:
-                cache[text] = value
-        if not cache.keys() >= set(prefix_column):
+        blocks = self.blocks
+        unknown = set(prefix_column).difference(blocks)
+        if unknown and not self._learn_prefixes(unknown):
             self._one_by_one(texts, range(first, stop), _offsets(gaps, texts, lo))
             return
-        addresses = list(
-            map(operator.or_, map(cache.__getitem__, prefix_column), map(int, lasts[first:stop]))
-        )
+        block_column = list(map(blocks.__getitem__, prefix_column))
+        low_column = list(map(int, lasts[first:stop]))
         indexes: Iterable[int] = range(first, stop)
-        share, count = self.share
-        if count > 1:
-            blocks = map(operator.rshift, addresses, repeat(8))
-            mine = list(map(operator.eq, map(operator.mod, blocks, repeat(count)), repeat(share)))
+        if self.share[1] > 1:
+            mine = list(map(operator.is_not, block_column, repeat(None)))
             indexes = list(compress(indexes, mine))
-            addresses = list(compress(addresses, mine))
-        last_of = dict(zip(addresses, indexes, strict=True))
-        rows = self.db.leases.rows_of(list(last_of))
-        keep = sorted(index for index, row in zip(last_of.values(), rows, strict=True) if row < 0)
-        superseded = len(addresses) - len(keep)
+            prefix_column = list(compress(prefix_column, mine))
+            block_column = list(compress(block_column, mine))
+            low_column = list(compress(low_column, mine))
+        unseen = list(map(operator.lt, map(operator.getitem, block_column, low_column), repeat(0)))
+        keep = list(compress(indexes, unseen))
+        addresses = list(
+            map(
+                operator.or_,
+                map(self.prefixes.__getitem__, compress(prefix_column, unseen)),
+                compress(low_column, unseen),
+            )
+        )
+        last_of = dict(zip(addresses, keep, strict=True))
+        if len(last_of) < len(keep):
+            # An address twice in this stretch: its later record wins.
+            pairs = sorted(zip(last_of.values(), last_of, strict=True))
+            keep = [index for index, _ in pairs]
+            addresses = [address for _, address in pairs]
+        superseded = len(block_column) - len(keep)
         self.db.stats.records += superseded
         self.db.stats.superseded += superseded
         if not keep:
             return
-        joined = b"".join(map(texts.__getitem__, keep))
-        pieces = _CANONICAL_LEASE.split(joined)
-        stride = _CANONICAL_LEASE.groups + 1
-        if any(pieces[::stride]) or not self._batch(pieces, len(keep)):
+        columns = _canonical_columns(list(map(texts.__getitem__, keep)))
+        if columns is None or not self._batch(columns, addresses):
             # Some winner is not in dhcpd's canonical shape or holds a value the full
             # parser must judge: take those records one at a time, at their real offsets.
             self._one_by_one(texts, keep, _offsets(gaps, texts, lo))
@@ -687,6 +717,15 @@ class _BackwardReader(_Reader):
                 self._gap_backward(texts[index], 0, len(texts[index]), at_eof=False)
         finally:
             self.offset = base
+
+
+def _canonical_columns(texts: list[bytes]) -> list[tuple[bytes, ...]] | None:
+    """Field columns (``b""`` where absent) of lease record texts from a record split, or
+    None unless every one of them is in the canonical layout."""
+    found = _CANONICAL_RUN.findall(b"".join(texts))
+    if not found or len(found) != len(texts):
+        return None
+    return list(zip(*found, strict=True))
 
 
 def _offsets(gaps: list[bytes], texts: list[bytes], lo: int) -> list[int]:
