@@ -153,6 +153,32 @@ def test_critical_looser_than_warning_is_unknown(flags: list[str], message: str)
     assert message in err and err.count("\n") == 1
 
 
+def test_misbalance_defaults_follow_the_configs_max_lease_misbalance(tmp_path: Path) -> None:
+    conf = tmp_path / "misbal.conf"
+    conf.write_text(
+        (GOLDEN / "fixture.conf")
+        .read_text()
+        .replace("  split 128;\n", "  split 128;\n  max-lease-misbalance 25;\n")
+    )
+    # critical.leases: free 0, backup 40, lts -20; limits 25 % -> 10, 50 % -> 20.
+    code, out, _ = run("critical.leases", "-f", "nagios", conf=str(conf))
+    assert code == 2 and "'10.0.0.0/24 10.0.0.1-10.0.0.200 misbalance'=50%;25;50;0;50" in out
+    _, out, _ = run("critical.leases", conf=str(conf))
+    assert "WARNING: pool 10.0.0.0/24 10.0.0.1-10.0.0.200: free 0 vs backup 40 (lts -20," in out
+    assert "limit 10 = 25% of 40" in out  # lts 20 is not above the critical 20
+    _, out, _ = run("critical.leases", "--crit-misbalance", "45", conf=str(conf))
+    assert "CRITICAL: pool 10.0.0.0/24 10.0.0.1-10.0.0.200: free 0 vs backup 40" in out
+    assert "limit 18 = 45% of 40" in out
+
+
+def test_pool_without_failover_is_judged_on_its_free_leases(tmp_path: Path) -> None:
+    conf = tmp_path / "plain.conf"
+    conf.write_text("subnet 10.0.0.0 netmask 255.255.255.0 { range 10.0.0.1 10.0.0.200; }\n")
+    code, out, _ = run("ok.leases", "-f", "nagios", conf=str(conf))
+    assert code == 0
+    assert out.endswith("| '10.0.0.0/24 10.0.0.1-10.0.0.200 free'=80;21:;1:;0;200\n")
+
+
 def test_config_warning_is_a_warning(tmp_path: Path) -> None:
     conf = tmp_path / "lb0.conf"
     conf.write_text(

@@ -270,8 +270,9 @@ def _judge_free(
     for side in ("primary", "secondary") if failover else ("free",):
         own = counts.own_free(side) if failover else counts.free
         others = counts.peer_free(side) if failover else 0
+        label = f"{name} {side} free" if failover else f"{name} free"
         result.perfdata.append(
-            Perf(f"{name} {side} free", own, "", _at_most(warn), _at_most(crit), 0, counts.total)
+            Perf(label, own, "", _at_most(warn), _at_most(crit), 0, counts.total)
         )
         # At 0 with the peer holding some, clients get dhcpd's "peer holds all free leases".
         severity = _grade(own <= crit, own <= warn)
