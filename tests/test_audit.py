@@ -63,6 +63,12 @@ def test_unknown_on_unreadable_input() -> None:
     assert err.startswith("dhcpfoctl: error:") and err.count("\n") == 1
 
 
+def test_unknown_on_a_lease_file_without_one_readable_record() -> None:
+    code, out, err = run("fixture.conf", "-f", "nagios")
+    assert code == 3 and out.startswith("DHCPFOCTL UNKNOWN - ")
+    assert "fixture.conf: no lease record could be read" in out and err.count("\n") == 1
+
+
 def test_unknown_on_config_error(tmp_path: Path) -> None:
     conf = tmp_path / "bad.conf"
     conf.write_text('failover peer "fx" { primary; peer address 10.0.0.2; split 128; }\n')

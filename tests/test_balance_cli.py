@@ -177,6 +177,14 @@ def test_errors_are_one_line_exit_4(args: list[str], message: str) -> None:
     assert err.startswith("dhcpfoctl: error:") and message in err and err.count("\n") == 1
 
 
+def test_a_file_of_unreadable_records_is_an_error_not_an_empty_pool() -> None:
+    # The config given as the lease file: two "records", neither a lease.
+    code, out, err = real("primary", "-l", str(REAL / "primary.conf"))
+    assert code == 4 and out == ""
+    assert err.startswith(f"dhcpfoctl: error: {REAL / 'primary.conf'}: no lease record could")
+    assert err.count("\n") == 1
+
+
 def test_config_error_names_file_line_column(tmp_path: Path) -> None:
     conf = tmp_path / "bad.conf"
     conf.write_text('subnet 10.0.0.0 netmask 255.255.255.0 { pool { failover peer "x"; } }\n')

@@ -127,7 +127,7 @@ def gather(
     from dhcpfoctl.balance import compute_balance
     from dhcpfoctl.cli.output import byte_progress
     from dhcpfoctl.conf import read_config
-    from dhcpfoctl.errors import LocalError
+    from dhcpfoctl.errors import InputFileError, LocalError
     from dhcpfoctl.leases import read_leases
     from dhcpfoctl.times import parse_duration, parse_time
 
@@ -138,6 +138,14 @@ def gather(
     config = read_config(config_path)
     with byte_progress("reading leases") as progress:
         db = read_leases(leases_path, progress=progress)
+    if db.stats.warnings and not len(db.leases):
+        # Not a lease file at all (garbage, or the config given twice): counting every
+        # address as a never-used free lease would show a plausible, invented picture.
+        raise InputFileError(
+            leases_path,
+            f"no lease record could be read ({len(db.stats.warnings)} unreadable, first:"
+            f" {db.stats.warnings[0]})",
+        )
     report = compute_balance(config, db, moment, window=span, risk_free=risk_free)
     return Inputs(config, db, report)
 
