@@ -367,6 +367,9 @@ def test_packed_lease_bodies_decode_like_raw_ones() -> None:
     # A body already holding a control byte (hand-made file) is stored as it is.
     odd = [b'  client-hostname "a\x01b";\n']
     assert pack_lease_bodies(odd) == odd
+    # Nor is a batch holding a NUL (the separator while packing).
+    nul = [b'  client-hostname "a\x00b";\n', b'  uid "x";\n']
+    assert pack_lease_bodies(nul) == nul
     assert decode_lease_body(odd[0]).client_hostname == "a\x01b"
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import calendar
 import operator
 import re
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import compress, repeat
 from typing import Final
 
 from dhcpfoctl.model import (
@@ -132,22 +133,31 @@ def parse_date(text: bytes) -> int | None:
 
 
 def parse_dates(texts: Iterable[bytes]) -> dict[bytes, int] | None:
-    """:func:`parse_date` of many dates (the reader's batches); None if one is malformed."""
+    """:func:`parse_date` of many dates (the reader's batches); None if one is malformed.
+
+    The common form is computed in C-level passes (minute start from the cache plus the
+    seconds), one Python step per distinct minute rather than per distinct date.
+    """
+    texts = list(texts)
     minutes = _minute_starts
-    seconds = _SECONDS
-    parsed = {}
-    for text in texts:
-        # Inlined common case of parse_date: this loop runs once per distinct date.
-        start = minutes.get(text[:18]) if len(text) == 21 else None
-        second = seconds.get(text[19:])
-        if start is None or second is None or start == NEVER or text[18:19] != b":":
+    heads = list(map(operator.getitem, texts, repeat(slice(0, 18))))
+    for head in set(heads).difference(minutes):
+        if len(minutes) > 1 << 20:
+            minutes.clear()
+        minutes[head] = _parse_full_date(head + b":00")
+    starts = list(map(minutes.get, heads))
+    seconds = list(map(_SECONDS.get, map(operator.getitem, texts, repeat(slice(19, None)))))
+    colons = set(map(operator.getitem, texts, repeat(slice(18, 19))))
+    if None in starts or None in seconds or NEVER in starts or colons - {b":"}:
+        # Some other form (epoch N, never, an offset) or a malformed date: one by one.
+        parsed = {}
+        for text in texts:
             value = parse_date(text)
             if value is None:
                 return None
             parsed[text] = value
-        else:
-            parsed[text] = start + second
-    return parsed
+        return parsed
+    return dict(zip(texts, map(operator.add, starts, seconds), strict=True))  # type: ignore[arg-type]
 
 
 def _parse_full_date(text: bytes) -> int | None:
@@ -677,20 +687,27 @@ _PACKED_STARTS: Final = (
 _PACKED_BYTES: Final = re.compile(rb"[\x01-\x04]")
 
 
-def pack_lease_bodies(bodies: list[bytes]) -> list[bytes]:
+def pack_lease_bodies(bodies: Sequence[bytes]) -> list[bytes]:
     """Shorten raw lease-body texts for storage; :func:`decode_lease_body` reads both forms.
 
-    Each text gets a leading ``;\n`` so that every statement starts the same way, then the
-    common starts become single control bytes. Texts are left alone when any of them holds
-    such a byte already (only possible in hand-made files: dhcpd escapes them).
+    Each non-empty text gets a leading ``;\n`` so that every statement starts the same way,
+    then the common starts become single control bytes. The batch is packed as one joined
+    text (one ``replace`` per start instead of one per body). Texts are left alone when
+    any of them holds such a byte already (only possible in hand-made files: dhcpd escapes
+    them).
     """
-    if _PACKED_BYTES.search(b"".join(bodies)) is not None:
-        return bodies
-    packed = map(operator.add, repeat(b";\n"), bodies)
+    packed = list(bodies)
+    present = list(compress(range(len(packed)), packed))
+    if not present:
+        return packed
+    text = b";\n" + b"\x00;\n".join(map(packed.__getitem__, present))
+    # NUL separates the bodies while packing: a body must not hold one either.
+    if text.count(b"\x00") != len(present) - 1 or _PACKED_BYTES.search(text):
+        return packed
     for long, short in _PACKED_STARTS:
-        packed = map(bytes.replace, packed, repeat(long), repeat(short))
-    # An empty body packs to b";\n": keep it empty (no extras).
-    return [body if len(body) > 2 else b"" for body in packed]
+        text = text.replace(long, short)
+    deque(map(packed.__setitem__, present, text.split(b"\x00")), 0)
+    return packed
 
 
 def decode_lease_body(raw: bytes) -> LeaseExtras:
