@@ -412,11 +412,18 @@ def _risks(counts: Counts, threshold: int) -> dict[str, str]:
     for role in ("primary", "secondary"):
         own, peer = counts.own_free(role), counts.peer_free(role)
         if own <= threshold and peer > 0:
-            what = "no" if own == 0 else f"only {own}"
-            risks[role] = (
-                f"{role} has {what} free leases of its own while its peer holds {peer}:"
-                " new clients it answers get 'peer holds all free leases'"
-            )
+            if own == 0:
+                risks[role] = (
+                    f"{role} has no free leases of its own while its peer holds {peer}:"
+                    " new clients it answers get 'peer holds all free leases'"
+                )
+            else:
+                plural = "s" if own > 1 else ""
+                risks[role] = (
+                    f"{role} has only {own} free lease{plural} of its own while its peer"
+                    f" holds {peer}: after {own} more new client{plural} it answers, the"
+                    " next get 'peer holds all free leases'"
+                )
     return risks
 
 

@@ -232,7 +232,10 @@ def test_risk_peer_holds_all_free_leases(config) -> None:  # type: ignore[no-unt
     few = LeaseDB(leases=LeaseTable.from_leases([lease("10.0.2.1", BindingState.BACKUP)]))
     assert compute_balance(config, few, NOW).pools[2].risks == {}
     low = compute_balance(config, few, NOW, risk_free=1)
-    assert low.pools[2].risks["secondary"].startswith("secondary has only 1 free leases")
+    assert low.pools[2].risks["secondary"] == (
+        "secondary has only 1 free lease of its own while its peer holds 9: after 1 more new"
+        " client it answers, the next get 'peer holds all free leases'"
+    )
 
 
 # -- endurance -------------------------------------------------------------------------

@@ -154,6 +154,36 @@ def test_narrow_terminal_drops_the_bar_not_the_figures(width: int, bar: bool) ->
     assert all(len(line) <= width for line in lines)
 
 
+def test_risk_free_flag_flags_sides_at_or_below_it() -> None:
+    def risks(*extra: str) -> list[tuple[str, str]]:
+        _, out, _ = run(
+            "-c", str(GOLDEN / "fixture.conf"), "-l", str(GOLDEN / "warning.leases"),
+            "--as-of", "2026-11-28T08:00:00Z", "--json", *extra,
+        )  # fmt: skip
+        return [(r["role"], r["message"]) for r in json.loads(out)["pools"][0]["risks"]]
+
+    # warning.leases: 15 free, 15 backup.
+    assert risks() == risks("--risk-free", "14") == []
+    flagged = risks("--risk-free", "15")
+    assert [role for role, _ in flagged] == ["primary", "secondary"]
+    assert flagged[0][1].startswith("primary has only 15 free leases of its own while its")
+
+
+def test_as_of_moves_the_endurance_window() -> None:
+    def primary_endurance(as_of: str) -> dict[str, object]:
+        _, out, _ = run(
+            "-c", str(GOLDEN / "fixture.conf"), "-l", str(GOLDEN / "warning.leases"),
+            "--as-of", as_of, "--json",
+        )  # fmt: skip
+        data = json.loads(out)
+        return {"as_of": data["as_of"], **data["relationships"][0]["endurance"]["primary"]}
+
+    late, early = primary_endurance("@1795852800"), primary_endurance("2026-11-28T02:00Z")
+    assert (late["as_of"], early["as_of"]) == (1795852800, 1795852800 - 6 * 3600)
+    # Bindings that started after the earlier time are outside its window.
+    assert (late["bindings"], early["bindings"]) == (170, 131)
+
+
 def test_not_enough_history_is_said() -> None:
     code, out, _ = real("primary")
     assert code == 0
