@@ -60,7 +60,10 @@ def test_succeeds_when_partner_is_dead_and_verifies_by_read_back() -> None:
     assert doc["partner"]["failover_port_open"] is False
     assert doc["peer_leases_usable_at"] == doc["after"]["local_stos"] + 30
     assert writes(fake) == [[(b"local-state", b"\x00\x00\x00\x04")]]  # 4-byte integer
-    assert "verified" in err and "countdown" in err  # progress goes to stderr with --json
+    # Progress goes to stderr with --json: why the partner counts as down, then the result.
+    assert f"partner check: partner OMAPI {dead} does not answer" in err
+    assert f"partner check: partner failover port {dead_failover} refuses connections" in err
+    assert err.index("verified") < err.index("countdown")
     assert fake.relationships["lab"].local_state == S.PARTNER_DOWN
 
 
@@ -156,7 +159,7 @@ def test_already_partner_down_is_a_no_op() -> None:
     assert code == 0 and "already partner-down" in out and writes(fake) == []
 
 
-def test_wrong_key_and_unknown_peer_are_remote_errors() -> None:
+def test_wrong_key_unknown_key_and_unknown_peer_are_remote_errors() -> None:
     fake = local_server()
     with fake:
         code, _, err = run(
@@ -164,10 +167,19 @@ def test_wrong_key_and_unknown_peer_are_remote_errors() -> None:
             "--key", "lab-key:d3Jvbmctc2VjcmV0LXh5eg==",
         )  # fmt: skip
         assert code == 5 and "INVALIDKEY" in err and "d3Jvbmct" not in err
+        # A key the server does not know: retried unsigned, said before the refusal.
+        code, _, err = run(
+            "partner-down", "--server", fake.endpoint, "--peer", "lab", "--yes",
+            "--key", "other-key:ZGhjcGZvY3RsLWxhYmtleQ==",
+        )  # fmt: skip
+        note = err.index(f"note: {fake.endpoint} does not know key 'other-key' (from --key)")
+        assert code == 5 and note < err.index("NOKEYS") and "an OMAPI key it knows" in err
+        assert "ZGhjcGZv" not in err
         code, _, err = run(
             "partner-down", "--server", fake.endpoint, "--peer", "nope", "--key", KEY_ARG, "--yes"
         )
         assert code == 5 and "no failover relationship named 'nope'" in err
+    assert writes(fake) == []
 
 
 @pytest.mark.parametrize("state", ["normal", "12", "startup", "conflict-done", "bogus"])

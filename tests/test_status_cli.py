@@ -202,6 +202,15 @@ def test_watch_highlights_transitions() -> None:
     assert "transitions:" in console.export_text()
 
 
+def test_watch_off_a_terminal_prints_every_poll() -> None:
+    p = FakeOmapiServer({"lab": FakeFailover(local_stos=int(time.time()) - 60)})
+    with p:
+        code, out, _ = run(
+            "--server", p.endpoint, "--peer", "lab", "--count", "2", "--interval", "0.2"
+        )
+    assert code == 0 and out.count("health: OK") == 2
+
+
 def test_commands_are_registered() -> None:
     names = {command.name for command in app.registered_commands}
     assert {"status", "partner-down", "set-state"} <= names
@@ -257,6 +266,9 @@ def test_human_output_shows_countdown_and_unreachable_server() -> None:
     with p:
         code, out, _ = run("--server", p.endpoint, "--server", dead, "--peer", "lab")
     assert code == 3
-    assert "health: UNKNOWN" in out and "peer leases usable" in out
+    assert re.search(r"health: UNKNOWN at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", out)
+    assert "peer leases usable" in out and p.endpoint in out
+    # The reason is said once, as a finding line, not again inside the table.
+    assert out.count(f"{dead}: cannot connect") == 1 and "no answer (see below)" in out
     assert f"UNKNOWN: {dead}: cannot connect" in out
     assert re.search(r"WARNING: 127\.0\.0\.1:\d+: partner-down for \ds", out)

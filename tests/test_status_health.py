@@ -124,6 +124,15 @@ def test_recover_wait_reports_its_end() -> None:
     wait = next(f for f in report.findings if f.code == "recover-wait")
     assert "in 55s" in wait.message
     assert report.views[1].mclt_ends == NOW + 55
+    # dhcpd keeps the previous local-stos on entering recover-wait: no "time in state".
+    assert report.views[1].time_in_state(NOW) is None
+
+
+def test_startup_shows_no_time_in_state() -> None:
+    report = evaluate([answer("p", info(S.STARTUP, S.NORMAL, stos=NOW - 86400))], ["lab"], NOW)
+    assert report.views[0].time_in_state(NOW) is None
+    transition = next(f for f in report.findings if f.code == "transition")
+    assert transition.message.startswith("p: startup: not serving DHCP")
 
 
 def test_disagreement_is_reported_unless_recent() -> None:
@@ -229,7 +238,7 @@ def test_health_is_the_worst_finding_and_consistent(
     if reachable == "both" and local_a == S.PARTNER_DOWN and local_b in serving:
         assert report.health == Health.CRITICAL
     for view in report.views:
-        if view.info is not None:
+        if view.info is not None and view.info.local_state not in (S.STARTUP, S.RECOVER_WAIT):
             assert view.time_in_state(NOW) == max(0, NOW - view.info.local_stos)
 
 

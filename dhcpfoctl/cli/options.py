@@ -47,7 +47,7 @@ Key = Annotated[
         "--key",
         metavar="[ALG:]NAME:SECRET",
         help="OMAPI key [ALGORITHM:]NAME:SECRET (base64 secret; default hmac-md5)."
-        " Prefer --key-file.",
+        " Other users see it in ps: prefer --key-file or $DHCPFOCTL_KEY.",
     ),
 ]
 KeyFile = Annotated[

@@ -208,6 +208,8 @@ class _Action:
         self.relationship = targets.relationships[0]
         self.local, self.partner = self._pick_servers(targets)
         self.partner_failover = self._partner_failover(targets)
+        #: Whether connect()'s notes (a key fallback) were already shown.
+        self._noted = False
 
     def _pick_servers(self, targets: Targets) -> tuple[ServerSpec, ServerSpec | None]:
         from dhcpfoctl.errors import LocalError
@@ -304,6 +306,9 @@ class _Action:
                 "evidence": probe.evidence,
             }
             danger = _danger(probe)
+            if danger is None:  # otherwise the refusal or DANGER line quotes the evidence
+                for line in probe.evidence:
+                    self._say(f"partner check: {line}")
             if danger:
                 if not self.options["force"]:
                     raise RefusedError(f"{self.local.endpoint}: refusing partner-down: {danger}")
@@ -334,11 +339,11 @@ class _Action:
                 f"the server accepted local-state={self.target.keyword} but reads back "
                 f"{after.local_state.keyword}",
             )
-        self._fill_countdown(result, after)
         self._say(
             f"verified: {self.local.label} is now {after.local_state.keyword} for "
             f"{self.relationship!r} (read back on a new connection)."
         )
+        self._fill_countdown(result, after)
         return result
 
     def _fill_countdown(self, result: dict[str, Any], info: FailoverInfo) -> None:
@@ -359,7 +364,11 @@ class _Action:
         from dhcpfoctl.omapi.failover import read_failover
         from dhcpfoctl.omapi.gather import connect
 
-        client, _ = connect(self.local, self.timeout)
+        client, notes = connect(self.local, self.timeout)
+        # Said before any refusal that follows (e.g. NOKEYS after an unknown key).
+        for note in notes if not self._noted else ():
+            self._warn(f"note: {self.local.label} {note}")
+        self._noted = True
         with client:
             return read_failover(client, self.relationship)
 
@@ -439,8 +448,12 @@ class _Action:
         from dhcpfoctl.times import format_local_time
 
         now = int(time.time())
+        # What the label does not already say (a --server label is the endpoint itself).
+        about = ", ".join(
+            part for part in (self.local.endpoint, before.role) if part != self.local.label
+        )
         lines = [
-            f"{self.local.label} ({before.role}), relationship {self.relationship!r}: "
+            f"{self.local.label} ({about}), relationship {self.relationship!r}: "
             f"{before.local_state.keyword} -> {self.target.keyword}",
         ]
         if self.target == FailoverState.PARTNER_DOWN:

@@ -93,7 +93,9 @@ def status(
     key_name: KeyName = None,
     timeout: Timeout = DEFAULT_TIMEOUT,
     json_output: bool = typer.Option(False, "--json", help="Print JSON (shape in the docs)."),
-    watch: bool = typer.Option(False, "--watch", "-w", help="Redraw until Ctrl-C."),
+    watch: bool = typer.Option(
+        False, "--watch", "-w", help="Redraw every --interval seconds until Ctrl-C."
+    ),
     interval: float = typer.Option(
         2.0, "--interval", min=0.2, metavar="SECONDS", help="Seconds between polls."
     ),
@@ -211,9 +213,12 @@ def _watch(
     health = 3
     polls = 0
     live: Live | None = None
+    console = stdout_console()
     try:
-        if not json_output:
-            live = Live(console=stdout_console(), auto_refresh=False, transient=False)
+        # Off a terminal (a pipe, a log file) Live would show nothing until the end: each
+        # poll is printed in turn instead.
+        if not json_output and console.is_terminal:
+            live = Live(console=console, auto_refresh=False, transient=False)
             live.start()
         while count is None or polls < count:
             started = time.monotonic()
@@ -224,9 +229,10 @@ def _watch(
             if json_output:
                 sys.stdout.write(json.dumps(report_json(report, targets), default=str) + "\n")
                 sys.stdout.flush()
-            else:
-                assert live is not None
+            elif live is not None:
                 live.update(render(report, changed, transitions[-8:]), refresh=True)
+            else:
+                console.print(render(report, changed, transitions[-8:]), soft_wrap=True)
             if count is not None and polls >= count:
                 break
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
@@ -375,7 +381,7 @@ def render(
     from rich.table import Table
     from rich.text import Text
 
-    from dhcpfoctl.times import format_duration, format_local_time
+    from dhcpfoctl.times import format_duration, format_local_time, iso_utc
 
     now = report.now
     tables: list[RenderableType] = []
@@ -388,8 +394,14 @@ def render(
         for view in (v for v in report.views if v.relationship == name):
             info = view.info
             if info is None:
+                # The reason is the finding printed below the table; one line keeps it compact.
                 unreachable = Text("unknown", "magenta")
-                table.add_row(view.server, unreachable, "-", Text(view.error or "", "magenta"))
+                table.add_row(
+                    _server_cell(view.server, view.endpoint, None),
+                    unreachable,
+                    "-",
+                    Text("no answer (see below)", "magenta"),
+                )
                 continue
             state = info.local_state.keyword
             style = _STATE_STYLE.get(state, "red")
@@ -413,17 +425,23 @@ def render(
                 f"{p.lease_count} total"
                 for p in view.pools
             ]
+            since = view.time_in_state(now)
             table.add_row(
-                view.server if view.server == info.role else f"{view.server}\n{info.role}",
+                _server_cell(view.server, view.endpoint, info.role),
                 Text.assemble(
-                    (state, style), f"\nfor {format_duration(view.time_in_state(now) or 0)}"
+                    (state, style), "" if since is None else f"\nfor {format_duration(since)}"
                 ),
                 info.partner_state.keyword,
                 "\n".join(details),
             )
         tables.append(table)
     parts: list[RenderableType] = [
-        Text.assemble(("health: ", "bold"), (report.health.name, _HEALTH_STYLE[report.health])),
+        # The time tells a --watch reader that the screen is live.
+        Text.assemble(
+            ("health: ", "bold"),
+            (report.health.name, _HEALTH_STYLE[report.health]),
+            f" at {iso_utc(now)}",
+        ),
         *tables,
     ]
     for finding in sorted(report.findings, key=lambda f: -f.health.rank):
@@ -437,3 +455,8 @@ def render(
         parts.append(Text("transitions:", "bold"))
         parts += [Text(line) for line in transitions]
     return Group(*parts)
+
+
+def _server_cell(label: str, endpoint: str, role: str | None) -> str:
+    """The label, then what it does not already say: role and OMAPI endpoint."""
+    return "\n".join(dict.fromkeys(part for part in (label, role, endpoint) if part))

@@ -110,8 +110,11 @@ _STATUS_CLASSES: dict[Result, type[StatusError]] = {
 
 #: What the operator should do about each refusal (appended to the server's own text).
 _ADVICE: dict[Result, str] = {
-    Result.NOKEYS: "the server requires an OMAPI key: give --key NAME:SECRET, --key-file, "
-    "DHCPFOCTL_KEY or a profile key",
+    # Also what a server says when the key we offered was unknown to it (name or algorithm)
+    # and we fell back to unsigned.
+    # Sources that keep the secret out of `ps` come first.
+    Result.NOKEYS: "the server requires an OMAPI key it knows, with the name and algorithm of "
+    "its omapi-key: give --key-file, a profile key, DHCPFOCTL_KEY or --key",
     Result.INVALIDKEY: "the server rejected our signature: wrong secret or algorithm for this key",
     Result.KEY_UNKNOWN: "the server does not know our authenticator; reconnect",
 }

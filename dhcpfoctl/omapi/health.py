@@ -60,6 +60,9 @@ RECOVERING: Final = frozenset(
         FailoverState.CONFLICT_DONE,
     }
 )
+#: States dhcpd enters without setting local-stos (failover-protocol.md §8.5, STOS rule):
+#: there now - local-stos is not the time spent in them.
+STOS_NOT_SET_ON_ENTRY: Final = frozenset({FailoverState.STARTUP, FailoverState.RECOVER_WAIT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +129,10 @@ class ServerView:
         return self.info is not None
 
     def time_in_state(self, now: int) -> int | None:
-        return None if self.info is None else max(0, now - self.info.local_stos)
+        """now - local-stos; ``None`` when unreachable or local-stos predates the state."""
+        if self.info is None or self.info.local_state in STOS_NOT_SET_ON_ENTRY:
+            return None
+        return max(0, now - self.info.local_stos)
 
     @property
     def mclt_ends(self) -> int | None:
@@ -228,7 +234,9 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
     info = view.info
     assert info is not None
     state = info.local_state
-    since = view.time_in_state(now) or 0
+    since = view.time_in_state(now)
+    # " for 5m 10s", or nothing where dhcpd does not record when the state began.
+    lasting = "" if since is None else f" for {format_duration(since)}"
     who = view.server
 
     def finding(health: Health, code: str, message: str) -> Finding:
@@ -242,7 +250,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
             finding(
                 health,
                 "communications-interrupted",
-                f"{who}: communications-interrupted for {format_duration(since)}: serving only its "
+                f"{who}: communications-interrupted{lasting}: serving only its "
                 f"own free leases, no load balancing{endurance}; if the partner is really down, "
                 "consider `dhcpfoctl partner-down`",
             )
@@ -271,7 +279,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
             finding(
                 Health.WARNING,
                 "partner-down",
-                f"{who}: partner-down for {format_duration(since)}; {usable}",
+                f"{who}: partner-down{lasting}; {usable}",
             )
         ]
     if state == FailoverState.RECOVER_WAIT:
@@ -291,7 +299,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
             finding(
                 Health.CRITICAL,
                 "not-serving",
-                f"{who}: {state.keyword} for {format_duration(since)}: not serving DHCP; "
+                f"{who}: {state.keyword}{lasting}: not serving DHCP; "
                 "it needs the partner back (or an operator decision)",
             )
         ]
@@ -303,7 +311,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
         finding(
             Health.WARNING,
             "transition",
-            f"{who}: {state.keyword} for {format_duration(since)}: not serving DHCP ({why})",
+            f"{who}: {state.keyword}{lasting}: not serving DHCP ({why})",
         )
     ]
 
@@ -351,7 +359,8 @@ def _endurance_text(estimate: EnduranceEstimate | None) -> tuple[Health, str]:
     if estimate is None:
         return Health.WARNING, ""
     if estimate.seconds is None:
-        return Health.WARNING, f"; endurance unknown ({estimate.reason or 'no drain'})"
+        # The reason may carry its own parentheses; a colon keeps them from nesting.
+        return Health.WARNING, f"; endurance unknown: {estimate.reason or 'no drain'}"
     if estimate.seconds == 0:
         return Health.CRITICAL, "; it has NO free leases of its own left for new clients"
     rate = f"{estimate.rate_per_hour:.1f}" if estimate.rate_per_hour is not None else "?"
