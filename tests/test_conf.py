@@ -198,6 +198,14 @@ def test_missing_main_file_is_named_once(tmp_path: Path) -> None:
     )
 
 
+def test_absurd_nesting_is_an_error_not_a_recursion_crash(tmp_path: Path) -> None:
+    conf = tmp_path / "deep.conf"
+    conf.write_text("group {\n" * 5000 + "}\n" * 5000)
+    with pytest.raises(InputFileError) as caught:
+        read_config(conf)
+    assert str(caught.value) == f"{conf}:100:1: blocks nested more than 100 deep"
+
+
 def test_include_loop_is_an_error(tmp_path: Path) -> None:
     loop = tmp_path / "loop.conf"
     loop.write_text(f'include "{loop}";\n')

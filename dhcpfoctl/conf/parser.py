@@ -36,6 +36,9 @@ from dhcpfoctl.model import address_to_int, int_to_address
 from dhcpfoctl.omapi.key import ALGORITHMS, OmapiKey, Secret
 
 _MAX_INCLUDE_DEPTH: Final = 16
+#: Blocks within blocks (real configs nest a handful); the reader recurses per level, so a
+#: pathological file must end in a clear error rather than Python's RecursionError.
+_MAX_NESTING: Final = 100
 
 #: ``failover peer { … }`` statements taking one number: statement words → field name.
 _PEER_NUMBERS: Final[dict[tuple[str, ...], str]] = {
@@ -153,6 +156,7 @@ class _Reader:
     def __init__(self, path: str) -> None:
         self.config = Config(path=path)
         self._depth = 0
+        self._nesting = 0
         self._peer_referenced: set[str] = set()
         self._omapi_key_token: Token | None = None
 
@@ -193,6 +197,16 @@ class _Reader:
 
     def _body(self, stream: _Stream, scope: _Scope, closing: Token | None) -> None:
         """Statements up to the ``}`` matching ``closing`` (or end of file at top level)."""
+        if self._nesting >= _MAX_NESTING:
+            where = closing.where if closing is not None else stream.peek().where
+            raise InputFileError(where, f"blocks nested more than {_MAX_NESTING} deep")
+        self._nesting += 1
+        try:
+            self._statements(stream, scope, closing)
+        finally:
+            self._nesting -= 1
+
+    def _statements(self, stream: _Stream, scope: _Scope, closing: Token | None) -> None:
         while True:
             token = stream.peek()
             if token.kind is Kind.EOF:
