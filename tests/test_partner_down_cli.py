@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,6 +153,51 @@ def test_write_accepted_but_state_not_reached_is_a_remote_error() -> None:
         )  # fmt: skip
     assert code == 5
     assert "accepted local-state=partner-down but reads back communications-interrupted" in err
+
+
+def on_a_terminal(args: list[str], answer: bytes) -> tuple[int, str]:
+    """Run ``dhcpfoctl ARGS`` with a pseudo-terminal as stdin/stdout/stderr; type ``answer``
+    at the confirmation prompt. Returns the exit status and everything shown."""
+    env = {key: value for key, value in os.environ.items() if key != "CI"}
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dhcpfoctl", *args], stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    shown, answered, deadline = b"", False, time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            if not select.select([master], [], [], 0.2)[0]:
+                continue
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            shown += chunk
+            if not answered and b"[y/N]" in shown:
+                os.write(master, answer)
+                answered = True
+        return process.wait(timeout=10), shown.decode(errors="replace")
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.parametrize(("answer", "code"), [(b"y\n", 0), (b"n\n", 6)])
+def test_a_terminal_is_asked_before_writing(answer: bytes, code: int) -> None:
+    fake = local_server()
+    with fake:
+        args = ["partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
+                "--partner", dead_endpoint()]  # fmt: skip
+        status, shown = on_a_terminal(args, answer)
+    assert status == code, shown
+    assert f"Set partner-down on {fake.endpoint}? [y/N]" in shown
+    if code == 0:
+        assert "verified: " in shown and writes(fake) == [[(b"local-state", b"\x00\x00\x00\x04")]]
+    else:
+        assert "not confirmed; nothing was changed" in shown and writes(fake) == []
 
 
 def test_already_partner_down_is_a_no_op() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +19,10 @@ import pytest
 from dhcpfoctl.errors import ExitStatus
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.errors import NotFoundError
+from dhcpfoctl.omapi.key import OmapiKey, Secret
 from dhcpfoctl.times import format_duration
 
-from .realpair import LAB_KEY, ROLES, RealPair, RunCli
+from .realpair import LAB_KEY, ROLES, PairConfig, RealPair, RunCli
 
 pytestmark = pytest.mark.integration
 
@@ -157,3 +160,25 @@ def test_unknown_relationship_is_a_clear_error(normal_pair: RealPair, run_cli: R
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("dhcpfoctl: error: ")
     assert primary in line and "no-such-peer" in line
+
+
+def test_sha256_and_sha512_keys_sign_against_real_dhcpd(
+    make_pair: Callable[[PairConfig], RealPair], tmp_path: Path
+) -> None:
+    # The fake OMAPI server signs with dhcpfoctl's own code; only dhcpd can show that the
+    # non-MD5 algorithms are spelt and computed the way it expects.
+    pair = make_pair(
+        PairConfig(
+            primary_key=OmapiKey(
+                "sha256-key", "hmac-sha256", Secret(b"a 32-byte sha256 test secret...")
+            ),
+            secondary_key=OmapiKey("sha512-key", "hmac-sha512", Secret(b"a sha512 test secret")),
+        )
+    )
+    run_cli = RunCli(pair.write_profile(tmp_path / "config.toml"), tmp_path / "absent.toml")
+    code, document = status_json(run_cli)
+    assert code == ExitStatus.OK, document["findings"]
+    assert [server["signed"] for server in document["servers"]] == [True, True]
+    assert {(v["local_state"], v["partner_state"]) for v in document["views"]} == {
+        ("normal", "normal")
+    }
