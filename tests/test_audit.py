@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from dhcpfoctl.cli import audit as audit_module
 from dhcpfoctl.cli.audit import FreeLimit, Perf, audit
 
 GOLDEN = Path(__file__).parent / "golden" / "balance"
@@ -67,6 +68,17 @@ def test_unknown_on_a_lease_file_without_one_readable_record() -> None:
     code, out, err = run("fixture.conf", "-f", "nagios")
     assert code == 3 and out.startswith("DHCPFOCTL UNKNOWN - ")
     assert "fixture.conf: no lease record could be read" in out and err.count("\n") == 1
+
+
+def test_a_bug_is_unknown_not_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: object) -> None:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(audit_module, "evaluate", broken)
+    code, out, err = run("ok.leases", "-f", "nagios")
+    assert code == 3  # Python's default 1 would be WARNING
+    assert out == "DHCPFOCTL UNKNOWN - internal error: ZeroDivisionError\n"
+    assert "Traceback" in err and "ZeroDivisionError: division by zero" in err
 
 
 def test_unknown_on_config_error(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """``dhcpfoctl audit``: the balance computation judged against thresholds, for cron and monitors.
 
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, invalid config or
-thresholds). The default output is silent when everything is OK (cron mails only problems)
+thresholds, or a crash: its traceback goes to stderr). The default output is silent when everything is OK (cron mails only problems)
 and one line per finding otherwise; ``--format nagios`` prints one status line with
 perfdata; ``--json`` prints the findings and the full balance report.
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import tomllib
+import traceback
 from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING, Any, Final
@@ -443,11 +444,18 @@ def audit(
             thresholds = replace(Thresholds(), **settings)
             thresholds.check(settings)
             inputs = gather(config, leases, as_of, thresholds.window)
+            result = evaluate(inputs, thresholds)
         except DhcpfoctlError as exc:
             if chosen is AuditFormat.nagios:
                 typer.echo(f"DHCPFOCTL UNKNOWN - {exc}")
             raise
-        result = evaluate(inputs, thresholds)
+        except Exception as exc:
+            # A bug, not bad input: keep the traceback for the report, but exit UNKNOWN;
+            # Python's own exit status 1 would read as WARNING to a monitor.
+            if chosen is AuditFormat.nagios:
+                typer.echo(f"DHCPFOCTL UNKNOWN - internal error: {type(exc).__name__}")
+            traceback.print_exc()
+            raise typer.Exit(int(Severity.UNKNOWN)) from None
     _emit(result, inputs.report, thresholds, chosen)
     raise typer.Exit(int(result.severity))
 
