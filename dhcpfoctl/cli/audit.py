@@ -1,9 +1,10 @@
 """``dhcpfoctl audit``: the balance computation judged against thresholds, for cron and monitors.
 
 Exit status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (unreadable input, invalid config or
-thresholds, or a crash: its traceback goes to stderr). The default output is silent when everything is OK (cron mails only problems)
-and one line per finding otherwise; ``--format nagios`` prints one status line with
-perfdata; ``--json`` prints the findings and the full balance report.
+thresholds, or a crash: its traceback goes to stderr). The default output is silent when
+everything is OK (cron mails only problems) and one line per finding otherwise;
+``--format nagios`` prints one status line with perfdata; ``--json`` prints the findings and
+the full balance report.
 
 Checks and their defaults (flags override a ``--thresholds`` TOML file, which overrides the
 defaults):
