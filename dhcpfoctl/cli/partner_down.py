@@ -111,7 +111,9 @@ def _transitions() -> dict[FailoverState, frozenset[FailoverState]]:
 
 def set_state(
     state: str = typer.Argument(
-        ..., help="partner-down; shutdown (from normal); recover (from shutdown)."
+        ...,
+        metavar="STATE",
+        help="partner-down; shutdown (from normal); recover (from shutdown).",
     ),
     server: list[str] | None = typer.Option(
         None, "--server", "-s", metavar="HOST[:PORT]", help=LOCAL_HELP

@@ -24,7 +24,9 @@ JSON (``--json``; with ``--watch`` one such document per line per poll)::
          "role": "primary",                  # from hierarchy: primary | secondary
          "local_state": "communications-interrupted", "local_state_code": 3,
          "partner_state": "normal", "partner_state_code": 2,
-         "local_stos": 1795851365, "local_stos_iso": "…", "time_in_state": 35,
+         "local_stos": 1795851365, "local_stos_iso": "…",
+         "time_in_state": 35,                # null in startup and recover-wait, which dhcpd
+                                             # enters without setting local-stos
          "partner_stos": 1795851355, "partner_stos_iso": "…",
          "communications_interrupted_for": 35,   # null unless in communications-interrupted
          "mclt": 30,

@@ -29,6 +29,7 @@ from pypureomapi import (
 from dhcpfoctl.model import WireEnum
 from dhcpfoctl.omapi.errors import (
     BadSignatureError,
+    NotFoundError,
     ProtocolError,
     Result,
     status_error,
@@ -84,6 +85,10 @@ class HmacAuthenticator(OmapiAuthenticatorBase):
     @property
     def key_name(self) -> str:
         return self._key.name
+
+    @property
+    def key_algorithm(self) -> str:
+        return self._key.algorithm
 
     def auth_object(self) -> dict[bytes, bytes]:
         assert self.algorithm is not None
@@ -209,7 +214,16 @@ class ClientSession:
         """Check the authenticator OPEN's reply and sign everything from now on."""
         assert self.authenticator is not None
         what = f"opening OMAPI key {self.authenticator.key_name!r}"
-        self.check_reply(request, reply, what)
+        try:
+            self.check_reply(request, reply, what)
+        except NotFoundError as exc:
+            # dhcpd looks the key up by name and algorithm: either can be what differs.
+            raise NotFoundError(
+                exc.host,
+                exc.result,
+                f"{exc.message} (the server knows no key of that name with algorithm "
+                f"{self.authenticator.key_algorithm}: compare with its omapi-key)",
+            ) from None
         if reply.opcode != Op.UPDATE or reply.handle == 0:
             raise ProtocolError(self.endpoint, f"{what}: unexpected {_op_name(reply)} reply")
         self.authid = reply.handle

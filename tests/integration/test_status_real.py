@@ -8,6 +8,7 @@ cross-checked with omshell through the harness, never with dhcpfoctl's own clien
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import time
 from collections.abc import Callable
@@ -58,6 +59,16 @@ def test_status_shows_both_servers_normal(normal_pair: RealPair, run_cli: RunCli
         omshell_view = normal_pair.omapi_states(role)
         assert omshell_view is not None
         assert view["local_stos"] == omshell_view.local_stos
+        assert view["time_in_state"] == document["now"] - omshell_view.local_stos
+        assert view["unacked_updates"] == omshell_view.cur_unacked_updates
+        assert view["max_unacked_updates"] == config.max_unacked_updates
+        # Pool counts through a lease of the profile's dhcpd.conf: the one pool, whole.
+        ((first, last),) = config.pool_ranges
+        (pool,) = view["pools"]
+        assert pool["address"] == first
+        size = int(ipaddress.IPv4Address(last)) - int(ipaddress.IPv4Address(first)) + 1
+        assert pool["lease_count"] == size
+        assert pool["free_leases"] + pool["backup_leases"] <= size
     signed = {entry["label"]: entry["signed"] for entry in document["servers"]}
     assert signed == {"primary": False, "secondary": True}
 
