@@ -156,6 +156,9 @@ _HW_TYPES: Final[dict[bytes, int]] = {
     member.keyword.encode(): int(member) for member in HardwareType
 }
 _HW_TYPES[b""] = 0
+#: Value of every last-octet text the address patterns admit (leading zeros included): a
+#: dict lookup costs less than int() on bytes.
+_OCTETS: Final = {**{b"%02d" % n: n for n in range(100)}, **{b"%d" % n: n for n in range(256)}}
 #: Length in bytes of a canonical colon-hex hardware address, by its length in characters.
 _HW_LENGTHS: Final = {0: 0, **{3 * n - 1: n for n in range(1, 9)}}
 #: Bound on the date cache, cleared when full: a chunk spans little journal time, so a small
@@ -355,7 +358,13 @@ class _Reader:
         unknown = set(prefixes).difference(self.prefixes)
         if unknown and not self._learn_prefixes(unknown):
             return None
-        return list(map(operator.or_, map(self.prefixes.__getitem__, prefixes), map(int, lasts)))
+        return list(
+            map(
+                operator.or_,
+                map(self.prefixes.__getitem__, prefixes),
+                map(_OCTETS.__getitem__, lasts),
+            )
+        )
 
     def _learn_prefixes(self, texts: Iterable[bytes]) -> bool:
         """Cache the value and this reader's /24 block (None: another process's share) of
@@ -653,7 +662,8 @@ class _BackwardReader(_Reader):
         pieces = _LEASE_RECORD.split(buf[lo:] if lo else buf)
         gaps, texts = pieces[::4], pieces[1::4]
         prefixes, lasts = pieces[2::4], pieces[3::4]
-        marks = [index for index, gap in enumerate(gaps) if gap and not gap.isspace()]
+        # Gaps between dhcpd's records are empty: find the others in C, then judge them.
+        marks = [index for index in compress(range(len(gaps)), gaps) if not gaps[index].isspace()]
         if at_eof and (not marks or marks[-1] != len(gaps) - 1):
             marks.append(len(gaps) - 1)  # the file's tail: check it for a truncated record
         offsets: list[int] = []
@@ -707,7 +717,7 @@ class _BackwardReader(_Reader):
             self._one_by_one(texts, range(first, stop), _offsets(gaps, texts, lo))
             return
         block_column = list(map(blocks.__getitem__, prefix_column))
-        low_column = list(map(int, lasts[first:stop]))
+        low_column = list(map(_OCTETS.__getitem__, lasts[first:stop]))
         indexes: Iterable[int] = range(first, stop)
         if self.share[1] > 1:
             mine = list(map(operator.is_not, block_column, repeat(None)))
