@@ -91,11 +91,15 @@ def test_refuses_while_partner_failover_port_accepts() -> None:
     listener.listen(1)
     with fake, listener:
         port = listener.getsockname()[1]
-        code, _, err = run(
+        code, out, err = run(
             "partner-down", "--server", fake.endpoint, "--peer", "lab", "--key", KEY_ARG,
-            "--partner-failover", f"127.0.0.1:{port}", "--yes",
+            "--partner-failover", f"127.0.0.1:{port}", "--yes", "--json",
         )  # fmt: skip
     assert code == 6 and "accepts TCP connections" in err and writes(fake) == []
+    # --json still documents the refusal: the probes and the line of stderr.
+    doc = json.loads(out)
+    assert doc["performed"] is False and doc["partner"]["failover_port_open"] is True
+    assert doc["error"] in err and "refusing partner-down" in doc["error"]
 
 
 def test_force_overrides_liveness_but_prints_the_danger() -> None:

@@ -25,7 +25,9 @@ JSON (``--json``)::
                  "evidence": ["…one line per probe…"]},
      # warnings: e.g. the caution printed when the partner gave only silence
      "mclt": 30, "peer_leases_usable_at": 1795851430, "peer_leases_usable_at_iso": "…",
-     "warnings": []}
+     "warnings": [],
+     "error": null}   # or the line of a refusal/failure that came after the state was
+                      # read (the exit status says which); failures before print no JSON
 """
 
 from __future__ import annotations
@@ -178,11 +180,18 @@ def _run(state_name: str, options: dict[str, Any]) -> None:
         )
         for message in targets.warnings:
             warn(message)
-        action = _Action(target, transitions[target], targets, options)
-        result = action.run()
-        if options["json_output"]:
-            from dhcpfoctl.cli.output import print_json
+        from dhcpfoctl.cli.output import print_json
+        from dhcpfoctl.errors import DhcpfoctlError
 
+        action = _Action(target, transitions[target], targets, options)
+        try:
+            result = action.run()
+        except DhcpfoctlError as exc:
+            # A script is given the checks that led to a refusal, not only the stderr line.
+            if options["json_output"] and action.result is not None:
+                print_json(action.result | {"error": str(exc)})
+            raise
+        if options["json_output"]:
             print_json(result)
 
 
@@ -212,6 +221,8 @@ class _Action:
         self.partner_failover = self._partner_failover(targets)
         #: Whether connect()'s notes (a key fallback) were already shown.
         self._noted = False
+        #: The JSON document, once the server's state was read.
+        self.result: dict[str, Any] | None = None
 
     def _pick_servers(self, targets: Targets) -> tuple[ServerSpec, ServerSpec | None]:
         from dhcpfoctl.errors import LocalError
@@ -281,7 +292,9 @@ class _Action:
             "peer_leases_usable_at": None,
             "peer_leases_usable_at_iso": None,
             "warnings": [],
+            "error": None,
         }
+        self.result = result
         if before.local_state == self.target:
             self._say(
                 f"{self.local.label} is already {self.target.keyword} for {self.relationship!r}"
@@ -460,10 +473,11 @@ class _Action:
         ]
         if self.target == FailoverState.PARTNER_DOWN:
             lines += [
-                "it will answer every client, renew the partner's clients, and",
-                f"take the partner's free leases from {format_local_time(now + before.mclt, now)}"
-                f" (now + MCLT {before.mclt}s); leases the partner may have granted expire "
-                "at the latest MCLT after their last acknowledged end.",
+                "it will answer every client and renew the partner's clients at once;",
+                f"from {format_local_time(now + before.mclt, now)} (now + MCLT {before.mclt}s) it "
+                "also hands out the partner's free leases and every expired or released one;",
+                "a lease the partner granted is reusable once it ends: at the latest MCLT after "
+                "the end this server last heard of (the partner never extends one further).",
                 "Make sure the partner really is down (or cut off from every client) until it "
                 "returns and recovers: otherwise both hand out the same addresses.",
             ]
