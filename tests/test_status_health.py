@@ -85,6 +85,12 @@ def test_communications_interrupted_warns_with_duration() -> None:
     assert report.health == Health.WARNING
     assert codes(report.findings) == {"communications-interrupted"}
     assert "for 2h 00m" in report.findings[0].message
+    # Both answer here: neither partner is down, so partner-down is not what to do.
+    assert "restore the failover link" in report.findings[0].message
+    assert "partner-down" not in report.findings[0].message
+    alone = evaluate(pair(info(S.COMMUNICATIONS_INTERRUPTED, S.NORMAL), None), ["lab"], NOW)
+    cut_off = next(f for f in alone.findings if f.code == "communications-interrupted")
+    assert "consider `dhcpfoctl partner-down`" in cut_off.message
 
 
 def test_partner_down_while_other_serves_is_split_brain_risk() -> None:
@@ -97,7 +103,8 @@ def test_partner_down_while_other_serves_is_split_brain_risk() -> None:
         NOW,
     )
     assert report.health == Health.CRITICAL
-    assert "split-brain-risk" in codes(report.findings)
+    risk = next(f for f in report.findings if f.code == "split-brain-risk")
+    assert risk.message.endswith("stop dhcpd on s or restore their failover link")
 
 
 def test_partner_down_with_partner_unreachable_gives_countdown() -> None:

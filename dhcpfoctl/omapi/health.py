@@ -246,13 +246,18 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
         return []
     if state == FailoverState.COMMUNICATIONS_INTERRUPTED:
         health, endurance = _endurance_text(view.endurance)
+        # A partner whose OMAPI answers here is not down: partner-down would refuse, and
+        # forcing it is the split brain.
+        if any(v is not view and v.info is not None for v in pair):
+            advice = "its partner answers here, so it is not down: restore the failover link"
+        else:
+            advice = "if the partner is really down, consider `dhcpfoctl partner-down`"
         return [
             finding(
                 health,
                 "communications-interrupted",
                 f"{who}: communications-interrupted{lasting}: serving only its "
-                f"own free leases, no load balancing{endurance}; if the partner is really down, "
-                "consider `dhcpfoctl partner-down`",
+                f"own free leases, no load balancing{endurance}; {advice}",
             )
         ]
     if state == FailoverState.PARTNER_DOWN:
@@ -272,7 +277,8 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
                     "split-brain-risk",
                     f"{who} is in partner-down while {other.server} is reachable and "
                     f"{other.info.local_state.keyword}: both may hand out the same "  # type: ignore[union-attr]
-                    "addresses (split-brain risk)",
+                    f"addresses (split-brain risk); stop dhcpd on {other.server} or restore "
+                    "their failover link",
                 )
             ]
         return [
