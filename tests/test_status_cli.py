@@ -202,6 +202,21 @@ def test_watch_highlights_transitions() -> None:
     assert "transitions:" in console.export_text()
 
 
+def test_narrow_terminal_folds_values_instead_of_cutting_them() -> None:
+    from rich.console import Console
+
+    from dhcpfoctl.cli.status import gather_report, render
+    from dhcpfoctl.profile import ServerSpec, Targets
+
+    # The widest state leaves the details column narrower than its longest word.
+    p = FakeOmapiServer({"lab": FakeFailover(local_state=S.COMMUNICATIONS_INTERRUPTED)})
+    with p:
+        report = gather_report(Targets((ServerSpec("dhcp1", "127.0.0.1", p.port),), ("lab",)), 2)
+    console = Console(record=True, width=60, color_system=None)
+    console.print(render(report))
+    assert "…" not in console.export_text()
+
+
 def test_watch_off_a_terminal_prints_every_poll() -> None:
     p = FakeOmapiServer({"lab": FakeFailover(local_stos=int(time.time()) - 60)})
     with p:

@@ -391,8 +391,9 @@ def render(
         table = Table(title=f"failover peer {name!r}", title_justify="left", pad_edge=False)
         table.add_column("server", no_wrap=True)
         table.add_column("state", no_wrap=True)
-        table.add_column("partner seen as")
-        table.add_column("details")
+        # A narrow terminal folds these rather than cut a state or value short with "…".
+        table.add_column("partner seen as", overflow="fold")
+        table.add_column("details", overflow="fold")
         for view in (v for v in report.views if v.relationship == name):
             info = view.info
             if info is None:
