@@ -24,7 +24,8 @@ class ExitStatus(IntEnum):
     OK = 0
     WARNING = 1
     CRITICAL = 2
-    #: Also click's status for a command-line usage error (unknown option, bad value).
+    #: Also click's status for a command-line usage error (unknown option, bad value),
+    #: except in the monitoring checks, where a usage error is UNKNOWN (cli/main.py).
     USAGE = 2
     UNKNOWN = 3
     #: Input unreadable or invalid: a lease or config file, a key file, a profile.

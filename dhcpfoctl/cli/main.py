@@ -7,10 +7,14 @@ that ``dhcpfoctl --version`` and ``--help`` stay fast.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperCommand
 
 from dhcpfoctl import __version__
 from dhcpfoctl.cli import audit, balance, leases, partner_down, status
+from dhcpfoctl.errors import ExitStatus
 
 app = typer.Typer(
     name="dhcpfoctl",
@@ -32,16 +36,37 @@ def _print_version(value: bool) -> None:
 @app.callback()
 def root(
     version: bool = typer.Option(
-        False, "--version", "-V", help="Print the version and exit.", is_eager=True,
+        False,
+        "--version",
+        "-V",
+        help="Print the version and exit.",
+        is_eager=True,
         callback=_print_version,
     ),
 ) -> None:
     """Operate ISC dhcpd failover pairs."""
 
 
+class CheckCommand(TyperCommand):
+    """A monitoring check (``status``, ``audit``): a usage error exits UNKNOWN (3).
+
+    click exits 2 on a mistyped option, which Nagios-style monitors read as CRITICAL; for a
+    check it means "could not check". (click's usage errors carry their status in
+    ``exit_code``; typer vendors click privately, so the attribute is what we rely on.)
+    """
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) == ExitStatus.USAGE:
+                exc.exit_code = int(ExitStatus.UNKNOWN)  # type: ignore[attr-defined]
+            raise
+
+
 app.command("leases")(leases.leases)
-app.command("status")(status.status)
+app.command("status", cls=CheckCommand)(status.status)
 app.command("partner-down")(partner_down.partner_down)
 app.command("set-state")(partner_down.set_state)
 app.command("balance")(balance.balance)
-app.command("audit")(audit.audit)
+app.command("audit", cls=CheckCommand)(audit.audit)
