@@ -24,7 +24,7 @@ import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import accumulate, compress, repeat
+from itertools import accumulate, chain, compress, filterfalse, repeat
 from typing import BinaryIO, Final
 
 from dhcpfoctl.errors import InputFileError
@@ -389,7 +389,9 @@ class _Reader:
         if len(self.dates) > _DATE_CACHE_MAX:
             self.dates.clear()
             self.dates[b""] = 0
-        parsed = syntax.parse_dates(set().union(*time_columns).difference(self.dates))
+        # Only the misses are collected: most dates of a batch are in the cache already.
+        missing = set(filterfalse(self.dates.__contains__, chain.from_iterable(time_columns)))
+        parsed = syntax.parse_dates(missing)
         if parsed is None:
             return False
         self.dates.update(parsed)
@@ -574,24 +576,26 @@ class _BackwardReader(_Reader):
         self.truncated_at: int | None = None
 
     def read(self, size: int, progress: Progress | None) -> None:
-        end = size
-        carry = b""
+        end = stop = size  # [end, stop) was read but is left for the next (earlier) chunk
         at_eof = True
         while end > 0:
             start = max(0, end - CHUNK_SIZE)
             self.raw.seek(start)
-            buf = self.raw.read(end - start) + carry
+            # The leftover is read again with the chunk: one copy, not a read plus a join.
+            buf = self.raw.read(stop - start)
+            if len(buf) != stop - start:
+                raise OSError("the file shrank while being read")
             cut = 0
             if start > 0:
                 found = _SAFE_CUT.search(buf)
                 if found is None:
-                    carry, end = buf, start  # no record boundary yet: read further back
+                    end = start  # no record boundary yet: read further back
                     continue
                 cut = found.end()
             self.offset = start
             self._region(buf, cut, at_eof=at_eof)
             at_eof = False
-            carry, end = buf[:cut], start
+            end, stop = start, start + cut
             if progress is not None:
                 progress(size - start, size)
         self._number_problems()
