@@ -267,6 +267,9 @@ class ReadWarning:
     file: str
     line: int
     message: str
+    #: The last record was cut off by the end of the file: dhcpd was writing it when the
+    #: file was read. Expected now and then on a live server, so checks need not alarm.
+    truncated_tail: bool = False
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}: {self.message}"

@@ -36,6 +36,19 @@ def test_ok_is_silent() -> None:
     assert run("ok.leases") == (0, "", "")
 
 
+def test_a_record_dhcpd_was_still_writing_is_not_a_finding(tmp_path: Path) -> None:
+    """cron reading the file mid-write must not mail; a corrupt record still warns."""
+    ok = (GOLDEN / "ok.leases").read_text()
+    mid_write = tmp_path / "mid-write.leases"
+    mid_write.write_text(ok + "lease 10.0.0.250 {\n  starts 6 2026/11/28 07:59:00;\n  ends 6")
+    assert run(str(mid_write)) == (0, "", "")
+    corrupt = tmp_path / "corrupt.leases"
+    corrupt.write_text(ok + "lease 10.0.0.250 {\n  starts sometime;\n}\n")
+    code, out, _ = run(str(corrupt))
+    assert code == 1
+    assert "skipped: " in out and "corrupt.leases:" in out
+
+
 def test_warning_lists_findings() -> None:
     code, out, err = run("warning.leases")
     assert (code, err) == (1, "")

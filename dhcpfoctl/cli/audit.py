@@ -240,6 +240,10 @@ def evaluate(inputs: Inputs, thresholds: Thresholds) -> AuditResult:
     for warning in inputs.config.warnings:
         result.findings.append(Finding(Severity.WARNING, "config", warning))
     for skipped in inputs.db.stats.warnings:
+        # A record cut off at the end is dhcpd caught mid-write, not damage: mailing it
+        # from cron every few runs would teach operators to ignore the audit.
+        if skipped.truncated_tail:
+            continue
         result.findings.append(Finding(Severity.WARNING, "leases", f"skipped: {skipped}"))
     for pool in inputs.report.pools:
         _judge_free(pool, inputs, thresholds, result)

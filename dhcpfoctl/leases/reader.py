@@ -235,14 +235,22 @@ class _Reader:
     def _line_at(self, buf: bytes, pos: int) -> int:
         return self.line + buf.count(b"\n", 0, pos)
 
-    def _problem(self, buf: bytes, pos: int, message: str, consequence: str = "") -> None:
+    def _problem(
+        self,
+        buf: bytes,
+        pos: int,
+        message: str,
+        consequence: str = "",
+        *,
+        truncated_tail: bool = False,
+    ) -> None:
         """Report a problem at ``buf[pos]``: fatal when strict, else a warning that also
         says what the reader did about it (``consequence``)."""
         line = self._line_at(buf, pos)
         if self.strict:
             raise InputFileError(f"{self.name}:{line}", message)
         text = f"{message}; {consequence}" if consequence else message
-        self.db.stats.warnings.append(ReadWarning(self.name, line, text))
+        self.db.stats.warnings.append(ReadWarning(self.name, line, text, truncated_tail))
 
     # Parsing ---------------------------------------------------------------------------
 
@@ -495,6 +503,7 @@ class _Reader:
                         pos,
                         "truncated record at end of file (dhcpd may have been writing it)",
                         "ignored",
+                        truncated_tail=True,
                     )
                 else:
                     self._problem(buf, pos, "record not terminated", "skipped")
@@ -571,7 +580,7 @@ class _BackwardReader(_Reader):
         #: other records (failover, hosts, …).
         self.share = share
         self.offset = 0  # absolute offset of the current buffer's first byte
-        self.problems: list[tuple[int, str]] = []
+        self.problems: list[tuple[int, str, bool]] = []
         self.collected: list[syntax.Statement] | None = None
         self.truncated_at: int | None = None
 
@@ -602,10 +611,18 @@ class _BackwardReader(_Reader):
 
     # Problems by offset ----------------------------------------------------------------
 
-    def _problem(self, buf: bytes, pos: int, message: str, consequence: str = "") -> None:
+    def _problem(
+        self,
+        buf: bytes,
+        pos: int,
+        message: str,
+        consequence: str = "",
+        *,
+        truncated_tail: bool = False,
+    ) -> None:
         if consequence and not self.strict:
             message = f"{message}; {consequence}"
-        self.problems.append((self.offset + pos, message))
+        self.problems.append((self.offset + pos, message, truncated_tail))
         if self.strict:
             self._number_problems()
 
@@ -616,7 +633,7 @@ class _BackwardReader(_Reader):
         self.problems.sort()
         line, done = 1, 0
         self.raw.seek(0)
-        for offset, message in self.problems:
+        for offset, message, truncated_tail in self.problems:
             while done < offset:
                 chunk = self.raw.read(min(CHUNK_SIZE, offset - done))
                 if not chunk:
@@ -625,7 +642,7 @@ class _BackwardReader(_Reader):
                 done += len(chunk)
             if self.strict:
                 raise InputFileError(f"{self.name}:{line}", message)
-            self.db.stats.warnings.append(ReadWarning(self.name, line, message))
+            self.db.stats.warnings.append(ReadWarning(self.name, line, message, truncated_tail))
         self.problems.clear()
 
     # Records, last first ---------------------------------------------------------------
