@@ -18,7 +18,7 @@ defaults):
 * endurance in communications-interrupted, per relationship and server: warning below
   12h, critical below 2h (no finding while there is not enough history to estimate);
 * dhcpd.conf warnings (e.g. ``load balance max seconds 0``) and skipped lease records:
-  warning.
+  warning (not a last record cut off because dhcpd was still writing it).
 
 A critical limit looser than the warning one, both set by the operator, is refused (UNKNOWN).
 """
