@@ -14,8 +14,8 @@ import pytest
 
 from bench import generate
 from dhcpfoctl.leases import read_leases
-from dhcpfoctl.leases.syntax import unescape
 from dhcpfoctl.model import BindingState, address_to_int
+from dhcpfoctl.quoting import unescape
 
 #: dhcpd-pools 2.29's columns: cur = active, touch = free/expired/released/abandoned,
 #: bu = backup (per range; its "Sum of all ranges" bu double-counts, see README).

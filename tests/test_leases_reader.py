@@ -18,8 +18,9 @@ from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.leases import ResumeState, read_leases, read_leases_incremental
 from dhcpfoctl.leases import reader as reader_module
 from dhcpfoctl.leases.reader import read_lease_history
-from dhcpfoctl.leases.syntax import parse_date, unescape
+from dhcpfoctl.leases.syntax import parse_date
 from dhcpfoctl.model import NEVER, BindingState, HardwareType, LeaseFlag, OnBlock, address_to_int
+from dhcpfoctl.quoting import unescape
 from tests.leases_helpers import GOLDEN, REAL, check_golden, db_document
 
 EDGE = GOLDEN / "edge-cases.leases"

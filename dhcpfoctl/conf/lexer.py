@@ -2,8 +2,9 @@
 
 dhcpd's own lexer (common/conflex.c) splits IP addresses and MACs at ``.`` and ``:``; we
 keep such runs together as one word (``10.99.0.1``, ``ff:00:…``) because the reader only
-needs them whole. Strings are decoded the way dhcpd decodes them (``\\"``, ``\\\\``,
-``\\n``, ``\\t``, octal ``\\NNN``, hex ``\\xHH``). ``#`` starts a comment outside strings.
+needs them whole. Strings are decoded by :func:`dhcpfoctl.quoting.unescape_text`, with the
+escapes of the lease reader (dhcpd reads both files with one lexer). ``#`` starts a comment outside
+strings.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import Enum, auto
 from typing import Final
 
 from dhcpfoctl.errors import InputFileError
+from dhcpfoctl.quoting import unescape_text
 
 
 class Kind(Enum):
@@ -51,9 +53,8 @@ class Token:
 
 _PUNCT: Final = frozenset("{};,=()!&|+~")
 _WORD_STOP: Final = frozenset(' \t\r\n\f\v{};,="#()!&|+~')
-_ESCAPES: Final = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", '"': '"', "\\": "\\"}
-_OCTAL: Final = re.compile(r"[0-7]{1,3}")
-_HEX: Final = re.compile(r"[0-9a-fA-F]{1,2}")
+#: A string body up to (not including) its closing quote; escapes are decoded by quoting.py.
+_STRING_BODY: Final = re.compile(r'(?:[^"\\]|\\.)*', re.S)
 
 
 def tokenize(text: str, file: str) -> list[Token]:
@@ -102,32 +103,9 @@ def _read_string(text: str, pos: int, file: str, line: int, column: int) -> tupl
 
     Returns (value, position after the closing quote, newlines crossed).
     """
-    out: list[str] = []
-    newlines = 0
-    end = len(text)
-    while pos < end:
-        char = text[pos]
-        if char == '"':
-            return "".join(out), pos + 1, newlines
-        if char == "\n":
-            newlines += 1
-        if char == "\\" and pos + 1 < end:
-            nxt = text[pos + 1]
-            if nxt in _ESCAPES:
-                out.append(_ESCAPES[nxt])
-                pos += 2
-                continue
-            if nxt == "x" and (match := _HEX.match(text, pos + 2)):
-                out.append(chr(int(match.group(), 16)))
-                pos = match.end()
-                continue
-            if match := _OCTAL.match(text, pos + 1):
-                out.append(chr(int(match.group(), 8)))
-                pos = match.end()
-                continue
-            out.append(nxt)
-            pos += 2
-            continue
-        out.append(char)
-        pos += 1
-    raise InputFileError(f"{file}:{line}:{column}", "unterminated string")
+    body = _STRING_BODY.match(text, pos)
+    assert body is not None  # the pattern also matches an empty body
+    if text[body.end() : body.end() + 1] != '"':
+        raise InputFileError(f"{file}:{line}:{column}", "unterminated string")
+    raw = body.group()
+    return unescape_text(raw), body.end() + 1, raw.count("\n")

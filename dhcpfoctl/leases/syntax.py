@@ -34,6 +34,7 @@ from dhcpfoctl.model import (
     VariableValue,
     int_to_address,
 )
+from dhcpfoctl.quoting import unescape
 
 #: One token: whitespace and comments are separate tokens so that positions stay exact.
 _TOKEN: Final = re.compile(
@@ -41,8 +42,6 @@ _TOKEN: Final = re.compile(
     rb'|(?P<word>[^\s{};,="#]+)',
     re.S,
 )
-_ESCAPE: Final = re.compile(rb"\\(?:([0-7]{1,3})|x([0-9a-fA-F]{1,2})|(.))", re.S)
-_SIMPLE_ESCAPES: Final = {b"t": b"\t", b"n": b"\n", b"r": b"\r", b"b": b"\b", b"e": b"\x1b"}
 _DATE: Final = re.compile(rb"(\d{1,4})/(\d{1,2})/(\d{1,2})")
 _CLOCK: Final = re.compile(rb"(\d{1,2}):(\d{1,2}):(\d{1,2})")
 _HEX_BYTES: Final = re.compile(rb"[0-9a-fA-F]{1,2}(?::[0-9a-fA-F]{1,2})*")
@@ -74,35 +73,6 @@ class SyntaxProblem(Exception):
         super().__init__(message)
         self.pos = pos
         self.message = message
-
-
-def unescape(quoted: bytes) -> bytes:
-    """The bytes of a quoted string's body (quotes already removed)."""
-    if b"\\" not in quoted:
-        return quoted
-
-    def replace(match: re.Match[bytes]) -> bytes:
-        octal, hexa, other = match.groups()
-        if octal is not None:
-            return bytes((int(octal, 8) & 0xFF,))
-        if hexa is not None:
-            return bytes((int(hexa, 16),))
-        return _SIMPLE_ESCAPES.get(other, other)
-
-    return _ESCAPE.sub(replace, quoted)
-
-
-def quote(data: bytes) -> str:
-    """dhcpd's quotify: printable ASCII kept, ``"`` and ``\\`` escaped, others ``\\ooo``."""
-    out = []
-    for byte in data:
-        if byte in (0x22, 0x5C):
-            out.append("\\" + chr(byte))
-        elif 0x20 <= byte < 0x7F:
-            out.append(chr(byte))
-        else:
-            out.append(f"\\{byte:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def colon_hex(data: bytes) -> str:

@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from dhcpfoctl import __version__
-from dhcpfoctl.leases.syntax import colon_hex, encode_text, format_date, quote
+from dhcpfoctl.leases.syntax import colon_hex, encode_text, format_date
 from dhcpfoctl.model import FailoverPeerRecord, Lease, LeaseDB, LeaseFlag, VariableValue
+from dhcpfoctl.quoting import quote
 
 _TIME_FIELDS = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
 
