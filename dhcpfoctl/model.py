@@ -291,7 +291,8 @@ def int_to_address(value: int) -> str:
     return str(ipaddress.IPv4Address(value))
 
 
-_TIME_FIELDS: Final = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
+#: The six lease times, in the order dhcpd writes them (and of LeaseTable's columns).
+TIME_FIELDS: Final = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
 
 #: Hardware addresses up to this many bytes live in an integer column; longer ones (rare:
 #: InfiniBand GUIDs) in a side table.
@@ -330,7 +331,7 @@ class LeaseTable:
         "next_state",
         "rewind_state",
         "state",
-        *_TIME_FIELDS,
+        *TIME_FIELDS,
     )
 
     def __init__(self) -> None:
@@ -637,7 +638,7 @@ class LeaseTable:
     def upsert(self, lease: Lease) -> bool:
         """Store a :class:`Lease` (slow path, for writers of models and tests)."""
         times = tuple(
-            0 if (value := getattr(lease, name)) is None else value for name in _TIME_FIELDS
+            0 if (value := getattr(lease, name)) is None else value for name in TIME_FIELDS
         )
         return self.upsert_row(
             address_to_int(lease.address),
@@ -746,7 +747,7 @@ _EMPTY_BLOCK: Final = array("i", [-1]) * 256
 #: Per-row storage of LeaseTable, in the order export_parts() sends it.
 _COLUMNS: Final = (
     "_row_address",
-    *_TIME_FIELDS,
+    *TIME_FIELDS,
     "state",
     "next_state",
     "rewind_state",

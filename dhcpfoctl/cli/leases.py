@@ -22,13 +22,14 @@ if TYPE_CHECKING:
 
 #: Files larger than this get a progress bar (on a terminal).
 PROGRESS_THRESHOLD = 50 << 20
-_TIME_FIELDS = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
-_CSV_COLUMNS = (
+# CSV columns around the six times (model.TIME_FIELDS, imported lazily with the model).
+_CSV_COLUMNS_BEFORE_TIMES = (
     "address",
     "binding_state",
     "next_binding_state",
     "rewind_binding_state",
-    *_TIME_FIELDS,
+)
+_CSV_COLUMNS_AFTER_TIMES = (
     "hardware_type",
     "hardware_address",
     "uid",
@@ -156,7 +157,9 @@ def lease_to_json(lease: Lease) -> dict[str, Any]:
         ("rewind_binding_state", lease.rewind_binding_state),
     ):
         data[name] = value.keyword if value is not None else None
-    for name in _TIME_FIELDS:
+    from dhcpfoctl.model import TIME_FIELDS
+
+    for name in TIME_FIELDS:
         value = getattr(lease, name)
         data[name] = iso_utc(value)
         data[f"{name}_epoch"] = _epoch_json(value)
@@ -254,9 +257,10 @@ def table_state_counts(db: LeaseDB) -> dict[str, int]:
 
 
 def csv_rows(leases: Iterable[Lease]) -> Iterator[list[str]]:
+    from dhcpfoctl.model import TIME_FIELDS
     from dhcpfoctl.times import iso_utc
 
-    yield list(_CSV_COLUMNS)
+    yield [*_CSV_COLUMNS_BEFORE_TIMES, *TIME_FIELDS, *_CSV_COLUMNS_AFTER_TIMES]
     for lease in leases:
         data = lease_to_json(lease)
         hardware = data["hardware"] or {}
@@ -265,7 +269,7 @@ def csv_rows(leases: Iterable[Lease]) -> Iterator[list[str]]:
             data["binding_state"] or "",
             data["next_binding_state"] or "",
             data["rewind_binding_state"] or "",
-            *(iso_utc(getattr(lease, name)) or "" for name in _TIME_FIELDS),
+            *(iso_utc(getattr(lease, name)) or "" for name in TIME_FIELDS),
             hardware.get("type") or "",
             hardware.get("address") or "",
             data["uid"] or "",

@@ -21,6 +21,7 @@ from typing import Final
 
 from dhcpfoctl.model import (
     NEVER,
+    TIME_FIELDS,
     BindingState,
     FailoverPeerRecord,
     FailoverState,
@@ -49,7 +50,6 @@ _IPV4: Final = re.compile(rb"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 
 #: Year from which dhcpd reads a date as ``never`` (its time_t is 32-bit in the file).
 _NEVER_YEAR: Final = 2038
-_TIME_KEYWORDS: Final = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
 _STATE_KEYWORDS: Final = {"binding": 0, "next": 1, "rewind": 2}
 #: Legacy ``binding state`` values that mean active plus a flag.
 _LEGACY_STATE_FLAGS: Final = {
@@ -440,7 +440,7 @@ class _ExtrasBuilder:
 def _lease_statement(tokens: Tokens, word: bytes, row: LeaseRow, fields: _ExtrasBuilder) -> None:
     start = tokens.tok_start
     keyword = word.decode("ascii", "replace")
-    if keyword in _TIME_KEYWORDS:
+    if keyword in TIME_FIELDS:
         words = tokens.words_until_semicolon()
         value = parse_date(b" ".join(text for _, text in words))
         if value is None or any(kind != "word" for kind, _ in words):
@@ -448,7 +448,7 @@ def _lease_statement(tokens: Tokens, word: bytes, row: LeaseRow, fields: _Extras
                 start,
                 f"{keyword}: bad date (expected 'W YYYY/MM/DD HH:MM:SS', 'epoch N' or 'never')",
             )
-        row.times[_TIME_KEYWORDS.index(keyword)] = value
+        row.times[TIME_FIELDS.index(keyword)] = value
     elif keyword in _STATE_KEYWORDS:
         words = [text for _, text in tokens.words_until_semicolon()]
         expected = [b"state"] if keyword == "binding" else [b"binding", b"state"]

@@ -13,10 +13,15 @@ from typing import TextIO
 
 from dhcpfoctl import __version__
 from dhcpfoctl.leases.syntax import colon_hex, encode_text, format_date
-from dhcpfoctl.model import FailoverPeerRecord, Lease, LeaseDB, LeaseFlag, VariableValue
+from dhcpfoctl.model import (
+    TIME_FIELDS,
+    FailoverPeerRecord,
+    Lease,
+    LeaseDB,
+    LeaseFlag,
+    VariableValue,
+)
 from dhcpfoctl.quoting import quote
-
-_TIME_FIELDS = ("starts", "ends", "tstp", "tsfp", "atsfp", "cltt")
 
 
 def write_leases(db: LeaseDB, out: TextIO) -> None:
@@ -64,7 +69,7 @@ def format_lease(lease: Lease) -> str:
 
 
 def _lease_lines(lease: Lease) -> Iterator[str]:
-    for name in _TIME_FIELDS:
+    for name in TIME_FIELDS:
         value = getattr(lease, name)
         if value is not None:
             yield f"\n  {name} {format_date(value)};"
