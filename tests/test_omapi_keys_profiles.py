@@ -26,6 +26,8 @@ SECRET_B64 = "ZGhjcGZvY3RsLWxhYmtleQ=="
         (f"lab-key:{SECRET_B64}", "hmac-md5"),
         (f"hmac-sha256:lab-key:{SECRET_B64}", "hmac-sha256"),
         (f"HMAC-SHA512.SIG-ALG.REG.INT.:lab-key:{SECRET_B64}", "hmac-sha512"),
+        # Same spelling rule as a key stanza in dhcpd.conf (omapi.key.canonical_algorithm).
+        (f"HMAC-MD5.SIG-ALG.REG.INT:lab-key:{SECRET_B64}", "hmac-md5"),
     ],
 )
 def test_parse_key(text: str, algorithm: str) -> None:

@@ -33,7 +33,7 @@ from dhcpfoctl.conf.model import (
 )
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.model import address_to_int, int_to_address
-from dhcpfoctl.omapi.key import ALGORITHMS, OmapiKey, Secret
+from dhcpfoctl.omapi.key import ALGORITHMS, OmapiKey, Secret, canonical_algorithm
 
 _MAX_INCLUDE_DEPTH: Final = 16
 #: Blocks within blocks (real configs nest a handful); the reader recurses per level, so a
@@ -643,8 +643,7 @@ class _Reader:
         while not stream.peek().is_punct("}"):
             token = stream.next()
             if token.is_word("algorithm"):
-                algorithm = stream.name("an algorithm").text.lower().rstrip(".")
-                algorithm = algorithm.removesuffix(".sig-alg.reg.int")
+                algorithm = canonical_algorithm(stream.name("an algorithm").text)
                 stream.expect_semi()
             elif token.is_word("secret"):
                 secret_token = token

@@ -58,6 +58,12 @@ class OmapiKey:
 KEY_ENV = "DHCPFOCTL_KEY"
 
 
+def canonical_algorithm(text: str) -> str:
+    """dhcpd's spelling of a key algorithm: lower case, without the trailing dot and the
+    ``.SIG-ALG.REG.INT`` suffix that BIND-style key files carry."""
+    return text.lower().rstrip(".").removesuffix(".sig-alg.reg.int")
+
+
 def parse_key(text: str, origin: str = "--key") -> OmapiKey:
     """A key from ``[ALGORITHM:]NAME:SECRET`` (secret base64, as in dhcpd.conf).
 
@@ -70,7 +76,7 @@ def parse_key(text: str, origin: str = "--key") -> OmapiKey:
         algorithm, name, secret = parts
     else:
         raise LocalError(f"{origin}: expected [ALGORITHM:]NAME:SECRET")
-    algorithm = algorithm.lower().removesuffix(".sig-alg.reg.int.").removesuffix(".")
+    algorithm = canonical_algorithm(algorithm)
     if algorithm not in ALGORITHMS:
         raise LocalError(
             f"{origin}: unknown key algorithm {algorithm!r} (dhcpd accepts {', '.join(ALGORITHMS)})"
