@@ -501,6 +501,8 @@ class _Action:
 
         if self.options["yes"]:
             return
+        # $CI marks automation (pipelines often allocate a pseudo-terminal): a forced state
+        # change there must say --yes explicitly, never wait on a prompt nobody answers.
         if not (sys.stdin.isatty() and sys.stderr.isatty()) or os.environ.get("CI"):
             raise RefusedError("not on a terminal: pass --yes to confirm, or --dry-run")
         if not typer.confirm(f"Set {self.target.keyword} on {self.local.label}?", err=True):
