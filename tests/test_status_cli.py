@@ -263,6 +263,39 @@ def test_endurance_from_the_profile_lease_file(
     assert view["pools"] == []  # the fake holds no lease for the pool's first address
 
 
+def test_watch_follows_the_lease_file_instead_of_rereading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During an outage --watch polls every few seconds: a 1M-address file must not be read
+    in full each time (about 11 s); after the first poll only appended bytes are read."""
+    from dhcpfoctl.leases import reader
+
+    full_reads: list[str] = []
+    read_all = reader._read_all
+
+    def counting_read_all(path: object, **options: object) -> object:
+        full_reads.append(str(path))
+        return read_all(path, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reader, "_read_all", counting_read_all)
+    leases = tmp_path / "dhcpd.leases"
+    leases.write_bytes((DATA / "primary.leases").read_bytes())
+    p = FakeOmapiServer({"lab": FakeFailover(local_state=S.COMMUNICATIONS_INTERRUPTED)})
+    with p:
+        profile = tmp_path / "config.toml"
+        profile.write_text(
+            '[profiles.lab]\nrelationships = ["lab"]\n'
+            f'[profiles.lab.servers.primary]\nhost = "127.0.0.1"\nport = {p.port}\n'
+            f'config = "{DATA / "primary.conf"}"\nleases = "{leases}"\n'
+        )
+        monkeypatch.setenv("DHCPFOCTL_CONFIG", str(profile))
+        code, out, _ = run("--profile", "lab", "--json", "--count", "3", "--interval", "0.2")
+    documents = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and len(documents) == 3
+    assert all(doc["views"][0]["endurance"]["leases"] == str(leases) for doc in documents)
+    assert full_reads == [str(leases)]
+
+
 def test_json_error_document_when_nothing_could_be_asked() -> None:
     code, out, err = run("--server", "127.0.0.1:1", "--json")
     doc = json.loads(out)

@@ -75,8 +75,11 @@ from dhcpfoctl.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from rich.console import RenderableType
 
+    from dhcpfoctl.model import LeaseDB
     from dhcpfoctl.omapi.health import ServerView, StatusReport
     from dhcpfoctl.profile import Targets
 
@@ -162,14 +165,16 @@ def _emit_error_json(exc: Exception) -> None:
     )
 
 
-def gather_report(targets: Targets, timeout: float) -> StatusReport:
+def gather_report(
+    targets: Targets, timeout: float, read_leases: Callable[[str], LeaseDB] | None = None
+) -> StatusReport:
     """Query every server of ``targets`` and judge the answers at the current time."""
     from dhcpfoctl.omapi.gather import add_endurance, query_all
     from dhcpfoctl.omapi.health import evaluate
 
     answers = query_all(targets.servers, targets.relationships, pool_addresses(targets), timeout)
     now = int(time.time())
-    answers = add_endurance(answers, targets.servers, targets.config, now)
+    answers = add_endurance(answers, targets.servers, targets.config, now, read_leases)
     return evaluate(answers, targets.relationships, now)
 
 
@@ -209,7 +214,11 @@ def _watch(
     from rich.live import Live
 
     from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.leases import LeaseFileFollower
 
+    # In communications-interrupted each poll reads the lease files for endurance: follow
+    # them, so that a poll costs what dhcpd appended, not a full read of a large file.
+    lease_files = LeaseFileFollower()
     previous: dict[tuple[str, str], str] = {}
     transitions: list[str] = []
     health = 3
@@ -224,7 +233,7 @@ def _watch(
             live.start()
         while count is None or polls < count:
             started = time.monotonic()
-            report = gather_report(targets, timeout)
+            report = gather_report(targets, timeout, lease_files.read)
             health = int(report.health)
             polls += 1
             changed = _transitions(report, previous, transitions)

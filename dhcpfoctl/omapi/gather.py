@@ -6,10 +6,10 @@ The only I/O step of ``status``; :func:`dhcpfoctl.omapi.health.evaluate` judges 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dhcpfoctl.errors import DhcpfoctlError
 from dhcpfoctl.omapi.client import OmapiClient
@@ -17,6 +17,9 @@ from dhcpfoctl.omapi.errors import NotFoundError, OmapiError, StatusError
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts, read_failover, read_pool_counts
 from dhcpfoctl.omapi.health import EnduranceEstimate, ServerAnswer
 from dhcpfoctl.profile import ServerSpec
+
+if TYPE_CHECKING:
+    from dhcpfoctl.model import LeaseDB
 
 
 def connect(spec: ServerSpec, timeout: float) -> tuple[OmapiClient, tuple[str, ...]]:
@@ -112,12 +115,18 @@ def tcp_port_open(host: str, port: int, timeout: float) -> bool | None:
 
 
 def add_endurance(
-    answers: Sequence[ServerAnswer], specs: Sequence[ServerSpec], shared_config: Any, now: int
+    answers: Sequence[ServerAnswer],
+    specs: Sequence[ServerSpec],
+    shared_config: Any,
+    now: int,
+    read_leases: Callable[[str], LeaseDB] | None = None,
 ) -> list[ServerAnswer]:
     """Attach lease-file endurance to servers in communications-interrupted.
 
     Only for servers whose lease file (and dhcpd.conf, its own or ``shared_config``) the
     profile names and this host can read: that is where the allocation rate comes from.
+    ``read_leases`` reads such a file: a full read by default; a poller passes
+    :meth:`dhcpfoctl.leases.LeaseFileFollower.read` so each poll costs only what was appended.
     """
     from dhcpfoctl.model import FailoverState
 
@@ -129,7 +138,9 @@ def add_endurance(
             if info.local_state == FailoverState.COMMUNICATIONS_INTERRUPTED
         ]
         if spec.leases and cut_off:
-            estimates = _endurance(spec.leases, spec.config, shared_config, answer, cut_off, now)
+            estimates = _endurance(
+                spec.leases, spec.config, shared_config, answer, cut_off, now, read_leases
+            )
             answer = replace(answer, endurance=estimates)
         result.append(answer)
     return result
@@ -142,10 +153,13 @@ def _endurance(
     answer: ServerAnswer,
     names: Sequence[str],
     now: int,
+    read_leases: Callable[[str], LeaseDB] | None,
 ) -> dict[str, EnduranceEstimate]:
     from dhcpfoctl.balance import compute_balance
     from dhcpfoctl.conf import read_config
-    from dhcpfoctl.leases import read_leases
+
+    if read_leases is None:
+        from dhcpfoctl.leases import read_leases
 
     def unknown(reason: str) -> dict[str, EnduranceEstimate]:
         return {name: EnduranceEstimate(None, None, 0, leases, reason) for name in names}
