@@ -126,6 +126,11 @@ def _min_opt(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
+def percent_of(total: int, percent: float) -> int:
+    """``percent`` % of ``total`` as dhcpd computes it: integer, rounded half up."""
+    return int((total * percent + 50) // 100)
+
+
 def _trunc_half(value: int) -> int:
     """C's ``value / 2`` for ints: truncation toward zero."""
     return value // 2 if value >= 0 else -((-value) // 2)
@@ -196,8 +201,8 @@ def balance_view(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int
     f, b = counts.free, counts.backup
     t = f + b
     lts = _trunc_half(f - b) if role == "primary" else _trunc_half(b - f)
-    thresh = (t * peer.max_lease_misbalance + 50) // 100
-    hold = (t * peer.max_lease_ownership + 50) // 100
+    thresh = percent_of(t, peer.max_lease_misbalance)
+    hold = percent_of(t, peer.max_lease_ownership)
     panic = -2 * thresh or -1
     own = f if role == "primary" else b
     never_used = counts.free_never_used if role == "primary" else counts.backup_never_used
@@ -247,7 +252,7 @@ def _next_run_in(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int
         ("secondary", counts.oldest_backup_ends),
     ):
         age = 0 if oldest is None else max(as_of - oldest, 0)
-        estimate = (age * peer.max_lease_misbalance + 50) // 100
+        estimate = percent_of(age, peer.max_lease_misbalance)
         estimates.append(estimate * 2 if side == role else estimate)
     return min(*estimates, peer.max_balance)
 

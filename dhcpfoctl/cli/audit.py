@@ -229,11 +229,6 @@ def _at_most(limit: float) -> str:
     return f"{math.floor(limit) + 1}:"
 
 
-def _misbalance_limit(total: int, percent: float) -> int:
-    """dhcpd's integer threshold for ``percent`` of ``total`` (rounded half up)."""
-    return int((total * percent + 50) // 100)
-
-
 def evaluate(inputs: Inputs, thresholds: Thresholds) -> AuditResult:
     """Judge the balance report (pure: the report already fixes the time)."""
     result = AuditResult()
@@ -302,6 +297,7 @@ def _judge_misbalance(
     pool: PoolReport, inputs: Inputs, thresholds: Thresholds, result: AuditResult
 ) -> None:
     """|lts| against dhcpd's own integer thresholds for the given percentages."""
+    from dhcpfoctl.balance import percent_of
     from dhcpfoctl.cli.balance import server_role
 
     rel = pool.pool.failover_peer
@@ -327,8 +323,8 @@ def _judge_misbalance(
             50,
         )
     )
-    crit_limit = _misbalance_limit(total, crit_pct)
-    warn_limit = _misbalance_limit(total, warn_pct)
+    crit_limit = percent_of(total, crit_pct)
+    warn_limit = percent_of(total, warn_pct)
     severity = _grade(skew > crit_limit, skew > warn_limit)
     if severity is None:
         return
