@@ -372,7 +372,7 @@ def _choose_servers(servers: Sequence[str], profile: Profile | None) -> tuple[Se
         known = _find(text, profile.servers) if profile else None
         if known is None:
             host, port = parse_endpoint(text, DEFAULT_OMAPI_PORT, "--server")
-            known = ServerSpec(label=f"{host}:{port}", host=host, port=port)
+            known = ServerSpec(label=format_endpoint(host, port), host=host, port=port)
         chosen.append(known)
     return tuple(chosen)
 

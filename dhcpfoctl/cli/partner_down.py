@@ -226,6 +226,7 @@ class _Action:
 
     def _pick_servers(self, targets: Targets) -> tuple[ServerSpec, ServerSpec | None]:
         from dhcpfoctl.errors import LocalError
+        from dhcpfoctl.omapi import format_endpoint
         from dhcpfoctl.profile import DEFAULT_OMAPI_PORT, ServerSpec, parse_endpoint
 
         servers = list(targets.servers)
@@ -239,7 +240,7 @@ class _Action:
         partner: ServerSpec | None = None
         if self.options["partner"]:
             host, port = parse_endpoint(self.options["partner"], DEFAULT_OMAPI_PORT, "--partner")
-            partner = ServerSpec(label=f"{host}:{port}", host=host, port=port)
+            partner = ServerSpec(label=format_endpoint(host, port), host=host, port=port)
         else:
             others = [s for s in targets.profile_servers if s.endpoint != local.endpoint]
             partner = others[0] if len(others) == 1 else None
@@ -407,6 +408,7 @@ class _Action:
 
     def _probe_partner(self) -> PartnerProbe:
         from dhcpfoctl.errors import DhcpfoctlError
+        from dhcpfoctl.omapi import format_endpoint
         from dhcpfoctl.omapi.client import OmapiClient
         from dhcpfoctl.omapi.errors import (
             ConnectionRefusedByHostError,
@@ -448,7 +450,7 @@ class _Action:
                     probe.evidence.append(f"partner OMAPI {probe.omapi} answers")
         if self.partner_failover is not None:
             host, port = self.partner_failover
-            probe.failover = f"{host}:{port}"
+            probe.failover = format_endpoint(host, port)
             probe.failover_port_open = tcp_port_open(host, port, self.timeout)
             verdict = {
                 True: "accepts TCP connections: its dhcpd is running",
