@@ -661,12 +661,6 @@ class LeaseTable:
         row = block[address & 0xFF]
         return None if row < 0 else row
 
-    def rows_of(self, addresses: Sequence[int]) -> list[int]:
-        """Row of each address, -1 where absent (bulk :meth:`row_of`, loops in C)."""
-        keys = list(map(operator.rshift, addresses, repeat(8)))
-        blocks = list(map(self._blocks.get, keys, repeat(_ABSENT_BLOCK)))
-        return list(map(operator.getitem, blocks, map(operator.and_, addresses, repeat(0xFF))))
-
     def address_int(self, row: int) -> int:
         return self._row_address[row]
 

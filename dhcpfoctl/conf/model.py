@@ -98,9 +98,6 @@ class AddressRange:
             return int_to_address(self.first)
         return f"{int_to_address(self.first)}-{int_to_address(self.last)}"
 
-    def as_tuple(self) -> tuple[int, int, bool]:
-        return (self.first, self.last, self.dynamic_bootp)
-
 
 @dataclass(slots=True)
 class Pool:

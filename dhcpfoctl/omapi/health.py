@@ -49,17 +49,6 @@ NOT_TALKING: Final = frozenset(
         FailoverState.RESOLUTION_INTERRUPTED,
     }
 )
-#: States a server passes through on the way back to normal after an outage.
-RECOVERING: Final = frozenset(
-    {
-        FailoverState.STARTUP,
-        FailoverState.RECOVER,
-        FailoverState.RECOVER_WAIT,
-        FailoverState.RECOVER_DONE,
-        FailoverState.POTENTIAL_CONFLICT,
-        FailoverState.CONFLICT_DONE,
-    }
-)
 #: States dhcpd enters without setting local-stos (failover-protocol.md §8.5, STOS rule):
 #: there now - local-stos is not the time spent in them.
 STOS_NOT_SET_ON_ENTRY: Final = frozenset({FailoverState.STARTUP, FailoverState.RECOVER_WAIT})
