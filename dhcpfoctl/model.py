@@ -98,6 +98,17 @@ class FailoverState(WireEnum):
     RECOVER_WAIT = 254
 
 
+class Role(enum.StrEnum):
+    """A server's role in a failover relationship (``primary;`` / ``secondary;`` in dhcpd.conf)."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+    @property
+    def other(self) -> Role:
+        return Role.SECONDARY if self is Role.PRIMARY else Role.PRIMARY
+
+
 class HardwareType(WireEnum):
     """ARP hardware types dhcpd names in ``hardware TYPE …;`` (others: ``unknown-N``)."""
 
