@@ -35,16 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from dhcpfoctl.errors import InputFileError, LocalError
+from dhcpfoctl.keys import OmapiKey, parse_key, readable_by_others
 from dhcpfoctl.omapi import format_endpoint
-from dhcpfoctl.omapi.key import (
-    KEY_ENV,
-    OmapiKey,
-    load_key_file,
-    parse_key,
-    readable_by_others,
-)
 
 CONFIG_ENV = "DHCPFOCTL_CONFIG"
+#: Environment variable holding a key as ``[ALGORITHM:]NAME:SECRET``.
+KEY_ENV = "DHCPFOCTL_KEY"
 DEFAULT_OMAPI_PORT = 7911
 DEFAULT_FAILOVER_PORT = 647
 
@@ -208,7 +204,7 @@ def _server(path: Path, where: str, label: str, spec: object, warnings: list[str
             warnings.append(f"{path} holds a key secret and is readable by group/others")
     elif isinstance(key_file := spec.get("key_file"), str):
         key_name = spec.get("key_name")
-        key = load_key_file(key_file, key_name if isinstance(key_name, str) else None)
+        key = _load_key_file(key_file, key_name if isinstance(key_name, str) else None)
         origin = key_file
         if readable_by_others(key_file):
             warnings.append(f"key file {key_file} is readable by group/others")
@@ -265,7 +261,7 @@ def shared_key(options: KeyOptions, environ: Mapping[str, str]) -> tuple[OmapiKe
     if options.key:
         return parse_key(options.key, "--key"), "--key"
     if options.key_file:
-        return load_key_file(options.key_file, options.key_name), options.key_file
+        return _load_key_file(options.key_file, options.key_name), options.key_file
     if env_key := environ.get(KEY_ENV):
         return parse_key(env_key, f"${KEY_ENV}"), f"${KEY_ENV}"
     return None
@@ -391,3 +387,9 @@ def _read_config(path: str) -> Any:
     from dhcpfoctl.conf import read_config  # heavy: only when a config is given
 
     return read_config(path)
+
+
+def _load_key_file(path: str, name: str | None) -> OmapiKey:
+    from dhcpfoctl.conf import load_key_file  # the config reader: heavy, and keys are rare
+
+    return load_key_file(path, name)

@@ -15,6 +15,7 @@ from dhcpfoctl.errors import (
     RemoteError,
     exit_status_for,
 )
+from dhcpfoctl.keys import OmapiKey, Secret
 from dhcpfoctl.model import (
     NEVER,
     BindingState,
@@ -26,7 +27,6 @@ from dhcpfoctl.model import (
     LeaseTable,
     OnBlock,
 )
-from dhcpfoctl.omapi.key import OmapiKey, Secret
 from dhcpfoctl.times import (
     format_duration,
     format_relative,

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from dhcpfoctl.errors import ExitStatus, RemoteError
+from dhcpfoctl.keys import OmapiKey, Secret
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.client import OmapiClient
 from dhcpfoctl.omapi.errors import (
@@ -25,7 +26,6 @@ from dhcpfoctl.omapi.failover import (
     write_local_state,
 )
 from dhcpfoctl.omapi.gather import connect, query_server, tcp_port_open
-from dhcpfoctl.omapi.key import OmapiKey, Secret
 from dhcpfoctl.profile import ServerSpec
 from tests.fake_omapi import LAB_KEY_SECRET, FakeFailover, FakeOmapiServer, FakePool
 

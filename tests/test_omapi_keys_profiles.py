@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from dhcpfoctl.conf import load_key_file
 from dhcpfoctl.errors import InputFileError, LocalError
-from dhcpfoctl.omapi.key import load_key_file, parse_key, readable_by_others
+from dhcpfoctl.keys import parse_key, readable_by_others
 from dhcpfoctl.profile import (
     KeyOptions,
     config_file,
@@ -26,7 +27,7 @@ SECRET_B64 = "ZGhjcGZvY3RsLWxhYmtleQ=="
         (f"lab-key:{SECRET_B64}", "hmac-md5"),
         (f"hmac-sha256:lab-key:{SECRET_B64}", "hmac-sha256"),
         (f"HMAC-SHA512.SIG-ALG.REG.INT.:lab-key:{SECRET_B64}", "hmac-sha512"),
-        # Same spelling rule as a key stanza in dhcpd.conf (omapi.key.canonical_algorithm).
+        # Same spelling rule as a key stanza in dhcpd.conf (keys.canonical_algorithm).
         (f"HMAC-MD5.SIG-ALG.REG.INT:lab-key:{SECRET_B64}", "hmac-md5"),
     ],
 )

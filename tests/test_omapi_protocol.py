@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pypureomapi import InBuffer, OmapiMessage
 
+from dhcpfoctl.keys import ALGORITHMS, OmapiKey, Secret
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.errors import (
     BadSignatureError,
@@ -18,7 +19,6 @@ from dhcpfoctl.omapi.errors import (
     Result,
 )
 from dhcpfoctl.omapi.failover import FailoverInfo
-from dhcpfoctl.omapi.key import ALGORITHMS, OmapiKey, Secret
 from dhcpfoctl.omapi.protocol import STARTUP_BYTES, ClientSession, HmacAuthenticator, Op, u32
 from tests.fake_omapi import LAB_KEY_SECRET, load_vector
 

@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dhcpfoctl.cli.main import app
+from dhcpfoctl.keys import OmapiKey, Secret
 from dhcpfoctl.model import FailoverState as S
-from dhcpfoctl.omapi.key import OmapiKey, Secret
 from tests.fake_omapi import LAB_KEY_SECRET, FakeFailover, FakeOmapiServer, FakePool
 
 KEY = OmapiKey("lab-key", "hmac-md5", Secret(LAB_KEY_SECRET))

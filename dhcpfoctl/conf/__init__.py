@@ -13,7 +13,7 @@ from dhcpfoctl.conf.model import (
     Pool,
     SubnetConfig,
 )
-from dhcpfoctl.conf.parser import read_config
+from dhcpfoctl.conf.parser import load_key_file, read_config
 
 __all__ = [
     "PEER_DEFAULTS",
@@ -23,5 +23,6 @@ __all__ = [
     "HostConfig",
     "Pool",
     "SubnetConfig",
+    "load_key_file",
     "read_config",
 ]

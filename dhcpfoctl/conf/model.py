@@ -6,8 +6,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Final
 
+from dhcpfoctl.keys import OmapiKey
 from dhcpfoctl.model import int_to_address
-from dhcpfoctl.omapi.key import OmapiKey
 
 #: Defaults from includes/failover.h and server/confpars.c (dhcpd 4.4), see config-failover.md.
 PEER_DEFAULTS: Final[dict[str, int]] = {

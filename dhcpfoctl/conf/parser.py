@@ -32,8 +32,8 @@ from dhcpfoctl.conf.model import (
     SubnetConfig,
 )
 from dhcpfoctl.errors import InputFileError
+from dhcpfoctl.keys import ALGORITHMS, OmapiKey, Secret, canonical_algorithm
 from dhcpfoctl.model import address_to_int, int_to_address
-from dhcpfoctl.omapi.key import ALGORITHMS, OmapiKey, Secret, canonical_algorithm
 
 _MAX_INCLUDE_DEPTH: Final = 16
 #: Blocks within blocks (real configs nest a handful); the reader recurses per level, so a
@@ -722,3 +722,17 @@ def read_config(path: str | os.PathLike[str]) -> Config:
     reader = _Reader(os.fspath(path))
     reader.read_file(os.fspath(path), _Scope("root"), None)
     return reader.finish()
+
+
+def load_key_file(path: str, name: str | None = None) -> OmapiKey:
+    """The key stanza in ``path`` (dhcpd.conf syntax); ``name`` picks one of several."""
+    keys = read_config(path).keys
+    if name is not None:
+        if name not in keys:
+            known = ", ".join(sorted(keys)) or "none"
+            raise InputFileError(path, f"no key named {name!r} (keys here: {known})")
+        return keys[name]
+    if len(keys) != 1:
+        found = f"{len(keys)} keys ({', '.join(sorted(keys))})" if keys else "no key stanza"
+        raise InputFileError(path, f"expected one `key NAME {{ … }}` stanza, found {found}")
+    return next(iter(keys.values()))

@@ -15,6 +15,7 @@ from types import TracebackType
 
 from pypureomapi import OmapiMessage
 
+from dhcpfoctl.keys import OmapiKey
 from dhcpfoctl.omapi import format_endpoint
 from dhcpfoctl.omapi.errors import (
     ConnectionRefusedByHostError,
@@ -22,7 +23,6 @@ from dhcpfoctl.omapi.errors import (
     TimedOutError,
     UnreachableError,
 )
-from dhcpfoctl.omapi.key import OmapiKey
 from dhcpfoctl.omapi.protocol import STARTUP_BYTES, ClientSession, OmapiObject
 
 DEFAULT_PORT = 7911

@@ -26,6 +26,7 @@ from pypureomapi import (
     OmapiStartupMessage,
 )
 
+from dhcpfoctl.keys import ALGORITHMS, OmapiKey
 from dhcpfoctl.model import WireEnum
 from dhcpfoctl.omapi.errors import (
     BadSignatureError,
@@ -34,7 +35,6 @@ from dhcpfoctl.omapi.errors import (
     Result,
     status_error,
 )
-from dhcpfoctl.omapi.key import ALGORITHMS, OmapiKey
 
 __all__ = [
     "ClientSession",
@@ -66,9 +66,9 @@ def u32(value: int) -> bytes:
 
 
 class HmacAuthenticator(OmapiAuthenticatorBase):
-    """HMAC signing for any algorithm in :data:`~dhcpfoctl.omapi.key.ALGORITHMS`.
+    """HMAC signing for any algorithm in :data:`~dhcpfoctl.keys.ALGORITHMS`.
 
-    The secret stays inside the :class:`~dhcpfoctl.omapi.key.Secret` until each signature.
+    The secret stays inside the :class:`~dhcpfoctl.keys.Secret` until each signature.
     """
 
     def __init__(self, key: OmapiKey) -> None:

@@ -46,7 +46,7 @@ servers' ``failover peer`` blocks (e.g. ``"max-balance 20; min-balance 5;"``);
 Per server (``pair.primary``, ``pair.secondary``, ``pair.server("primary")``), a
 :class:`Server`: ``role``, ``namespace``, ``conf_path``, ``leases_path``, ``log_path``,
 ``pid`` (``None`` when stopped), ``omapi_host``, ``omapi_port``, ``omapi_endpoint``
-(``"HOST:PORT"``), ``key`` (:class:`~dhcpfoctl.omapi.key.OmapiKey` or ``None``),
+(``"HOST:PORT"``), ``key`` (:class:`~dhcpfoctl.keys.OmapiKey` or ``None``),
 ``failover_address``, ``failover_port``, ``lan_address``. The pair: ``relationship``,
 ``config``, ``workdir``, ``prefix``, ``namespaces``, ``root_links``, ``lan_namespace``.
 
@@ -114,8 +114,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, NamedTuple, Self, TypeVar
 
+from dhcpfoctl.keys import OmapiKey, Secret
 from dhcpfoctl.model import FailoverState
-from dhcpfoctl.omapi.key import OmapiKey, Secret
 
 Role = Literal["primary", "secondary"]
 ROLES: tuple[Role, Role] = ("primary", "secondary")

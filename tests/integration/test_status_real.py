@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from dhcpfoctl.errors import ExitStatus
+from dhcpfoctl.keys import OmapiKey, Secret
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.errors import NotFoundError
-from dhcpfoctl.omapi.key import OmapiKey, Secret
 from dhcpfoctl.times import format_duration
 
 from .realpair import LAB_KEY, ROLES, PairConfig, RealPair, RunCli

@@ -1,4 +1,9 @@
-"""OMAPI/TSIG keys, with the secret kept out of every repr, str and traceback."""
+"""OMAPI/TSIG keys, with the secret kept out of every repr, str and traceback.
+
+Neutral ground for ``conf/`` (``key`` stanzas in dhcpd.conf and key files) and ``omapi/``
+(signing): it imports neither. Reading a key file is :func:`dhcpfoctl.conf.load_key_file`,
+as a key file is dhcpd.conf syntax.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from dhcpfoctl.errors import InputFileError, LocalError
+from dhcpfoctl.errors import LocalError
 
 #: Algorithms dhcpd 4.4 accepts in ``key { algorithm …; }`` (omapip/isclib.c).
 ALGORITHMS = (
@@ -54,10 +59,6 @@ class OmapiKey:
     secret: Secret = field(repr=False)
 
 
-#: Environment variable holding a key as ``[ALGORITHM:]NAME:SECRET``.
-KEY_ENV = "DHCPFOCTL_KEY"
-
-
 def canonical_algorithm(text: str) -> str:
     """dhcpd's spelling of a key algorithm: lower case, without the trailing dot and the
     ``.SIG-ALG.REG.INT`` suffix that BIND-style key files carry."""
@@ -90,22 +91,6 @@ def parse_key(text: str, origin: str = "--key") -> OmapiKey:
     if not decoded:
         raise LocalError(f"{origin}: the secret of key {name!r} is empty")
     return OmapiKey(name, algorithm, Secret(decoded))
-
-
-def load_key_file(path: str, name: str | None = None) -> OmapiKey:
-    """The key stanza in ``path`` (dhcpd.conf syntax); ``name`` picks one of several."""
-    from dhcpfoctl.conf import read_config  # the config reader is heavy; keys are rare
-
-    keys = read_config(path).keys
-    if name is not None:
-        if name not in keys:
-            known = ", ".join(sorted(keys)) or "none"
-            raise InputFileError(path, f"no key named {name!r} (keys here: {known})")
-        return keys[name]
-    if len(keys) != 1:
-        found = f"{len(keys)} keys ({', '.join(sorted(keys))})" if keys else "no key stanza"
-        raise InputFileError(path, f"expected one `key NAME {{ … }}` stanza, found {found}")
-    return next(iter(keys.values()))
 
 
 def readable_by_others(path: str) -> bool:
