@@ -21,7 +21,7 @@ from pypureomapi import InBuffer, OmapiMessage
 
 from dhcpfoctl.keys import OmapiKey
 from dhcpfoctl.model import FailoverState
-from dhcpfoctl.omapi.protocol import STARTUP_BYTES, HmacAuthenticator, Op, u32
+from dhcpfoctl.omapi.codec import STARTUP_BYTES, HmacAuthenticator, Op, u32
 
 VECTORS = Path(__file__).parent / "data" / "real-dhcpd-4.4.3" / "pcap"
 

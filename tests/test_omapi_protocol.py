@@ -9,6 +9,8 @@ from pypureomapi import InBuffer, OmapiMessage
 
 from dhcpfoctl.keys import ALGORITHMS, OmapiKey, Secret
 from dhcpfoctl.model import FailoverState
+from dhcpfoctl.omapi.client_session import ClientSession
+from dhcpfoctl.omapi.codec import STARTUP_BYTES, HmacAuthenticator, Op, u32
 from dhcpfoctl.omapi.errors import (
     BadSignatureError,
     InvalidKeyError,
@@ -19,7 +21,6 @@ from dhcpfoctl.omapi.errors import (
     Result,
 )
 from dhcpfoctl.omapi.failover import FailoverInfo
-from dhcpfoctl.omapi.protocol import STARTUP_BYTES, ClientSession, HmacAuthenticator, Op, u32
 from tests.fake_omapi import LAB_KEY_SECRET, load_vector
 
 LAB_KEY = OmapiKey("lab-key", "hmac-md5", Secret(LAB_KEY_SECRET))

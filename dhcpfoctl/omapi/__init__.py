@@ -1,4 +1,6 @@
-"""OMAPI (dhcpd's management protocol): keys, a typed client on pypureomapi's codec."""
+"""OMAPI (dhcpd's management protocol) and nothing else: the codec both ends share
+(``codec``), the client session (``client_session``) and its blocking transport
+(``client``), the named errors, and dhcpd's failover objects (``failover``)."""
 
 
 def format_endpoint(host: str, port: int) -> str:

@@ -1,4 +1,4 @@
-"""Blocking-socket transport for :class:`~dhcpfoctl.omapi.protocol.ClientSession`.
+"""Blocking-socket transport for :class:`~dhcpfoctl.omapi.client_session.ClientSession`.
 
 Every call is bounded: the connect by ``timeout``, each request/reply exchange by one
 deadline of ``timeout`` seconds however the reply is split into segments. Socket errors
@@ -17,13 +17,14 @@ from pypureomapi import OmapiMessage
 
 from dhcpfoctl.keys import OmapiKey
 from dhcpfoctl.omapi import format_endpoint
+from dhcpfoctl.omapi.client_session import ClientSession
+from dhcpfoctl.omapi.codec import STARTUP_BYTES, OmapiObject
 from dhcpfoctl.omapi.errors import (
     ConnectionRefusedByHostError,
     ProtocolError,
     TimedOutError,
     UnreachableError,
 )
-from dhcpfoctl.omapi.protocol import STARTUP_BYTES, ClientSession, OmapiObject
 
 DEFAULT_PORT = 7911
 DEFAULT_TIMEOUT = 5.0

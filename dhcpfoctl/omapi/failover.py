@@ -13,8 +13,8 @@ from typing import Final
 
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.client import OmapiClient
+from dhcpfoctl.omapi.codec import OmapiObject, u32
 from dhcpfoctl.omapi.errors import NotFoundError, ProtocolError
-from dhcpfoctl.omapi.protocol import OmapiObject, u32
 
 #: The only values ever written to ``local-state``: dhcpd moves to whatever number it is
 #: given without validation, and an undefined one (e.g. 12) crashes it.
