@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from dhcpfoctl.checks.gather import connect, query_server, tcp_port_open
 from dhcpfoctl.errors import ExitStatus, RemoteError
 from dhcpfoctl.keys import OmapiKey, Secret
 from dhcpfoctl.model import FailoverState
@@ -25,7 +26,6 @@ from dhcpfoctl.omapi.failover import (
     read_pool_counts,
     write_local_state,
 )
-from dhcpfoctl.omapi.gather import connect, query_server, tcp_port_open
 from dhcpfoctl.profile import ServerSpec
 from tests.fake_omapi import LAB_KEY_SECRET, FakeFailover, FakeOmapiServer, FakePool
 

@@ -183,7 +183,8 @@ def test_watch_highlights_transitions() -> None:
     failover = FakeFailover()
     p = FakeOmapiServer({"lab": failover})
     with p:
-        from dhcpfoctl.cli.status import _transitions, gather_report, render
+        from dhcpfoctl.checks.gather import gather_report
+        from dhcpfoctl.cli.status import _transitions, render
         from dhcpfoctl.profile import ServerSpec, Targets
 
         targets = Targets((ServerSpec("dhcp1", "127.0.0.1", p.port),), ("lab",))
@@ -205,7 +206,8 @@ def test_watch_highlights_transitions() -> None:
 def test_narrow_terminal_folds_values_instead_of_cutting_them() -> None:
     from rich.console import Console
 
-    from dhcpfoctl.cli.status import gather_report, render
+    from dhcpfoctl.checks.gather import gather_report
+    from dhcpfoctl.cli.status import render
     from dhcpfoctl.profile import ServerSpec, Targets
 
     # The widest state leaves the details column narrower than its longest word.

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dhcpfoctl.checks.health import EnduranceEstimate, Health, ServerAnswer, evaluate
 from dhcpfoctl.model import FailoverState as S
 from dhcpfoctl.omapi.failover import FailoverInfo
-from dhcpfoctl.omapi.health import EnduranceEstimate, Health, ServerAnswer, evaluate
 
 NOW = 1_795_851_400
 STATES = [s for s in S.__members__.values()]

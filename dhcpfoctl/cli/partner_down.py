@@ -377,8 +377,8 @@ class _Action:
         )
 
     def _read(self) -> FailoverInfo:
+        from dhcpfoctl.checks.gather import connect
         from dhcpfoctl.omapi.failover import read_failover
-        from dhcpfoctl.omapi.gather import connect
 
         client, notes = connect(self.local, self.timeout)
         # Said before any refusal that follows (e.g. NOKEYS after an unknown key).
@@ -389,8 +389,8 @@ class _Action:
             return read_failover(client, self.relationship)
 
     def _write(self) -> None:
+        from dhcpfoctl.checks.gather import connect
         from dhcpfoctl.omapi.failover import read_failover, write_local_state
-        from dhcpfoctl.omapi.gather import connect
 
         client, _ = connect(self.local, self.timeout)
         with client:
@@ -407,6 +407,7 @@ class _Action:
             write_local_state(client, current, self.target)
 
     def _probe_partner(self) -> PartnerProbe:
+        from dhcpfoctl.checks.gather import connect, tcp_port_open
         from dhcpfoctl.errors import DhcpfoctlError
         from dhcpfoctl.omapi import format_endpoint
         from dhcpfoctl.omapi.client import OmapiClient
@@ -416,7 +417,6 @@ class _Action:
             UnreachableError,
         )
         from dhcpfoctl.omapi.failover import read_failover
-        from dhcpfoctl.omapi.gather import connect, tcp_port_open
 
         probe = PartnerProbe()
         if self.partner is not None:

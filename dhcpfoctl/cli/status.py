@@ -75,12 +75,9 @@ from dhcpfoctl.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from rich.console import RenderableType
 
-    from dhcpfoctl.model import LeaseDB
-    from dhcpfoctl.omapi.health import ServerView, StatusReport
+    from dhcpfoctl.checks.health import ServerView, StatusReport
     from dhcpfoctl.profile import Targets
 
 SERVER_HELP = "OMAPI server HOST[:PORT] (default port 7911); repeat for both servers."
@@ -131,6 +128,8 @@ def status(
         if watch or count is not None:
             health = _watch(targets, timeout, interval, count, json_output)
         else:
+            from dhcpfoctl.checks.gather import gather_report
+
             report = gather_report(targets, timeout)
             _emit(report, targets, json_output)
             health = int(report.health)
@@ -165,35 +164,6 @@ def _emit_error_json(exc: Exception) -> None:
     )
 
 
-def gather_report(
-    targets: Targets, timeout: float, read_leases: Callable[[str], LeaseDB] | None = None
-) -> StatusReport:
-    """Query every server of ``targets`` and judge the answers at the current time."""
-    from dhcpfoctl.omapi.gather import add_endurance, query_all
-    from dhcpfoctl.omapi.health import evaluate
-
-    answers = query_all(targets.servers, targets.relationships, pool_addresses(targets), timeout)
-    now = int(time.time())
-    answers = add_endurance(answers, targets.servers, targets.config, now, read_leases)
-    return evaluate(answers, targets.relationships, now)
-
-
-def pool_addresses(targets: Targets) -> dict[str, list[str]]:
-    """One address per failover pool of each relationship (OMAPI counts pools via a lease)."""
-    from dhcpfoctl.model import int_to_address
-
-    if targets.config is None:
-        return {}
-    return {
-        name: [
-            int_to_address(pool.ranges[0].first)
-            for pool in targets.config.pools_of(name)
-            if pool.ranges
-        ]
-        for name in targets.relationships
-    }
-
-
 def _emit(report: StatusReport, targets: Targets, json_output: bool) -> None:
     from dhcpfoctl.cli.output import print_json, stdout_console
 
@@ -213,6 +183,7 @@ def _watch(
 
     from rich.live import Live
 
+    from dhcpfoctl.checks.gather import gather_report
     from dhcpfoctl.cli.output import stdout_console
     from dhcpfoctl.leases import LeaseFileFollower
 

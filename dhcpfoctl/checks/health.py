@@ -71,7 +71,7 @@ class EnduranceEstimate:
 
 @dataclass(frozen=True, slots=True)
 class ServerAnswer:
-    """What querying one server produced (see :mod:`dhcpfoctl.omapi.gather`)."""
+    """What querying one server produced (see :mod:`dhcpfoctl.checks.gather`)."""
 
     label: str
     endpoint: str

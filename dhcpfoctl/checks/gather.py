@@ -1,22 +1,24 @@
 """Query the servers of a pair over OMAPI (in parallel) into :class:`ServerAnswer` values.
 
-The only I/O step of ``status``; :func:`dhcpfoctl.omapi.health.evaluate` judges the result.
+The I/O step of the checks: :func:`dhcpfoctl.checks.health.evaluate` judges the result.
 """
 
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, StatusReport, evaluate
 from dhcpfoctl.errors import DhcpfoctlError
+from dhcpfoctl.model import FailoverState, int_to_address
 from dhcpfoctl.omapi.client import OmapiClient
 from dhcpfoctl.omapi.errors import NotFoundError, OmapiError, StatusError
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts, read_failover, read_pool_counts
-from dhcpfoctl.omapi.health import EnduranceEstimate, ServerAnswer
-from dhcpfoctl.profile import ServerSpec
+from dhcpfoctl.profile import ServerSpec, Targets
 
 if TYPE_CHECKING:
     from dhcpfoctl.model import LeaseDB
@@ -128,8 +130,6 @@ def add_endurance(
     ``read_leases`` reads such a file: a full read by default; a poller passes
     :meth:`dhcpfoctl.leases.LeaseFileFollower.read` so each poll costs only what was appended.
     """
-    from dhcpfoctl.model import FailoverState
-
     result = []
     for spec, answer in zip(specs, answers, strict=True):
         cut_off = [
@@ -185,3 +185,27 @@ def _endurance(
                     found.reason,
                 )
     return estimates
+
+
+def gather_report(
+    targets: Targets, timeout: float, read_leases: Callable[[str], LeaseDB] | None = None
+) -> StatusReport:
+    """Query every server of ``targets`` and judge the answers at the current time."""
+    answers = query_all(targets.servers, targets.relationships, pool_addresses(targets), timeout)
+    now = int(time.time())
+    answers = add_endurance(answers, targets.servers, targets.config, now, read_leases)
+    return evaluate(answers, targets.relationships, now)
+
+
+def pool_addresses(targets: Targets) -> dict[str, list[str]]:
+    """One address per failover pool of each relationship (OMAPI counts pools via a lease)."""
+    if targets.config is None:
+        return {}
+    return {
+        name: [
+            int_to_address(pool.ranges[0].first)
+            for pool in targets.config.pools_of(name)
+            if pool.ranges
+        ]
+        for name in targets.relationships
+    }
