@@ -22,18 +22,22 @@ a *binding* is a lease whose current state is held by a client (active, expired,
 abandoned) and whose ``starts`` falls in the window; renewals restart ``starts`` too, so the
 rate is an upper bound and the endurance a lower bound. *Returns* are free-state leases
 (free, backup, expired, released) whose ``ends`` falls in the window.
+
+:func:`report_to_json` gives a report as the plain data ``balance --json`` and
+``audit --json`` print (shape in ``cli/balance.py``).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import chain
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from dhcpfoctl.conf import Config, FailoverPeerConfig, Pool
 from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag
+from dhcpfoctl.times import iso_utc
 
 #: Default endurance window and the least history an estimate needs.
 DEFAULT_WINDOW: Final = 24 * 3600
@@ -129,6 +133,13 @@ def _min_opt(a: int | None, b: int | None) -> int | None:
 def percent_of(total: int, percent: float) -> int:
     """``percent`` % of ``total`` as dhcpd computes it: integer, rounded half up."""
     return int((total * percent + 50) // 100)
+
+
+def plain_number(value: float) -> str:
+    """``value`` in full, without exponent: ``:g`` would print 1048576 as 1.04858e+06."""
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
 
 
 def _trunc_half(value: int) -> int:
@@ -412,6 +423,14 @@ def compute_balance(
     return BalanceReport(as_of, window, history, pools, networks, relationships, outside)
 
 
+def server_role(report: BalanceReport, relationship: str | None) -> str | None:
+    """This server's role in ``relationship``, from the config that was read."""
+    for rel in report.relationships:
+        if rel.name == relationship and rel.peer is not None:
+            return rel.peer.role
+    return None
+
+
 def _risks(counts: Counts, threshold: int) -> dict[str, str]:
     risks = {}
     for role in ("primary", "secondary"):
@@ -542,3 +561,95 @@ def _to_counts(acc: list[int], size: int) -> Counts:
 
 def _opt_ends(value: int) -> int | None:
     return None if value == _NO_ENDS else value
+
+
+# -- JSON (the shape ``balance --json`` and ``audit --json`` print; see cli/balance.py) --
+
+
+def counts_to_json(counts: Counts) -> dict[str, Any]:
+    return asdict(counts)
+
+
+def view_to_json(view: BalanceView, pool_name: str) -> dict[str, Any]:
+    outcomes = {"min": view.next_min, "max": view.next_max}
+    return {
+        "role": view.role,
+        "total": view.total,
+        "free": view.free,
+        "backup": view.backup,
+        "lts": view.lts,
+        "thresh": view.thresh,
+        "hold": view.hold,
+        "panic": view.panic,
+        "poolreq": view.poolreq,
+        "imbalanced": view.imbalanced,
+        "exact": view.exact,
+        "next_run_in": view.next_run_in,
+        "next_run": {
+            name: {
+                "moved": o.moved,
+                "free": o.free,
+                "backup": o.backup,
+                "lts": o.lts,
+                "imbalanced": o.imbalanced,
+                "log": view.balanced_line(pool_name, o),
+            }
+            for name, o in outcomes.items()
+        },
+        "log": view.balancing_line(pool_name),
+    }
+
+
+def endurance_to_json(value: Endurance) -> dict[str, Any]:
+    return asdict(value)
+
+
+def pool_to_json(pool: PoolReport, role: str | None) -> dict[str, Any]:
+    name = pool.pool.shared_network
+    views = {
+        r: view_to_json(v, name)
+        for r in ("primary", "secondary")
+        if (v := pool.view(r)) is not None
+    }
+    return {
+        "name": pool.pool.label,
+        "shared_network": name,
+        "subnet": str(pool.pool.subnet) if pool.pool.subnet else None,
+        "failover_peer": pool.pool.failover_peer,
+        "source": pool.pool.source,
+        "counts": counts_to_json(pool.counts),
+        "ranges": [{"range": label, **counts_to_json(c)} for label, c in pool.ranges],
+        "role": role,
+        "balance": views.get(role) if role else None,
+        "balance_by_role": views,
+        "risks": [{"role": r, "message": m} for r, m in pool.risks.items()],
+    }
+
+
+def report_to_json(report: BalanceReport) -> dict[str, Any]:
+    return {
+        "as_of": report.as_of,
+        "as_of_iso": iso_utc(report.as_of),
+        "window": report.window,
+        "history": report.history,
+        "outside_ranges": report.outside_ranges,
+        "relationships": [
+            {
+                "name": rel.name,
+                "role": rel.peer.role if rel.peer else None,
+                "my_state": rel.my_state.keyword if rel.my_state is not None else None,
+                "partner_state": (
+                    rel.partner_state.keyword if rel.partner_state is not None else None
+                ),
+                "counts": counts_to_json(rel.counts),
+                "endurance": {r: endurance_to_json(e) for r, e in rel.endurance.items()},
+                "pools": [p.pool.label for p in rel.pools],
+            }
+            for rel in report.relationships
+        ],
+        "shared_networks": [
+            {"name": net.name, "counts": counts_to_json(net.counts)}
+            for net in report.shared_networks
+        ],
+        "pools": [pool_to_json(p, server_role(report, p.pool.failover_peer)) for p in report.pools],
+    }

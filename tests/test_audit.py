@@ -10,8 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from dhcpfoctl.cli import audit as audit_module
-from dhcpfoctl.cli.audit import FreeLimit, Perf, audit
+from dhcpfoctl.checks import audit as audit_module
+from dhcpfoctl.checks.audit import FreeLimit, Perf
+from dhcpfoctl.cli.audit import audit
 
 GOLDEN = Path(__file__).parent / "golden" / "balance"
 AS_OF = "2026-11-28T08:00:00Z"

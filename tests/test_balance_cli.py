@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from typer.testing import CliRunner
 
-from dhcpfoctl.cli.balance import balance, gather, print_table
+from dhcpfoctl.checks.inputs import gather
+from dhcpfoctl.cli.balance import balance, print_table
 
 REAL = Path(__file__).parent / "data" / "real-dhcpd-4.4.3"
 GOLDEN = Path(__file__).parent / "golden" / "balance"

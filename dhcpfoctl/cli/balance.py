@@ -44,16 +44,13 @@ import io
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import typer
 
 if TYPE_CHECKING:
-    from dhcpfoctl.balance import BalanceReport, BalanceView, Counts, Endurance, PoolReport
-    from dhcpfoctl.conf import Config
-    from dhcpfoctl.model import LeaseDB
+    from dhcpfoctl.balance import BalanceReport, Counts, PoolReport
 
 CONFIG_HELP = "dhcpd.conf of the server whose lease file is read (gives pools and its role)."
 LEASES_HELP = "dhcpd.leases of that server (- for stdin; .gz accepted)."
@@ -84,11 +81,13 @@ def balance(
     ),
 ) -> None:
     """Per-pool free/backup balance, dhcpd's balance arithmetic and endurance."""
-    from dhcpfoctl.cli.output import reported_errors, warn
+    from dhcpfoctl.balance import report_to_json
+    from dhcpfoctl.checks.inputs import gather
+    from dhcpfoctl.cli.output import read_leases_with_progress, reported_errors, warn
 
     chosen = Format.json if json_output else Format.csv if csv_output else output_format
     with reported_errors():
-        inputs = gather(config, leases, as_of, window, risk_free)
+        inputs = gather(config, leases, as_of, window, risk_free, read_leases_with_progress)
         for message in inputs.config.warnings:
             warn(message)
         if skipped := len(inputs.db.stats.warnings):
@@ -113,153 +112,10 @@ def balance(
             write_atomically(output, text)
 
 
-@dataclass(frozen=True, slots=True)
-class Inputs:
-    config: Config
-    db: LeaseDB
-    report: BalanceReport
-
-
-def gather(
-    config_path: str, leases_path: str, as_of: str, window: str, risk_free: int = 0
-) -> Inputs:
-    """Read both files (with a progress bar on a terminal) and compute the report."""
-    from dhcpfoctl.balance import compute_balance
-    from dhcpfoctl.cli.output import byte_progress
-    from dhcpfoctl.conf import read_config
-    from dhcpfoctl.errors import InputFileError, LocalError
-    from dhcpfoctl.leases import read_leases
-    from dhcpfoctl.times import parse_duration, parse_time
-
-    moment = parse_time(as_of, int(time.time()))
-    span = parse_duration(window)
-    if span <= 0:
-        raise LocalError("--window must be longer than 0 seconds")
-    config = read_config(config_path)
-    with byte_progress("reading leases") as progress:
-        db = read_leases(leases_path, progress=progress)
-    if db.stats.warnings and not len(db.leases):
-        # Not a lease file at all (garbage, or the config given twice): counting every
-        # address as a never-used free lease would show a plausible, invented picture.
-        raise InputFileError(
-            leases_path,
-            f"no lease record could be read ({len(db.stats.warnings)} unreadable, first:"
-            f" {db.stats.warnings[0]})",
-        )
-    report = compute_balance(config, db, moment, window=span, risk_free=risk_free)
-    return Inputs(config, db, report)
-
-
-def server_role(report: BalanceReport, relationship: str | None) -> str | None:
-    """This server's role in ``relationship``, from the config that was read."""
-    for rel in report.relationships:
-        if rel.name == relationship and rel.peer is not None:
-            return rel.peer.role
-    return None
-
-
-# -- JSON ------------------------------------------------------------------------------
-
-
 def _dumps(data: Any) -> str:
     import json
 
     return json.dumps(data, indent=2) + "\n"
-
-
-def counts_to_json(counts: Counts) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(counts)
-
-
-def view_to_json(view: BalanceView, pool_name: str) -> dict[str, Any]:
-    outcomes = {"min": view.next_min, "max": view.next_max}
-    return {
-        "role": view.role,
-        "total": view.total,
-        "free": view.free,
-        "backup": view.backup,
-        "lts": view.lts,
-        "thresh": view.thresh,
-        "hold": view.hold,
-        "panic": view.panic,
-        "poolreq": view.poolreq,
-        "imbalanced": view.imbalanced,
-        "exact": view.exact,
-        "next_run_in": view.next_run_in,
-        "next_run": {
-            name: {
-                "moved": o.moved,
-                "free": o.free,
-                "backup": o.backup,
-                "lts": o.lts,
-                "imbalanced": o.imbalanced,
-                "log": view.balanced_line(pool_name, o),
-            }
-            for name, o in outcomes.items()
-        },
-        "log": view.balancing_line(pool_name),
-    }
-
-
-def endurance_to_json(value: Endurance) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(value)
-
-
-def pool_to_json(pool: PoolReport, role: str | None) -> dict[str, Any]:
-    name = pool.pool.shared_network
-    views = {
-        r: view_to_json(v, name)
-        for r in ("primary", "secondary")
-        if (v := pool.view(r)) is not None
-    }
-    return {
-        "name": pool.pool.label,
-        "shared_network": name,
-        "subnet": str(pool.pool.subnet) if pool.pool.subnet else None,
-        "failover_peer": pool.pool.failover_peer,
-        "source": pool.pool.source,
-        "counts": counts_to_json(pool.counts),
-        "ranges": [{"range": label, **counts_to_json(c)} for label, c in pool.ranges],
-        "role": role,
-        "balance": views.get(role) if role else None,
-        "balance_by_role": views,
-        "risks": [{"role": r, "message": m} for r, m in pool.risks.items()],
-    }
-
-
-def report_to_json(report: BalanceReport) -> dict[str, Any]:
-    from dhcpfoctl.times import iso_utc
-
-    return {
-        "as_of": report.as_of,
-        "as_of_iso": iso_utc(report.as_of),
-        "window": report.window,
-        "history": report.history,
-        "outside_ranges": report.outside_ranges,
-        "relationships": [
-            {
-                "name": rel.name,
-                "role": rel.peer.role if rel.peer else None,
-                "my_state": rel.my_state.keyword if rel.my_state is not None else None,
-                "partner_state": (
-                    rel.partner_state.keyword if rel.partner_state is not None else None
-                ),
-                "counts": counts_to_json(rel.counts),
-                "endurance": {r: endurance_to_json(e) for r, e in rel.endurance.items()},
-                "pools": [p.pool.label for p in rel.pools],
-            }
-            for rel in report.relationships
-        ],
-        "shared_networks": [
-            {"name": net.name, "counts": counts_to_json(net.counts)}
-            for net in report.shared_networks
-        ],
-        "pools": [pool_to_json(p, server_role(report, p.pool.failover_peer)) for p in report.pools],
-    }
 
 
 # -- CSV -------------------------------------------------------------------------------
@@ -288,6 +144,8 @@ CSV_COLUMNS = (
 
 def report_to_csv(report: BalanceReport) -> str:
     """One row per range, pool, shared network and relationship (``level`` says which)."""
+    from dhcpfoctl.balance import server_role
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -345,13 +203,6 @@ def report_to_csv(report: BalanceReport) -> str:
 # -- Prometheus ------------------------------------------------------------------------
 
 
-def plain_number(value: float) -> str:
-    """``value`` in full, without exponent: ``:g`` would print 1048576 as 1.04858e+06."""
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
 def _label(value: str | None) -> str:
     text = value or ""
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -359,6 +210,8 @@ def _label(value: str | None) -> str:
 
 def report_to_prometheus(report: BalanceReport) -> str:
     """node-exporter textfile format; every metric is prefixed ``dhcpfoctl_``."""
+    from dhcpfoctl.balance import plain_number
+
     families: dict[str, tuple[str, str, list[str]]] = {}
 
     def sample(
@@ -563,6 +416,7 @@ def _pool_table(report: BalanceReport, *, with_bar: bool, padding: int) -> Any:
     from rich.table import Table
     from rich.text import Text
 
+    from dhcpfoctl.balance import server_role
     from dhcpfoctl.times import format_local_time
 
     table = Table(

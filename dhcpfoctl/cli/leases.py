@@ -399,7 +399,7 @@ def _looks_like_v6(path: str) -> bool:
 def _read_v4(path: str, strict: bool) -> LeaseDB:
     import os
 
-    from dhcpfoctl.cli.output import byte_progress
+    from dhcpfoctl.cli.output import read_leases_with_progress
     from dhcpfoctl.leases import read_leases
 
     try:
@@ -407,8 +407,7 @@ def _read_v4(path: str, strict: bool) -> LeaseDB:
     except OSError:
         size = 0  # read_leases reports the missing file
     if size > PROGRESS_THRESHOLD:
-        with byte_progress("reading leases") as progress:
-            return read_leases(path, strict=strict, progress=progress)
+        return read_leases_with_progress(path, strict=strict)
     return read_leases(path, strict=strict)
 
 

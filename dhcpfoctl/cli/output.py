@@ -21,6 +21,8 @@ from dhcpfoctl.errors import DhcpfoctlError, ExitStatus, exit_status_for
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from dhcpfoctl.model import LeaseDB
+
 
 @cache
 def stdout_console() -> Console:
@@ -74,6 +76,14 @@ def byte_progress(description: str) -> Iterator[Callable[[int, int], None] | Non
             bar.update(task, completed=done, total=total or None)
 
         yield update
+
+
+def read_leases_with_progress(path: str, *, strict: bool = False) -> LeaseDB:
+    """:func:`dhcpfoctl.leases.read_leases` with :func:`byte_progress` drawing the bar."""
+    from dhcpfoctl.leases import read_leases
+
+    with byte_progress("reading leases") as progress:
+        return read_leases(path, strict=strict, progress=progress)
 
 
 @contextmanager

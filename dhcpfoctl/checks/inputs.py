@@ -1,0 +1,51 @@
+"""A server's dhcpd.conf and dhcpd.leases read into its balance report (``balance``, ``audit``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dhcpfoctl.balance import BalanceReport, compute_balance
+from dhcpfoctl.conf import Config, read_config
+from dhcpfoctl.errors import InputFileError, LocalError
+from dhcpfoctl.model import LeaseDB
+from dhcpfoctl.times import parse_duration, parse_time
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    config: Config
+    db: LeaseDB
+    report: BalanceReport
+
+
+def gather(
+    config_path: str,
+    leases_path: str,
+    as_of: str,
+    window: str,
+    risk_free: int = 0,
+    read_leases: Callable[[str], LeaseDB] | None = None,
+) -> Inputs:
+    """Read both files and compute the report; ``read_leases`` reads the lease file
+    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar)."""
+    if read_leases is None:
+        from dhcpfoctl.leases import read_leases
+
+    moment = parse_time(as_of, int(time.time()))
+    span = parse_duration(window)
+    if span <= 0:
+        raise LocalError("--window must be longer than 0 seconds")
+    config = read_config(config_path)
+    db = read_leases(leases_path)
+    if db.stats.warnings and not len(db.leases):
+        # Not a lease file at all (garbage, or the config given twice): counting every
+        # address as a never-used free lease would show a plausible, invented picture.
+        raise InputFileError(
+            leases_path,
+            f"no lease record could be read ({len(db.stats.warnings)} unreadable, first:"
+            f" {db.stats.warnings[0]})",
+        )
+    report = compute_balance(config, db, moment, window=span, risk_free=risk_free)
+    return Inputs(config, db, report)
