@@ -1,6 +1,7 @@
 """Query the servers of a pair over OMAPI (in parallel) into :class:`ServerAnswer` values.
 
-The I/O step of the checks: :func:`dhcpfoctl.checks.health.evaluate` judges the result.
+The I/O step of the checks: :func:`dhcpfoctl.checks.health.evaluate` judges the result;
+:func:`probe_partner` asks whether a partner lives, for :mod:`dhcpfoctl.checks.partner_down`.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, StatusReport, evaluate
+from dhcpfoctl.checks.partner_down import PartnerProbe
 from dhcpfoctl.errors import DhcpfoctlError
 from dhcpfoctl.model import FailoverState, int_to_address
+from dhcpfoctl.omapi import format_endpoint
 from dhcpfoctl.omapi.client import OmapiClient
-from dhcpfoctl.omapi.errors import NotFoundError, OmapiError, StatusError
+from dhcpfoctl.omapi.errors import (
+    ConnectionRefusedByHostError,
+    NotFoundError,
+    OmapiError,
+    StatusError,
+    TimedOutError,
+    UnreachableError,
+)
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts, read_failover, read_pool_counts
 from dhcpfoctl.profile import ServerSpec, Targets
 
@@ -209,3 +219,48 @@ def pool_addresses(targets: Targets) -> dict[str, list[str]]:
         ]
         for name in targets.relationships
     }
+
+
+def probe_partner(
+    partner: ServerSpec | None,
+    failover: tuple[str, int] | None,
+    relationship: str,
+    timeout: float,
+) -> PartnerProbe:
+    """Ask the partner's OMAPI and failover port (those known) whether it is alive."""
+    probe = PartnerProbe()
+    if partner is not None:
+        probe.omapi = partner.endpoint
+        try:
+            # The startup exchange alone proves a dhcpd runs there; no key needed.
+            with OmapiClient(partner.host, partner.port, None, timeout=timeout):
+                pass
+        except (UnreachableError, TimedOutError) as exc:
+            probe.omapi_answers = False
+            probe.omapi_refused = isinstance(exc, ConnectionRefusedByHostError)
+            probe.evidence.append(f"partner OMAPI {probe.omapi} does not answer ({exc.message})")
+        except DhcpfoctlError as exc:
+            probe.omapi_answers = True
+            probe.evidence.append(f"partner OMAPI {probe.omapi} answers (but: {exc.message})")
+        else:
+            probe.omapi_answers = True
+            try:  # its state, for the operator; with its own key when the profile has one
+                client, _ = connect(partner, timeout)
+                with client:
+                    probe.omapi_state = read_failover(client, relationship).local_state.keyword
+                probe.evidence.append(
+                    f"partner OMAPI {probe.omapi} answers: it is {probe.omapi_state}"
+                )
+            except DhcpfoctlError:
+                probe.evidence.append(f"partner OMAPI {probe.omapi} answers")
+    if failover is not None:
+        host, port = failover
+        probe.failover = format_endpoint(host, port)
+        probe.failover_port_open = tcp_port_open(host, port, timeout)
+        verdict = {
+            True: "accepts TCP connections: its dhcpd is running",
+            False: "refuses connections: no dhcpd listening there",
+            None: "does not answer from here",
+        }[probe.failover_port_open]
+        probe.evidence.append(f"partner failover port {probe.failover} {verdict}")
+    return probe
