@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dhcpfoctl.checks.health import EnduranceEstimate, Health, ServerAnswer, evaluate
+from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, evaluate
+from dhcpfoctl.errors import CheckResult as Health
 from dhcpfoctl.model import FailoverState as S
 from dhcpfoctl.omapi.failover import FailoverInfo
 

@@ -22,7 +22,7 @@ import typer.main
 
 from dhcpfoctl import __version__
 from dhcpfoctl.cli.main import app
-from dhcpfoctl.errors import ExitStatus
+from dhcpfoctl.errors import CheckResult, ExitStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 PROG = "dhcpfoctl"
@@ -317,7 +317,10 @@ def render_man(global_options: tuple[OptionSpec, ...], commands: tuple[CommandSp
         seen.add(int(status))
         names = " / ".join(s.name for s in ExitStatus if int(s) == int(status))
         lines += [".TP", f".B {int(status)}", _roff(names.replace("_", " ").lower())]
+    order = " < ".join(result.name for result in sorted(CheckResult, key=lambda r: r.rank))
     lines += [
+        ".PP",
+        _roff(f"audit and status exit with their worst finding, in the order {order}."),
         ".SH ENVIRONMENT",
         ".TP",
         ".B NO_COLOR",

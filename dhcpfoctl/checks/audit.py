@@ -23,7 +23,6 @@ import math
 import tomllib
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from enum import IntEnum
 from typing import Any, Final
 
 from dhcpfoctl.balance import (
@@ -34,15 +33,8 @@ from dhcpfoctl.balance import (
     server_role,
 )
 from dhcpfoctl.checks.inputs import Inputs
-from dhcpfoctl.errors import InputFileError, LocalError
+from dhcpfoctl.errors import CheckResult, InputFileError, LocalError, worst_of
 from dhcpfoctl.times import format_duration, parse_duration
-
-
-class Severity(IntEnum):
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-    UNKNOWN = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +151,7 @@ def _convert(name: str, value: object, origin: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    severity: Severity
+    severity: CheckResult
     code: str  # misbalance, free, endurance, config, leases
     message: str
     pool: str | None = None
@@ -194,8 +186,8 @@ class AuditResult:
     perfdata: list[Perf] = field(default_factory=list)
 
     @property
-    def severity(self) -> Severity:
-        return max((f.severity for f in self.findings), default=Severity.OK)
+    def severity(self) -> CheckResult:
+        return worst_of(f.severity for f in self.findings)
 
 
 def _below(limit: float) -> str:
@@ -212,26 +204,26 @@ def evaluate(inputs: Inputs, thresholds: Thresholds) -> AuditResult:
     """Judge the balance report (pure: the report already fixes the time)."""
     result = AuditResult()
     for warning in inputs.config.warnings:
-        result.findings.append(Finding(Severity.WARNING, "config", warning))
+        result.findings.append(Finding(CheckResult.WARNING, "config", warning))
     for skipped in inputs.db.stats.warnings:
         # A record cut off at the end is dhcpd caught mid-write, not damage: mailing it
         # from cron every few runs would teach operators to ignore the audit.
         if skipped.truncated_tail:
             continue
-        result.findings.append(Finding(Severity.WARNING, "leases", f"skipped: {skipped}"))
+        result.findings.append(Finding(CheckResult.WARNING, "leases", f"skipped: {skipped}"))
     for pool in inputs.report.pools:
         _judge_free(pool, inputs, thresholds, result)
         _judge_misbalance(pool, inputs, thresholds, result)
     for rel in inputs.report.relationships:
         _judge_endurance(rel, thresholds, result)
-    result.findings.sort(key=lambda f: -f.severity)
+    result.findings.sort(key=lambda f: -f.severity.rank)
     return result
 
 
-def _grade(critical: bool, warning: bool) -> Severity | None:
+def _grade(critical: bool, warning: bool) -> CheckResult | None:
     if critical:
-        return Severity.CRITICAL
-    return Severity.WARNING if warning else None
+        return CheckResult.CRITICAL
+    return CheckResult.WARNING if warning else None
 
 
 def _pool_name(pool: PoolReport) -> str:
@@ -305,7 +297,7 @@ def _judge_misbalance(
     if severity is None:
         return
     limit, percent = (
-        (crit_limit, crit_pct) if severity is Severity.CRITICAL else (warn_limit, warn_pct)
+        (crit_limit, crit_pct) if severity is CheckResult.CRITICAL else (warn_limit, warn_pct)
     )
     short = "primary" if view.free < view.backup else "secondary"
     result.findings.append(
@@ -343,7 +335,7 @@ def _judge_endurance(rel: RelationshipReport, thresholds: Thresholds, result: Au
             continue
         limit = (
             thresholds.crit_endurance
-            if severity is Severity.CRITICAL
+            if severity is CheckResult.CRITICAL
             else thresholds.warn_endurance
         )
         result.findings.append(

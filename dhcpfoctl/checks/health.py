@@ -3,35 +3,20 @@
 :func:`evaluate` turns what each server said (or the error it gave) into a
 :class:`StatusReport`: per server and relationship the states, times and counters, the
 findings an operator needs (communications-interrupted and for how long, disagreement,
-split-brain risk, recover-wait end, unreachable servers) and one :class:`Health`, whose
-value is the monitoring exit status. Rendering lives in ``cli/status.py``.
+split-brain risk, recover-wait end, unreachable servers) and their worst
+:class:`~dhcpfoctl.errors.CheckResult`. Rendering lives in ``cli/status.py``.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from dhcpfoctl.errors import CheckResult, worst_of
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts
 from dhcpfoctl.times import format_duration, format_relative, iso_utc
-
-
-class Health(enum.IntEnum):
-    """Monitoring-plugin statuses; the value is the exit status."""
-
-    OK = 0
-    WARNING = 1
-    CRITICAL = 2
-    UNKNOWN = 3
-
-    @property
-    def rank(self) -> int:
-        """Severity order: a CRITICAL finding outweighs not knowing something else."""
-        return {0: 0, 1: 1, 3: 2, 2: 3}[self.value]
-
 
 #: States in which dhcpd answers DHCP clients (failover-protocol.md §8.1).
 SERVING: Final = frozenset(
@@ -91,7 +76,7 @@ class ServerAnswer:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    health: Health
+    health: CheckResult
     code: str
     message: str
     server: str | None = None
@@ -139,7 +124,7 @@ class StatusReport:
     now: int
     views: tuple[ServerView, ...]
     findings: tuple[Finding, ...]
-    health: Health
+    health: CheckResult
     servers: tuple[ServerAnswer, ...] = ()
 
 
@@ -152,13 +137,13 @@ def evaluate(
     for answer in answers:
         if answer.error is not None:
             findings.append(
-                Finding(Health.UNKNOWN, "unreachable", answer.error, server=answer.label)
+                Finding(CheckResult.UNKNOWN, "unreachable", answer.error, server=answer.label)
             )
     for name in relationships:
         pair = [_view(answer, name) for answer in answers]
         views += pair
         findings += _judge_relationship(name, pair, now)
-    health = max((f.health for f in findings), key=lambda h: h.rank, default=Health.OK)
+    health = worst_of(f.health for f in findings)
     return StatusReport(now, tuple(views), tuple(findings), health, tuple(answers))
 
 
@@ -183,7 +168,7 @@ def _view(answer: ServerAnswer, name: str) -> ServerView:
 def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Finding]:
     findings: list[Finding] = []
 
-    def add(health: Health, code: str, message: str, view: ServerView | None = None) -> None:
+    def add(health: CheckResult, code: str, message: str, view: ServerView | None = None) -> None:
         findings.append(
             Finding(health, code, message, view.server if view else None, relationship=name)
         )
@@ -193,7 +178,7 @@ def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Fin
             # A whole-server failure is reported once, in evaluate(); this one is only
             # about this relationship (e.g. NOTFOUND for its name).
             if not view.server_failed and view.error:
-                add(Health.UNKNOWN, "relationship-error", view.error, view)
+                add(CheckResult.UNKNOWN, "relationship-error", view.error, view)
             continue
         findings += _judge_state(name, view, pair, now)
         info = view.info
@@ -202,7 +187,7 @@ def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Fin
             and info.cur_unacked_updates >= info.max_outstanding_updates
         ):
             add(
-                Health.WARNING,
+                CheckResult.WARNING,
                 "unacked-updates",
                 f"{view.server}: {info.cur_unacked_updates} unacked updates, the limit "
                 f"(max-unacked-updates {info.max_outstanding_updates}) is reached",
@@ -213,7 +198,7 @@ def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Fin
     # With no answer at all (unknown name, both unreachable) nothing is known: UNKNOWN, not
     # CRITICAL; the per-server findings already say why.
     if len(pair) >= 2 and alive and not any(view.info.local_state in SERVING for view in alive):  # type: ignore[union-attr]
-        add(Health.CRITICAL, "no-service", f"no server of {name!r} is known to serve DHCP")
+        add(CheckResult.CRITICAL, "no-service", f"no server of {name!r} is known to serve DHCP")
     if len(alive) == 2:
         findings += _judge_pair(name, alive[0], alive[1], now)
     return findings
@@ -228,7 +213,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
     lasting = "" if since is None else f" for {format_duration(since)}"
     who = view.server
 
-    def finding(health: Health, code: str, message: str) -> Finding:
+    def finding(health: CheckResult, code: str, message: str) -> Finding:
         return Finding(health, code, message, who, name)
 
     if state == FailoverState.NORMAL:
@@ -262,7 +247,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
             other = serving_other[0]
             return [
                 finding(
-                    Health.CRITICAL,
+                    CheckResult.CRITICAL,
                     "split-brain-risk",
                     f"{who} is in partner-down while {other.server} is reachable and "
                     f"{other.info.local_state.keyword}: both may hand out the same "  # type: ignore[union-attr]
@@ -272,7 +257,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
             ]
         return [
             finding(
-                Health.WARNING,
+                CheckResult.WARNING,
                 "partner-down",
                 f"{who}: partner-down{lasting}; {usable}",
             )
@@ -281,7 +266,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
         ends = info.local_stos + info.mclt
         return [
             finding(
-                Health.WARNING,
+                CheckResult.WARNING,
                 "recover-wait",
                 f"{who}: recover-wait, not serving until {_relative(ends, now)} "
                 f"(local-stos + MCLT {info.mclt}s)",
@@ -292,7 +277,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
     ):
         return [
             finding(
-                Health.CRITICAL,
+                CheckResult.CRITICAL,
                 "not-serving",
                 f"{who}: {state.keyword}{lasting}: not serving DHCP; "
                 "it needs the partner back (or an operator decision)",
@@ -304,7 +289,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
         why = "resynchronising with its partner"
     return [
         finding(
-            Health.WARNING,
+            CheckResult.WARNING,
             "transition",
             f"{who}: {state.keyword}{lasting}: not serving DHCP ({why})",
         )
@@ -318,7 +303,7 @@ def _judge_pair(name: str, a: ServerView, b: ServerView, now: int) -> list[Findi
     if ai.hierarchy == bi.hierarchy:
         findings.append(
             Finding(
-                Health.CRITICAL,
+                CheckResult.CRITICAL,
                 "same-role",
                 f"{a.server} and {b.server} are both {ai.role} for {name!r}: is one "
                 "server listed twice?",
@@ -337,7 +322,7 @@ def _judge_pair(name: str, a: ServerView, b: ServerView, now: int) -> list[Findi
         if vi.partner_state != di.local_state and not recent:
             findings.append(
                 Finding(
-                    Health.WARNING,
+                    CheckResult.WARNING,
                     "disagreement",
                     f"{viewer.server} believes {viewed.server} is "
                     f"{vi.partner_state.keyword}, but {viewed.server} says "
@@ -349,17 +334,17 @@ def _judge_pair(name: str, a: ServerView, b: ServerView, now: int) -> list[Findi
     return findings
 
 
-def _endurance_text(estimate: EnduranceEstimate | None) -> tuple[Health, str]:
-    """Health and message fragment for the endurance of a cut-off server."""
+def _endurance_text(estimate: EnduranceEstimate | None) -> tuple[CheckResult, str]:
+    """Result and message fragment for the endurance of a cut-off server."""
     if estimate is None:
-        return Health.WARNING, ""
+        return CheckResult.WARNING, ""
     if estimate.seconds is None:
         # The reason may carry its own parentheses; a colon keeps them from nesting.
-        return Health.WARNING, f"; endurance unknown: {estimate.reason or 'no drain'}"
+        return CheckResult.WARNING, f"; endurance unknown: {estimate.reason or 'no drain'}"
     if estimate.seconds == 0:
-        return Health.CRITICAL, "; it has NO free leases of its own left for new clients"
+        return CheckResult.CRITICAL, "; it has NO free leases of its own left for new clients"
     rate = f"{estimate.rate_per_hour:.1f}" if estimate.rate_per_hour is not None else "?"
-    return Health.WARNING, (
+    return CheckResult.WARNING, (
         f"; its own free leases last about {format_duration(estimate.seconds)} at "
         f"{rate} new clients/h (from {estimate.leases}, last {format_duration(estimate.window)})"
     )

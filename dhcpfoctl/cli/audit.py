@@ -58,7 +58,7 @@ def audit(
     """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""
     from dhcpfoctl.checks import audit as judge
     from dhcpfoctl.checks.inputs import gather
-    from dhcpfoctl.cli.output import read_leases_with_progress, reported_errors
+    from dhcpfoctl.cli.output import exit_with, read_leases_with_progress, reported_errors
     from dhcpfoctl.errors import DhcpfoctlError
 
     chosen = AuditFormat.json if json_output else output_format
@@ -90,9 +90,9 @@ def audit(
             if chosen is AuditFormat.nagios:
                 typer.echo(f"DHCPFOCTL UNKNOWN - internal error: {type(exc).__name__}")
             traceback.print_exc()
-            raise typer.Exit(int(judge.Severity.UNKNOWN)) from None
+            exit_with(exc, monitoring=True)
     _emit(result, inputs.report, thresholds, chosen)
-    raise typer.Exit(int(result.severity))
+    exit_with(result.severity)
 
 
 def _emit(
@@ -100,6 +100,7 @@ def _emit(
 ) -> None:
     from dhcpfoctl.checks.audit import FreeLimit, Thresholds
     from dhcpfoctl.cli.output import print_json
+    from dhcpfoctl.errors import exit_status_for
 
     severity = result.severity
     if chosen is AuditFormat.json:
@@ -108,7 +109,7 @@ def _emit(
         print_json(
             {
                 "status": severity.name.lower(),
-                "exit_status": int(severity),
+                "exit_status": int(exit_status_for(severity)),
                 "findings": [
                     {
                         "severity": f.severity.name.lower(),

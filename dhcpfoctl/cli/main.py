@@ -14,7 +14,8 @@ from typer.core import TyperCommand
 
 from dhcpfoctl import __version__
 from dhcpfoctl.cli import audit, balance, leases, partner_down, status
-from dhcpfoctl.errors import ExitStatus
+from dhcpfoctl.cli.output import exit_with
+from dhcpfoctl.errors import CheckResult, ExitStatus, exit_status_for
 
 app = typer.Typer(
     name="dhcpfoctl",
@@ -30,7 +31,7 @@ app = typer.Typer(
 def _print_version(value: bool) -> None:
     if value:
         typer.echo(f"dhcpfoctl {__version__}")
-        raise typer.Exit()
+        exit_with(CheckResult.OK)
 
 
 @app.callback()
@@ -60,7 +61,7 @@ class CheckCommand(TyperCommand):
             return super().make_context(*args, **kwargs)
         except Exception as exc:
             if getattr(exc, "exit_code", None) == ExitStatus.USAGE:
-                exc.exit_code = int(ExitStatus.UNKNOWN)  # type: ignore[attr-defined]
+                exc.exit_code = int(exit_status_for(exc, monitoring=True))  # type: ignore[attr-defined]
             raise
 
 

@@ -1,4 +1,4 @@
-"""Console, JSON and error plumbing shared by every command.
+"""Console, JSON, error and exit plumbing shared by every command.
 
 Human output goes to stdout through rich, with colour only on a terminal and never when
 ``NO_COLOR`` is set (rich honours both). Diagnostics go to stderr. ``--json`` output is
@@ -12,11 +12,11 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from dhcpfoctl.errors import DhcpfoctlError, ExitStatus, exit_status_for
+from dhcpfoctl.errors import CheckResult, DhcpfoctlError, exit_status_for
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -99,6 +99,12 @@ def reported_errors(*, monitoring: bool = False) -> Iterator[None]:
         stderr_console().print(
             f"dhcpfoctl: error: {exc}", markup=False, highlight=False, soft_wrap=True
         )
-        raise typer.Exit(int(exit_status_for(exc, monitoring=monitoring))) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(int(ExitStatus.INTERRUPTED)) from None
+        exit_with(exc, monitoring=monitoring)
+    except KeyboardInterrupt as exc:
+        exit_with(exc)
+
+
+def exit_with(outcome: BaseException | CheckResult, *, monitoring: bool = False) -> NoReturn:
+    """End the command with the status :func:`~dhcpfoctl.errors.exit_status_for` maps
+    ``outcome`` to: every command exits here, so no status escapes the documented table."""
+    raise typer.Exit(int(exit_status_for(outcome, monitoring=monitoring))) from None

@@ -78,6 +78,7 @@ if TYPE_CHECKING:
     from rich.console import RenderableType
 
     from dhcpfoctl.checks.health import ServerView, StatusReport
+    from dhcpfoctl.errors import CheckResult
     from dhcpfoctl.profile import Targets
 
 SERVER_HELP = "OMAPI server HOST[:PORT] (default port 7911); repeat for both servers."
@@ -106,7 +107,7 @@ def status(
     ),
 ) -> None:
     """Show both servers' failover state, countdowns and warnings (exit 0/1/2/3)."""
-    from dhcpfoctl.cli.output import reported_errors, warn
+    from dhcpfoctl.cli.output import exit_with, reported_errors, warn
     from dhcpfoctl.errors import DhcpfoctlError
     from dhcpfoctl.profile import KeyOptions, resolve_targets
 
@@ -132,12 +133,13 @@ def status(
 
             report = gather_report(targets, timeout)
             _emit(report, targets, json_output)
-            health = int(report.health)
-    raise typer.Exit(health)
+            health = report.health
+    exit_with(health)
 
 
 def _emit_error_json(exc: Exception) -> None:
     from dhcpfoctl.cli.output import print_json
+    from dhcpfoctl.errors import exit_status_for
     from dhcpfoctl.times import iso_utc
 
     now = int(time.time())
@@ -146,7 +148,7 @@ def _emit_error_json(exc: Exception) -> None:
             "now": now,
             "now_iso": iso_utc(now),
             "health": "unknown",
-            "exit_status": 3,
+            "exit_status": int(exit_status_for(exc, monitoring=True)),
             "profile": None,
             "relationships": [],
             "servers": [],
@@ -176,7 +178,7 @@ def _emit(report: StatusReport, targets: Targets, json_output: bool) -> None:
 
 def _watch(
     targets: Targets, timeout: float, interval: float, count: int | None, json_output: bool
-) -> int:
+) -> CheckResult:
     """Poll until Ctrl-C or ``count`` polls; returns the last health."""
     import json
     import sys
@@ -185,6 +187,7 @@ def _watch(
 
     from dhcpfoctl.checks.gather import gather_report
     from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.errors import CheckResult
     from dhcpfoctl.leases import LeaseFileFollower
 
     # In communications-interrupted each poll reads the lease files for endurance: follow
@@ -192,7 +195,7 @@ def _watch(
     lease_files = LeaseFileFollower()
     previous: dict[tuple[str, str], str] = {}
     transitions: list[str] = []
-    health = 3
+    health = CheckResult.UNKNOWN
     polls = 0
     live: Live | None = None
     console = stdout_console()
@@ -205,7 +208,7 @@ def _watch(
         while count is None or polls < count:
             started = time.monotonic()
             report = gather_report(targets, timeout, lease_files.read)
-            health = int(report.health)
+            health = report.health
             polls += 1
             changed = _transitions(report, previous, transitions)
             if json_output:
@@ -309,6 +312,7 @@ def _view_json(view: ServerView, now: int) -> dict[str, Any]:
 
 
 def report_json(report: StatusReport, targets: Targets) -> dict[str, Any]:
+    from dhcpfoctl.errors import exit_status_for
     from dhcpfoctl.times import iso_utc
 
     findings = sorted(report.findings, key=lambda f: -f.health.rank)
@@ -316,7 +320,7 @@ def report_json(report: StatusReport, targets: Targets) -> dict[str, Any]:
         "now": report.now,
         "now_iso": iso_utc(report.now),
         "health": report.health.name.lower(),
-        "exit_status": int(report.health),
+        "exit_status": int(exit_status_for(report.health)),
         "profile": targets.profile,
         "relationships": list(targets.relationships),
         "servers": [
