@@ -36,7 +36,7 @@ from itertools import chain
 from typing import Any, Final, TypeVar
 
 from dhcpfoctl.conf import Config, FailoverPeerConfig, Pool
-from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag
+from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag, Role
 from dhcpfoctl.times import iso_utc
 
 #: Default endurance window and the least history an estimate needs.
@@ -108,11 +108,11 @@ class Counts:
         """T = F + B, the leases the balance arithmetic shares out."""
         return self.free + self.backup
 
-    def own_free(self, role: str) -> int:
-        return self.free if role == "primary" else self.backup
+    def own_free(self, role: Role) -> int:
+        return self.free if role == Role.PRIMARY else self.backup
 
-    def peer_free(self, role: str) -> int:
-        return self.backup if role == "primary" else self.free
+    def peer_free(self, role: Role) -> int:
+        return self.backup if role == Role.PRIMARY else self.free
 
 
 _SUMMED: Final = tuple(
@@ -162,7 +162,7 @@ class RunOutcome:
 class BalanceView:
     """dhcpd's balance arithmetic for one pool as one role (primary or secondary) sees it."""
 
-    role: str
+    role: Role
     total: int  # N: every lease of the pool
     free: int  # F
     backup: int  # B
@@ -207,16 +207,16 @@ class BalanceView:
         )
 
 
-def balance_view(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int) -> BalanceView:
+def balance_view(counts: Counts, peer: FailoverPeerConfig, role: Role, as_of: int) -> BalanceView:
     """The arithmetic of pool-balance.md §1, §3 and §5 for ``role``."""
     f, b = counts.free, counts.backup
     t = f + b
-    lts = _trunc_half(f - b) if role == "primary" else _trunc_half(b - f)
+    lts = _trunc_half(f - b) if role == Role.PRIMARY else _trunc_half(b - f)
     thresh = percent_of(t, peer.max_lease_misbalance)
     hold = percent_of(t, peer.max_lease_ownership)
     panic = -2 * thresh or -1
-    own = f if role == "primary" else b
-    never_used = counts.free_never_used if role == "primary" else counts.backup_never_used
+    own = f if role == Role.PRIMARY else b
+    never_used = counts.free_never_used if role == Role.PRIMARY else counts.backup_never_used
     used = own - never_used
 
     def run(affinity: int) -> RunOutcome:
@@ -233,9 +233,9 @@ def balance_view(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int
             give_used = min(used - moved, max(level - hold, 0))
             level -= give_used
         moved += give_new + give_used
-        own_after, peer_after = own - moved, (b if role == "primary" else f) + moved
+        own_after, peer_after = own - moved, (b if role == Role.PRIMARY else f) + moved
         free_after, backup_after = (
-            (own_after, peer_after) if role == "primary" else (peer_after, own_after)
+            (own_after, peer_after) if role == Role.PRIMARY else (peer_after, own_after)
         )
         return RunOutcome(moved, free_after, backup_after, level, level > thresh)
 
@@ -255,12 +255,12 @@ def balance_view(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int
     )
 
 
-def _next_run_in(counts: Counts, peer: FailoverPeerConfig, role: str, as_of: int) -> int:
+def _next_run_in(counts: Counts, peer: FailoverPeerConfig, role: Role, as_of: int) -> int:
     """pool-balance.md §5 steps 1-4 (before the min-balance floor and the random 0-4 s)."""
     estimates = []
     for side, oldest in (
-        ("primary", counts.oldest_free_ends),
-        ("secondary", counts.oldest_backup_ends),
+        (Role.PRIMARY, counts.oldest_free_ends),
+        (Role.SECONDARY, counts.oldest_backup_ends),
     ):
         age = 0 if oldest is None else max(as_of - oldest, 0)
         estimate = percent_of(age, peer.max_lease_misbalance)
@@ -292,7 +292,7 @@ class Endurance:
 
 
 def endurance(
-    counts: Counts, role: str, window: int, span: int, *, min_bindings: int = MIN_BINDINGS
+    counts: Counts, role: Role, window: int, span: int, *, min_bindings: int = MIN_BINDINGS
 ) -> Endurance:
     """Endurance of ``role`` from ``counts`` gathered over ``window`` (history ``span`` s)."""
     used_window = min(window, span)
@@ -323,11 +323,11 @@ class PoolReport:
     #: Both roles' arithmetic (``None`` for a pool without failover).
     primary: BalanceView | None = None
     secondary: BalanceView | None = None
-    #: "peer holds all free leases" risk, per role that is short: ``{"primary": msg}``.
-    risks: dict[str, str] = field(default_factory=dict)
+    #: "peer holds all free leases" risk, per role that is short: ``{Role.PRIMARY: msg}``.
+    risks: dict[Role, str] = field(default_factory=dict)
 
-    def view(self, role: str) -> BalanceView | None:
-        return self.primary if role == "primary" else self.secondary
+    def view(self, role: Role) -> BalanceView | None:
+        return self.primary if role == Role.PRIMARY else self.secondary
 
 
 @dataclass(slots=True)
@@ -345,7 +345,7 @@ class RelationshipReport(GroupReport):
     #: This server's state from the lease file's ``failover peer … state`` record.
     my_state: FailoverState | None = None
     partner_state: FailoverState | None = None
-    endurance: dict[str, Endurance] = field(default_factory=dict)
+    endurance: dict[Role, Endurance] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -401,8 +401,8 @@ def compute_balance(
         report = PoolReport(pool, total, per_range)
         peer = config.failover_peers.get(pool.failover_peer or "")
         if peer is not None:
-            report.primary = balance_view(total, peer, "primary", as_of)
-            report.secondary = balance_view(total, peer, "secondary", as_of)
+            report.primary = balance_view(total, peer, Role.PRIMARY, as_of)
+            report.secondary = balance_view(total, peer, Role.SECONDARY, as_of)
             report.risks = _risks(total, risk_free or 0)
         pools.append(report)
 
@@ -415,15 +415,12 @@ def compute_balance(
         record = db.failover.get(group.name)
         if record is not None:
             group.my_state, group.partner_state = record.my_state, record.partner_state
-        group.endurance = {
-            role: endurance(group.counts, role, window, history)
-            for role in ("primary", "secondary")
-        }
+        group.endurance = {role: endurance(group.counts, role, window, history) for role in Role}
         relationships.append(group)
     return BalanceReport(as_of, window, history, pools, networks, relationships, outside)
 
 
-def server_role(report: BalanceReport, relationship: str | None) -> str | None:
+def server_role(report: BalanceReport, relationship: str | None) -> Role | None:
     """This server's role in ``relationship``, from the config that was read."""
     for rel in report.relationships:
         if rel.name == relationship and rel.peer is not None:
@@ -431,9 +428,9 @@ def server_role(report: BalanceReport, relationship: str | None) -> str | None:
     return None
 
 
-def _risks(counts: Counts, threshold: int) -> dict[str, str]:
+def _risks(counts: Counts, threshold: int) -> dict[Role, str]:
     risks = {}
-    for role in ("primary", "secondary"):
+    for role in Role:
         own, peer = counts.own_free(role), counts.peer_free(role)
         if own <= threshold and peer > 0:
             if own == 0:
@@ -604,13 +601,9 @@ def endurance_to_json(value: Endurance) -> dict[str, Any]:
     return asdict(value)
 
 
-def pool_to_json(pool: PoolReport, role: str | None) -> dict[str, Any]:
+def pool_to_json(pool: PoolReport, role: Role | None) -> dict[str, Any]:
     name = pool.pool.shared_network
-    views = {
-        r: view_to_json(v, name)
-        for r in ("primary", "secondary")
-        if (v := pool.view(r)) is not None
-    }
+    views = {r: view_to_json(v, name) for r in Role if (v := pool.view(r)) is not None}
     return {
         "name": pool.pool.label,
         "shared_network": name,

@@ -34,6 +34,7 @@ from dhcpfoctl.balance import (
 )
 from dhcpfoctl.checks.inputs import Inputs
 from dhcpfoctl.errors import CheckResult, InputFileError, LocalError, worst_of
+from dhcpfoctl.model import Role
 from dhcpfoctl.times import format_duration, parse_duration
 
 
@@ -156,7 +157,7 @@ class Finding:
     message: str
     pool: str | None = None
     relationship: str | None = None
-    role: str | None = None
+    role: Role | None = None
 
 
 @dataclass(slots=True)
@@ -238,11 +239,12 @@ def _judge_free(
     name, rel = _pool_name(pool), pool.pool.failover_peer
     warn = thresholds.warn_free.count(counts.total)
     crit = thresholds.crit_free.count(counts.total)
-    failover = rel in inputs.config.failover_peers
-    for side in ("primary", "secondary") if failover else ("free",):
-        own = counts.own_free(side) if failover else counts.free
-        others = counts.peer_free(side) if failover else 0
-        label = f"{name} {side} free" if failover else f"{name} free"
+    # Without failover one set of free leases, with no side (None).
+    sides: tuple[Role | None, ...] = tuple(Role) if rel in inputs.config.failover_peers else (None,)
+    for side in sides:
+        own = counts.own_free(side) if side else counts.free
+        others = counts.peer_free(side) if side else 0
+        label = f"{name} {side} free" if side else f"{name} free"
         result.perfdata.append(
             Perf(label, own, "", _at_most(warn), _at_most(crit), 0, counts.total)
         )
@@ -250,7 +252,7 @@ def _judge_free(
         severity = _grade(own <= crit, own <= warn)
         if severity is None:
             continue
-        who = f"the {side}'s own free leases" if failover else "free leases"
+        who = f"the {side}'s own free leases" if side else "free leases"
         detail = f"; the peer holds {others}" if others else ""
         result.findings.append(
             Finding(
@@ -259,7 +261,7 @@ def _judge_free(
                 f"pool {name}: {who}: {own} of {counts.total}{detail}",
                 pool=pool.pool.label,
                 relationship=rel,
-                role=side if failover else None,
+                role=side,
             )
         )
 
@@ -270,7 +272,7 @@ def _judge_misbalance(
     """|lts| against dhcpd's own integer thresholds for the given percentages."""
     rel = pool.pool.failover_peer
     peer = inputs.config.failover_peers.get(rel or "")
-    view = pool.view(server_role(inputs.report, rel) or "primary")
+    view = pool.view(server_role(inputs.report, rel) or Role.PRIMARY)
     if peer is None or view is None or view.free + view.backup == 0:
         return
     total = view.free + view.backup
@@ -299,7 +301,7 @@ def _judge_misbalance(
     limit, percent = (
         (crit_limit, crit_pct) if severity is CheckResult.CRITICAL else (warn_limit, warn_pct)
     )
-    short = "primary" if view.free < view.backup else "secondary"
+    short = Role.PRIMARY if view.free < view.backup else Role.SECONDARY
     result.findings.append(
         Finding(
             severity,

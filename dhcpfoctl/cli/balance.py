@@ -211,6 +211,7 @@ def _label(value: str | None) -> str:
 def report_to_prometheus(report: BalanceReport) -> str:
     """node-exporter textfile format; every metric is prefixed ``dhcpfoctl_``."""
     from dhcpfoctl.balance import plain_number
+    from dhcpfoctl.model import Role
 
     families: dict[str, tuple[str, str, list[str]]] = {}
 
@@ -238,7 +239,7 @@ def report_to_prometheus(report: BalanceReport) -> str:
                 {**base, "state": state},
                 getattr(pool.counts, state),
             )
-        for role in ("primary", "secondary"):
+        for role in Role:
             view = pool.view(role)
             if view is None:
                 continue

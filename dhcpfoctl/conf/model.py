@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from dhcpfoctl.keys import OmapiKey
-from dhcpfoctl.model import int_to_address
+from dhcpfoctl.model import Role, int_to_address
 
 #: Defaults from includes/failover.h and server/confpars.c (dhcpd 4.4), see config-failover.md.
 PEER_DEFAULTS: Final[dict[str, int]] = {
@@ -39,7 +39,7 @@ class FailoverPeerConfig:
     """
 
     name: str
-    role: str  # "primary" | "secondary"
+    role: Role
     address: str | None
     peer_address: str | None
     port: int = PEER_DEFAULTS["port"]
@@ -67,7 +67,7 @@ class FailoverPeerConfig:
 
     @property
     def is_primary(self) -> bool:
-        return self.role == "primary"
+        return self.role is Role.PRIMARY
 
     def primary_buckets(self) -> bytes | None:
         """The HBA bitmap the primary uses (``split N`` = buckets 0..N-1), or ``None``."""

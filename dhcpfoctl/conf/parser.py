@@ -33,7 +33,7 @@ from dhcpfoctl.conf.model import (
 )
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.keys import ALGORITHMS, OmapiKey, Secret, canonical_algorithm
-from dhcpfoctl.model import address_to_int, int_to_address
+from dhcpfoctl.model import Role, address_to_int, int_to_address
 
 _MAX_INCLUDE_DEPTH: Final = 16
 #: Blocks within blocks (real configs nest a handful); the reader recurses per level, so a
@@ -531,12 +531,12 @@ class _Reader:
                 raise InputFileError(keyword.where, "'{' is never closed")
             field_name, value = self._peer_statement(stream)
             if field_name == "role":
-                if value == "secondary" and ("hba" in given or "split" in given):
+                if value is Role.SECONDARY and ("hba" in given or "split" in given):
                     raise InputFileError(
                         token.where, "secondary may not define load balance settings."
                     )
             elif field_name in ("split", "hba"):
-                if values.get("role") == "secondary":
+                if values.get("role") is Role.SECONDARY:
                     raise InputFileError(
                         token.where, "secondary may not define load balance settings."
                     )
@@ -557,8 +557,8 @@ class _Reader:
             stream.next()
         if "peer_address" not in given:
             raise InputFileError(closing.where, "peer address may not be omitted")
-        role = str(values.get("role", "primary"))
-        if role == "primary":
+        role = Role(values.get("role", Role.PRIMARY))
+        if role is Role.PRIMARY:
             if "mclt" not in given:
                 raise InputFileError(closing.where, "primary failover server must have mclt.")
             if "split" not in given and "hba" not in given:
@@ -590,9 +590,9 @@ class _Reader:
         """One statement of a peer declaration → (field name or "" to ignore, value)."""
         first = stream.next()
         word = first.text.lower() if first.kind is Kind.WORD else ""
-        if word in ("primary", "secondary"):
+        if word in tuple(Role):
             stream.expect_semi()
-            return "role", word
+            return "role", Role(word)
         if word == "address" or (word == "peer" and stream.peek().is_word("address")):
             if word == "peer":
                 stream.next()

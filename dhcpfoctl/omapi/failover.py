@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
-from dhcpfoctl.model import FailoverState
+from dhcpfoctl.model import FailoverState, Role
 from dhcpfoctl.omapi.client import OmapiClient
 from dhcpfoctl.omapi.codec import OmapiObject, u32
 from dhcpfoctl.omapi.errors import NotFoundError, ProtocolError
@@ -44,8 +44,9 @@ class FailoverInfo:
     partner_port: int
 
     @property
-    def role(self) -> str:
-        return {0: "primary", 1: "secondary"}.get(self.hierarchy, f"unknown-{self.hierarchy}")
+    def role(self) -> Role | str:
+        """The role ``hierarchy`` says; ``unknown-N`` for a value dhcpd does not define."""
+        return {0: Role.PRIMARY, 1: Role.SECONDARY}.get(self.hierarchy, f"unknown-{self.hierarchy}")
 
     @property
     def primary_buckets(self) -> int | None:
