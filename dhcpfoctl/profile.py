@@ -36,13 +36,11 @@ from typing import Any
 
 from dhcpfoctl.errors import InputFileError, LocalError
 from dhcpfoctl.keys import OmapiKey, parse_key, readable_by_others
-from dhcpfoctl.omapi import format_endpoint
+from dhcpfoctl.omapi import OMAPI_PORT, format_endpoint
 
 CONFIG_ENV = "DHCPFOCTL_CONFIG"
 #: Environment variable holding a key as ``[ALGORITHM:]NAME:SECRET``.
 KEY_ENV = "DHCPFOCTL_KEY"
-DEFAULT_OMAPI_PORT = 7911
-DEFAULT_FAILOVER_PORT = 647
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +49,7 @@ class ServerSpec:
 
     label: str
     host: str
-    port: int = DEFAULT_OMAPI_PORT
+    port: int = OMAPI_PORT
     key: OmapiKey | None = field(default=None, repr=False)
     #: Where the key came from (``--key``, a file, a profile), for messages; never the key.
     key_origin: str | None = None
@@ -193,7 +191,7 @@ def _server(path: Path, where: str, label: str, spec: object, warnings: list[str
     host = spec.get("host")
     if not isinstance(host, str) or not host:
         raise InputFileError(str(path), f"{where}.host is required")
-    port = _port(path, where, spec, "port", DEFAULT_OMAPI_PORT)
+    port = _port(path, where, spec, "port", OMAPI_PORT)
     key: OmapiKey | None = None
     origin: str | None = None
     if "key" in spec and "key_file" in spec:
@@ -367,7 +365,7 @@ def _choose_servers(servers: Sequence[str], profile: Profile | None) -> tuple[Se
     for text in servers:
         known = _find(text, profile.servers) if profile else None
         if known is None:
-            host, port = parse_endpoint(text, DEFAULT_OMAPI_PORT, "--server")
+            host, port = parse_endpoint(text, OMAPI_PORT, "--server")
             known = ServerSpec(label=format_endpoint(host, port), host=host, port=port)
         chosen.append(known)
     return tuple(chosen)
@@ -376,9 +374,7 @@ def _choose_servers(servers: Sequence[str], profile: Profile | None) -> tuple[Se
 def _find(text: str, servers: Sequence[ServerSpec]) -> ServerSpec | None:
     """The server ``text`` names: a profile label, ``HOST:PORT``, or ``HOST`` (port 7911)."""
     for spec in servers:
-        if text in (spec.label, spec.endpoint) or (
-            spec.port == DEFAULT_OMAPI_PORT and text == spec.host
-        ):
+        if text in (spec.label, spec.endpoint) or (spec.port == OMAPI_PORT and text == spec.host):
             return spec
     return None
 

@@ -14,15 +14,9 @@ from typing import Final
 
 from dhcpfoctl.errors import LocalError, RefusedError
 from dhcpfoctl.model import FailoverState
-from dhcpfoctl.omapi import format_endpoint
+from dhcpfoctl.omapi import OMAPI_PORT, format_endpoint
 from dhcpfoctl.omapi.failover import FailoverInfo
-from dhcpfoctl.profile import (
-    DEFAULT_FAILOVER_PORT,
-    DEFAULT_OMAPI_PORT,
-    ServerSpec,
-    Targets,
-    parse_endpoint,
-)
+from dhcpfoctl.profile import ServerSpec, Targets, parse_endpoint
 from dhcpfoctl.times import format_local_time
 
 #: Target state → the local states from which an operator may force it.
@@ -109,7 +103,7 @@ def pick_servers(
         labels = ", ".join(spec.label for spec in servers)
         raise LocalError(f"which server should change? give --server (one of: {labels})")
     if partner:
-        host, port = parse_endpoint(partner, DEFAULT_OMAPI_PORT, "--partner")
+        host, port = parse_endpoint(partner, OMAPI_PORT, "--partner")
         return local, ServerSpec(label=format_endpoint(host, port), host=host, port=port)
     others = [s for s in targets.profile_servers if s.endpoint != local.endpoint]
     return local, others[0] if len(others) == 1 else None
@@ -124,14 +118,16 @@ def partner_failover(
 ) -> tuple[str, int] | None:
     """Where the partner's failover port listens: ``--partner-failover``, the profile's
     ``failover_address``, or ``peer address``/``peer port`` of the dhcpd.conf."""
+    # The config reader is heavy and status, which shares checks.gather, needs it rarely.
+    from dhcpfoctl.conf import PEER_DEFAULTS, read_config
+
+    default_port = PEER_DEFAULTS["peer_port"]
     if given:
-        return parse_endpoint(given, DEFAULT_FAILOVER_PORT, "--partner-failover")
+        return parse_endpoint(given, default_port, "--partner-failover")
     if partner is not None and partner.failover_address:
-        return partner.failover_address, (partner.failover_port or DEFAULT_FAILOVER_PORT)
+        return partner.failover_address, (partner.failover_port or default_port)
     config = targets.config
     if config is None and local.config:
-        from dhcpfoctl.conf import read_config  # heavy: only when the profile names one
-
         config = read_config(local.config)
     declared = config.failover_peers.get(relationship) if config is not None else None
     if declared is not None and declared.peer_address:

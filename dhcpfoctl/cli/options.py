@@ -13,8 +13,6 @@ from typing import Annotated, get_type_hints
 
 import typer
 
-DEFAULT_TIMEOUT = 3.0
-
 Profile = Annotated[
     str | None,
     typer.Option(

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from dhcpfoctl.cli.options import (
-    DEFAULT_TIMEOUT,
     ConfigFile,
     Key,
     KeyFile,
@@ -50,6 +49,7 @@ from dhcpfoctl.cli.options import (
     Timeout,
     with_argument_fixed,
 )
+from dhcpfoctl.omapi import OMAPI_TIMEOUT
 
 if TYPE_CHECKING:
     from dhcpfoctl.model import FailoverState
@@ -84,7 +84,7 @@ def set_state(
     key: Key = None,
     key_file: KeyFile = None,
     key_name: KeyName = None,
-    timeout: Timeout = DEFAULT_TIMEOUT,
+    timeout: Timeout = OMAPI_TIMEOUT,
     force: bool = typer.Option(False, "--force", help=FORCE_HELP),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan and stop."),

@@ -64,7 +64,6 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from dhcpfoctl.cli.options import (
-    DEFAULT_TIMEOUT,
     ConfigFile,
     Key,
     KeyFile,
@@ -73,6 +72,7 @@ from dhcpfoctl.cli.options import (
     Profile,
     Timeout,
 )
+from dhcpfoctl.omapi import OMAPI_PORT, OMAPI_TIMEOUT
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -81,7 +81,7 @@ if TYPE_CHECKING:
     from dhcpfoctl.errors import CheckResult
     from dhcpfoctl.profile import Targets
 
-SERVER_HELP = "OMAPI server HOST[:PORT] (default port 7911); repeat for both servers."
+SERVER_HELP = f"OMAPI server HOST[:PORT] (default port {OMAPI_PORT}); repeat for both servers."
 
 
 def status(
@@ -94,7 +94,7 @@ def status(
     key: Key = None,
     key_file: KeyFile = None,
     key_name: KeyName = None,
-    timeout: Timeout = DEFAULT_TIMEOUT,
+    timeout: Timeout = OMAPI_TIMEOUT,
     json_output: bool = typer.Option(False, "--json", help="Print JSON (shape in the docs)."),
     watch: bool = typer.Option(
         False, "--watch", "-w", help="Redraw every --interval seconds until Ctrl-C."

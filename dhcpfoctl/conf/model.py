@@ -9,10 +9,13 @@ from typing import Final
 from dhcpfoctl.keys import OmapiKey
 from dhcpfoctl.model import Role, int_to_address
 
+#: dhcpd's failover port, on both sides unless ``port``/``peer port`` say otherwise.
+FAILOVER_PORT: Final = 647
+
 #: Defaults from includes/failover.h and server/confpars.c (dhcpd 4.4), see config-failover.md.
 PEER_DEFAULTS: Final[dict[str, int]] = {
-    "port": 647,
-    "peer_port": 647,
+    "port": FAILOVER_PORT,
+    "peer_port": FAILOVER_PORT,
     "max_response_delay": 20,
     "max_unacked_updates": 100,
     "load_balance_max_seconds": 0,

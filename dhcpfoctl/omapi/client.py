@@ -16,7 +16,7 @@ from types import TracebackType
 from pypureomapi import OmapiMessage
 
 from dhcpfoctl.keys import OmapiKey
-from dhcpfoctl.omapi import format_endpoint
+from dhcpfoctl.omapi import OMAPI_PORT, OMAPI_TIMEOUT, format_endpoint
 from dhcpfoctl.omapi.client_session import ClientSession
 from dhcpfoctl.omapi.codec import STARTUP_BYTES, OmapiObject
 from dhcpfoctl.omapi.errors import (
@@ -26,8 +26,6 @@ from dhcpfoctl.omapi.errors import (
     UnreachableError,
 )
 
-DEFAULT_PORT = 7911
-DEFAULT_TIMEOUT = 5.0
 _RECV_CHUNK = 65536
 
 
@@ -40,10 +38,10 @@ class OmapiClient:
     def __init__(
         self,
         host: str,
-        port: int = DEFAULT_PORT,
+        port: int = OMAPI_PORT,
         key: OmapiKey | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float = OMAPI_TIMEOUT,
     ) -> None:
         self.host = host
         self.port = port
