@@ -11,7 +11,8 @@ the length field and :func:`decode` reads one complete message.
 ``server/failover.c``, the tables in ``server/stables.c``): unknown codes and options the
 message type does not read are skipped, while a duplicate, a wrong fixed size, an option
 running past the end or a non-empty DDNS option is a protocol error on which dhcpd drops
-the link. We reject exactly what dhcpd rejects, so a frame we accept is one dhcpd accepts.
+the link. We refuse what dhcpd refuses, plus two header oddities it mishandles (see
+:func:`decode`), so every frame we accept is one dhcpd accepts.
 
 The decoder is *total*: the bytes come from the network, so any byte string yields a
 :class:`Message` or a :class:`WireError` (a :class:`~dhcpfoctl.errors.RemoteError`,
@@ -228,7 +229,7 @@ _FIXED_SIZE: Final[dict[OptionCode, int]] = {
     _O.SERVER_STATE: 1,
     _O.START_TIME_OF_STATE: 4,
     _O.TLS_REPLY: 1,
-    _O.TLS_REQUEST: 1,  # the draft's 2 bytes are refused by dhcpd 4.4
+    _O.TLS_REQUEST: 1,  # draft 12 says 2 bytes; dhcpd 4.4 sends and requires 1 (stables.c)
 }
 
 #: Integer options decoded as an enum or flag type (all int subclasses).
@@ -369,8 +370,9 @@ class Message:
     """One failover message. ``options`` keeps wire order; codes appear at most once.
 
     Values: ``int`` for u8/u16/u32 options (enum or flag members where one exists), a
-    dotted-quad ``str`` for assigned-IP-address, ``bytes`` for everything else (chaddr
-    keeps its leading hardware-type byte).
+    dotted-quad ``str`` for assigned-IP-address, ``bytes`` for everything else. chaddr
+    keeps its leading hardware-type byte: dhcpd sends the lease's ``hardware_addr.hbuf``,
+    type first (``dhcp_failover_send_bind_update`` in ``server/failover.c``).
     """
 
     type: MessageType
@@ -419,12 +421,12 @@ def ordered(
     Options dhcpd never sends in this type come after, in code order (encode refuses
     those dhcpd would not read).
     """
-    type = MessageType(type)
+    mtype = MessageType(type)
     present = {OptionCode(code): value for code, value in values.items() if value is not None}
-    isc = _ISC_ORDER.get(type, ())
+    isc = _ISC_ORDER.get(mtype, ())
     codes = [code for code in isc if code in present]
     codes += sorted(code for code in present if code not in isc)
-    return Message(type, xid, time, tuple((code, present[code]) for code in codes))
+    return Message(mtype, xid, time, tuple((code, present[code]) for code in codes))
 
 
 # -- encoding -----------------------------------------------------------------------------
@@ -491,10 +493,11 @@ def _encode_value(where: str, code: OptionCode, value: object) -> bytes:
 def decode(frame: bytes) -> Message:
     """Decode one complete message; raises :class:`WireError` for anything dhcpd refuses.
 
-    dhcpd checks the type only while reading an option and ignores option-less messages
-    of unknown type; we refuse every type outside 1..12 (no dhcpd sends one), as we do a
-    payload offset below 12 or past the end, where dhcpd would lose its place in the
-    stream.
+    Stricter than dhcpd in two places (``server/failover.c``), both frames no dhcpd
+    sends: dhcpd checks the type only when it reads an option, so it drops the link for
+    a type above 12 with options but ignores one without, and ignores type 0; we refuse
+    every type outside 1..12. A payload offset below 12 or past the end makes dhcpd lose
+    its place in the stream; we refuse it.
     """
     frame = bytes(frame)
     size = len(frame)
