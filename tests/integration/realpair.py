@@ -47,7 +47,7 @@ Per server (``pair.primary``, ``pair.secondary``, ``pair.server("primary")``), a
 :class:`Server`: ``role``, ``namespace``, ``conf_path``, ``leases_path``, ``log_path``,
 ``pid`` (``None`` when stopped), ``omapi_host``, ``omapi_port``, ``omapi_endpoint``
 (``"HOST:PORT"``), ``key`` (:class:`~dhcpfoctl.keys.OmapiKey` or ``None``),
-``failover_address``, ``failover_port``, ``lan_address``. The pair: ``relationship``,
+``failover_address``, ``failover_port``, ``lan_address``, ``external``. The pair: ``relationship``,
 ``config``, ``workdir``, ``prefix``, ``namespaces``, ``root_links``, ``lan_namespace``.
 
 Operations (``which`` is ``"primary"`` or ``"secondary"``):
@@ -78,6 +78,30 @@ Operations (``which`` is ``"primary"`` or ``"secondary"``):
   profile ``name``; servers labelled ``primary``/``secondary``); point ``DHCPFOCTL_CONFIG``
   at it.
 
+External role (our own failover endpoint against ONE real dhcpd):
+``PairConfig(external="secondary")`` (or ``"primary"``) builds the same network and writes
+and checks the same dhcpd.conf for that role (read it with ``dhcpfoctl.conf.read_config``),
+but never starts a dhcpd for it: ``start_pair`` starts only the other server and waits for
+nothing (``wait_normal`` is ignored), ``start``/``restart``/``omshell``/``omapi_states``/
+``wait_states`` on it raise :class:`ExternalRoleError`; ``stop``/``kill`` are no-ops and
+``is_running`` is false. ``pair.external`` is its :class:`Server` (``Server.external`` is
+true), or ``None``. The test's endpoint lives in that server's namespace, made with
+tests/integration/netns.py (ctypes ``setns`` in a short-lived thread; the test's threads
+never change namespace)::
+
+    with RealPair(PairConfig(external="secondary")) as pair:   # only the primary runs
+        listener = pair.external_listener()  # secondary's failover address:port, its netns
+        conn = pair.external_connect(timeout=5)  # from its netns to the primary's port
+        sock = socket_in_namespace(pair.secondary.namespace)  # anything else (netns.py)
+
+What the real dhcpd 4.4.3 does there: a primary connects (again 5 s after a refusal) and
+sends CONNECT first on every link, made or accepted; a secondary also connects out but never
+speaks first; either drops a link that saw no startup message after 15 s ("failover: link
+startup timeout"). A connection from an address other than the peer's failover address (e.g.
+from the root namespace) is logged ("failover: listener: no matching state") and dropped.
+Making and accepting failover connections is not logged. The sockets are the caller's to
+close; the namespaces go with the pair.
+
 Cleanup always happens (``__exit__``, also on exceptions and KeyboardInterrupt): dhcpd is
 stopped by PID, anything left inside our namespaces is killed, namespaces and veths are
 deleted. A run that died without cleaning up (SIGKILL) is reaped by the next ``RealPair``
@@ -101,6 +125,7 @@ import secrets
 import select
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -116,6 +141,8 @@ from typing import Any, Literal, NamedTuple, Self, TypeVar
 
 from dhcpfoctl.keys import OmapiKey, Secret
 from dhcpfoctl.model import FailoverState
+
+from .netns import connect_in_namespace, listener_in_namespace
 
 Role = Literal["primary", "secondary"]
 ROLES: tuple[Role, Role] = ("primary", "secondary")
@@ -163,6 +190,10 @@ class LabTimeout(LabError):
     """:meth:`RealPair.wait_for` gave up; the message says what was awaited and last seen."""
 
 
+class ExternalRoleError(LabError):
+    """The operation needs a real dhcpd, but that role is external (no dhcpd runs there)."""
+
+
 @dataclass(frozen=True)
 class PairConfig:
     """What the two dhcpd.conf files say; times are small so that transitions are fast."""
@@ -185,6 +216,9 @@ class PairConfig:
     secondary_leases: Path | None = None
     #: Seconds to wait for normal/normal when the pair starts.
     up_timeout: float = 60.0
+    #: A role whose dhcpd is never started: its namespace, links and dhcpd.conf are there,
+    #: but the test drives its own failover endpoint in that namespace (see the module doc).
+    external: Role | None = None
 
 
 class FailoverView(NamedTuple):
@@ -232,6 +266,8 @@ class Server:
     failover_address: str
     failover_port: int
     lan_address: str
+    #: No dhcpd is ever started for it (``PairConfig.external``).
+    external: bool = False
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _pump: _LogPump | None = field(default=None, repr=False)
     _log: list[LogLine] = field(default_factory=list, repr=False)
@@ -427,6 +463,10 @@ class RealPair:
             for address in (first, last):
                 if ipaddress.IPv4Address(address) not in LAN_NETWORK:
                     raise ValueError(f"pool address {address} is outside {LAN_NETWORK}")
+        if self.config.external is not None and self.config.external not in ROLES:
+            raise ValueError(
+                f"external must be one of {ROLES} or None, not {self.config.external!r}"
+            )
         self.relationship = self.config.relationship
         self.prefix = "dfo" + secrets.token_hex(3)[:5]
         self._own_workdir = workdir is None
@@ -462,7 +502,11 @@ class RealPair:
             raise LabError("cleanup incomplete: " + "; ".join(problems))
 
     def start_pair(self, *, wait_normal: bool = True) -> None:
-        """Build the network, write configs, start both servers, wait for normal/normal."""
+        """Build the network, write configs, start both servers, wait for normal/normal.
+
+        With ``config.external`` set, only the other role's dhcpd is started and nothing is
+        awaited (``wait_normal`` is ignored): the test drives the external endpoint.
+        """
         missing = missing_prerequisites()
         if missing:
             raise LabError("cannot run a real dhcpd pair, missing: " + ", ".join(missing))
@@ -489,8 +533,9 @@ class RealPair:
             else:
                 server.leases_path.touch()
         for role in ROLES:
-            self.start(role)
-        if wait_normal:
+            if role != self.config.external:
+                self.start(role)
+        if wait_normal and self.config.external is None:
             self.wait_states(
                 primary=FailoverState.NORMAL,
                 secondary=FailoverState.NORMAL,
@@ -536,6 +581,7 @@ class RealPair:
             failover_address=str(hosts[8] if is_primary else hosts[9]),
             failover_port=PRIMARY_FAILOVER_PORT if is_primary else SECONDARY_FAILOVER_PORT,
             lan_address=str(LAN_NETWORK[1] if is_primary else LAN_NETWORK[2]),
+            external=role == self.config.external,
         )
 
     @property
@@ -551,6 +597,47 @@ class RealPair:
 
     def partner(self, which: Role) -> Server:
         return self._servers["secondary" if which == "primary" else "primary"]
+
+    @property
+    def external(self) -> Server | None:
+        """The server of ``config.external`` (no dhcpd; the test's endpoint), or ``None``."""
+        role = self.config.external
+        return None if role is None else self._servers[role]
+
+    def _real(self, which: Role, doing: str) -> Server:
+        server = self.server(which)
+        if server.external:
+            raise ExternalRoleError(
+                f"cannot {doing}: {which} is external in this pair (no dhcpd runs in "
+                f"{server.namespace}; the test drives that endpoint itself)"
+            )
+        return server
+
+    def _external_server(self) -> Server:
+        server = self.external
+        if server is None:
+            raise LabError("this pair has no external role (PairConfig(external=...))")
+        return server
+
+    # ---- the external endpoint's sockets (tests/integration/netns.py) ------------------
+
+    def external_listener(self, backlog: int = 1) -> socket.socket:
+        """A TCP socket listening where the external server's dhcpd would listen: in its
+        namespace, on its failover address and port. The caller closes it."""
+        server = self._external_server()
+        return listener_in_namespace(
+            server.namespace, server.failover_address, server.failover_port, backlog
+        )
+
+    def external_connect(self, timeout: float = 5.0) -> socket.socket:
+        """A TCP socket from the external server's namespace, connected to the real
+        partner's failover address and port (source: the external's failover address).
+        The caller closes it; its timeout stays ``timeout``."""
+        server = self._external_server()
+        peer = self.partner(server.role)
+        return connect_in_namespace(
+            server.namespace, (peer.failover_address, peer.failover_port), timeout
+        )
 
     # ---- network -----------------------------------------------------------------------
 
@@ -790,7 +877,7 @@ class RealPair:
 
     def start(self, which: Role, timeout: float = 10) -> int:
         """Start ``which``'s dhcpd; returns its PID once it logged "Server starting service"."""
-        server = self.server(which)
+        server = self._real(which, "start its dhcpd")
         if server.pid is not None:
             raise LabError(f"{which} dhcpd is already running (pid {server.pid})")
         server.pid_path.unlink(missing_ok=True)  # dhcpd refuses a pid file naming a live pid
@@ -842,6 +929,7 @@ class RealPair:
         self._stop_process(self.server(which), sig, timeout=10)
 
     def restart(self, which: Role) -> int:
+        self._real(which, "restart its dhcpd")
         self.stop(which)
         return self.start(which)
 
@@ -868,7 +956,7 @@ class RealPair:
 
     def omshell(self, which: Role, lines: Sequence[str], timeout: float = 5) -> str:
         """Run omshell against ``which`` (connect and key lines are added); its output."""
-        server = self.server(which)
+        server = self._real(which, "talk OMAPI to it")
         script = [f"server {server.omapi_host}", f"port {server.omapi_port}"]
         if server.key is not None:
             if server.key.algorithm != "hmac-md5":
@@ -959,6 +1047,8 @@ class RealPair:
             ("secondary", secondary),
         )
         wanted = {role: state for role, state in asked if state is not None}
+        for role in wanted:
+            self._real(role, "wait for its failover state")
         seen: dict[Role, FailoverView | None] = {}
 
         def reached() -> bool:
