@@ -217,7 +217,6 @@ def apply_update(
     applied = B.FREE if requested in _RETURNS_TO_FREE else requested
     starts = update.get(OptionCode.START_TIME_OF_STATE)
     ends = update.get(OptionCode.LEASE_EXPIRATION_TIME)
-    cltt = update.get(OptionCode.CLIENT_LAST_TRANSACTION_TIME)
     extras = current.extras
     if new_uid != extras.uid:
         extras = dataclasses.replace(extras, uid=new_uid)
@@ -236,7 +235,8 @@ def apply_update(
         ends=current.ends if ends is None else int(ends),
         tsfp=tsfp,
         atsfp=current.atsfp if potential_expiry is None else int(potential_expiry),
-        cltt=current.cltt if cltt is None else int(cltt),
+        # dhcpd keeps its own cltt: dhcp_failover_process_bind_update reads the CLTT
+        # option only to judge dueling updates (seen on 4.4.3: no cltt line is written).
         flags=flags,
         hardware_type=hardware_type,
         hardware_address=hardware_address,

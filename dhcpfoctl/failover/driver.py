@@ -73,7 +73,10 @@ class EndpointDriver:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop the loop and close every socket (idempotent)."""
         with self._lock:
+            if self._stopping:
+                return
             self._stopping = True
         self._wake()
         self._thread.join(timeout)
