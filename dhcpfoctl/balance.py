@@ -1,7 +1,7 @@
 """Per-pool lease counts, dhcpd's own pool-balance arithmetic, and endurance estimates.
 
 Pure computation over the config model and the lease model; no I/O and no clock (``as_of``
-is an argument). The arithmetic follows pool-balance.md (dhcpd 4.4.3 server/failover.c):
+is an argument). The arithmetic follows docs/pool-balance.md (dhcpd 4.4.3 server/failover.c):
 
 * F / B: ``free`` / ``backup`` leases without ``reserved``; addresses of a range that have
   no lease record are never-used ``free`` leases, as dhcpd creates them at start-up.
@@ -208,7 +208,7 @@ class BalanceView:
 
 
 def balance_view(counts: Counts, peer: FailoverPeerConfig, role: Role, as_of: int) -> BalanceView:
-    """The arithmetic of pool-balance.md §1, §3 and §5 for ``role``."""
+    """The arithmetic of docs/pool-balance.md §1, §3 and §5 for ``role``."""
     f, b = counts.free, counts.backup
     t = f + b
     lts = _trunc_half(f - b) if role == Role.PRIMARY else _trunc_half(b - f)
@@ -256,7 +256,7 @@ def balance_view(counts: Counts, peer: FailoverPeerConfig, role: Role, as_of: in
 
 
 def _next_run_in(counts: Counts, peer: FailoverPeerConfig, role: Role, as_of: int) -> int:
-    """pool-balance.md §5 steps 1-4 (before the min-balance floor and the random 0-4 s)."""
+    """docs/pool-balance.md §5 steps 1-4 (before the min-balance floor and the random 0-4 s)."""
     estimates = []
     for side, oldest in (
         (Role.PRIMARY, counts.oldest_free_ends),

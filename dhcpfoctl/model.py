@@ -226,7 +226,7 @@ class Lease:
         return self.hardware_address.hex(":")
 
     def effective_state(self, now: int, *, failover: bool = True) -> BindingState:
-        """dhcpd's reading of the record (leases-file.md §7.4, legacy states folded in)."""
+        """dhcpd's reading of the record (docs/lease-file.md §7.4, legacy states folded in)."""
         state = self.binding_state
         if state in (BindingState.RESERVED, BindingState.BOOTP):
             return BindingState.ACTIVE

@@ -290,7 +290,7 @@ def test_compute_balance_endurance_from_records(config) -> None:  # type: ignore
 
 
 def walk_queue(lts: int, hold: int, queue: list[tuple[bool, bool]]) -> int:
-    """dhcpd's two passes over its own free queue, lease by lease (pool-balance.md §3).
+    """dhcpd's two passes over its own free queue, lease by lease (docs/pool-balance.md §3).
 
     ``queue`` holds (used, hashes_to_peer) in queue order: never-used leases first. Returns
     the number of leases given away.

@@ -18,7 +18,7 @@ from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts
 from dhcpfoctl.times import format_duration, format_relative, iso_utc
 
-#: States in which dhcpd answers DHCP clients (failover-protocol.md §8.1).
+#: States in which dhcpd answers DHCP clients (docs/failover-protocol.md §8.1).
 SERVING: Final = frozenset(
     {
         FailoverState.NORMAL,
@@ -34,7 +34,7 @@ NOT_TALKING: Final = frozenset(
         FailoverState.RESOLUTION_INTERRUPTED,
     }
 )
-#: States dhcpd enters without setting local-stos (failover-protocol.md §8.5, STOS rule):
+#: States dhcpd enters without setting local-stos (docs/failover-protocol.md §8.5, STOS rule):
 #: there now - local-stos is not the time spent in them.
 STOS_NOT_SET_ON_ENTRY: Final = frozenset({FailoverState.STARTUP, FailoverState.RECOVER_WAIT})
 

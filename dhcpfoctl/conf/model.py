@@ -12,7 +12,7 @@ from dhcpfoctl.model import Role, int_to_address
 #: dhcpd's failover port, on both sides unless ``port``/``peer port`` say otherwise.
 FAILOVER_PORT: Final = 647
 
-#: Defaults from includes/failover.h and server/confpars.c (dhcpd 4.4), see config-failover.md.
+#: Defaults from includes/failover.h and server/confpars.c (dhcpd 4.4), see docs/config-failover.md.
 PEER_DEFAULTS: Final[dict[str, int]] = {
     "port": FAILOVER_PORT,
     "peer_port": FAILOVER_PORT,

@@ -6,7 +6,7 @@ model (options, ``class`` blocks, ``if`` blocks, …) are skipped by balanced br
 config that dhcpd accepts is never rejected for using a feature we do not need.
 
 Errors dhcpd would report (and then refuse to start) raise :class:`InputFileError` with
-``FILE:LINE:COLUMN``: see config-failover.md for the rules and messages.
+``FILE:LINE:COLUMN``: see docs/config-failover.md for the rules and messages.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class ClientSession:
         return message, message.as_string()
 
     def authenticator_request(self) -> tuple[OmapiMessage, bytes]:
-        """The unsigned OPEN of our key's authenticator object (omapi-protocol.md §4.2)."""
+        """The unsigned OPEN of our key's authenticator object (docs/omapi-protocol.md §4.2)."""
         assert self.authenticator is not None
         message = OmapiMessage(opcode=Op.OPEN, message=[(b"type", b"authenticator")])
         message.obj = list(self.authenticator.auth_object().items())

@@ -2,7 +2,7 @@
 
 Framing, the startup message and HMAC signing reuse pypureomapi's codec
 (:class:`pypureomapi.OmapiMessage`, :class:`pypureomapi.InBuffer`); this module adds what
-failover work needs (omapi-protocol.md §4, §8): every algorithm dhcpd accepts, signature
+failover work needs (docs/omapi-protocol.md §4, §8): every algorithm dhcpd accepts, signature
 checks, STATUS decoding, and exact 4-byte integers for attributes.
 
 No sockets, no clock and no role: :mod:`dhcpfoctl.omapi.client_session` builds a client on
@@ -45,7 +45,7 @@ __all__ = [
 
 
 class Op(WireEnum):
-    """OMAPI opcodes (omapi-protocol.md §3.2)."""
+    """OMAPI opcodes (docs/omapi-protocol.md §3.2)."""
 
     OPEN = 1
     REFRESH = 2

@@ -12,7 +12,7 @@ from dhcpfoctl.model import WireEnum
 
 
 class Result(WireEnum):
-    """isc_result codes dhcpd puts in a STATUS reply (omapi-protocol.md §5)."""
+    """isc_result codes dhcpd puts in a STATUS reply (docs/omapi-protocol.md §5)."""
 
     SUCCESS = 0
     NOMEMORY = 1

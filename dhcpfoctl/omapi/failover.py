@@ -1,7 +1,7 @@
 """dhcpd's ``failover-state`` and pool objects over OMAPI, typed.
 
 ``partner-address`` and ``local-address`` are deliberately not decoded: dhcpd 4.4.3 sends
-8 bytes of a memory pointer there (omapi-protocol.md §6.1); addresses come from the config
+8 bytes of a memory pointer there (docs/omapi-protocol.md §6.1); addresses come from the config
 or profile instead.
 """
 

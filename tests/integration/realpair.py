@@ -384,7 +384,7 @@ def _free_management_net() -> ipaddress.IPv4Network:
         target = words[1] if words[0] in _ROUTE_TYPES else words[0]
         if target != "default" and re.match(r"\d+\.\d+\.\d+\.\d+", target):
             used.append(ipaddress.IPv4Network(target, strict=False))
-    # Skip 10.98.0.0/24: the shell recipe in shared/lab-recipe uses it.
+    # Skip 10.98.0.0/24: the hand-run shell lab recipe (outside this repository) uses it.
     for candidate in list(MANAGEMENT_SUPERNET.subnets(new_prefix=24))[1:]:
         if not any(candidate.overlaps(net) for net in used):
             return candidate

@@ -1,7 +1,7 @@
 """``balance --json`` against what a real dhcpd 4.4.3 failover pair logs about its pools.
 
 A pair is started on a 40-address pool with a fast balance timer (``max-balance 4;
-min-balance 2;``, pool-balance.md §5). Comparisons:
+min-balance 2;``, docs/pool-balance.md §5). Comparisons:
 
 * Seeded imbalance: both lease files start with 5 FREE and 35 BACKUP never-used leases.
   Our prediction from those files for the secondary (lts 15: gives 15 BACKUP leases away)
