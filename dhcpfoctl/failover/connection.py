@@ -26,6 +26,7 @@ balance run (§7.5, docs/pool-balance.md), and the state machine of
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -216,6 +217,9 @@ class FailoverEndpoint:
         self.startup_deadline: float | None = now + STARTUP_PHASE
         self._events: list[Event] = []
         self._history_seen = 0
+        #: Messages sent and received, by type, over every link (for status and tests).
+        self.sent: Counter[MessageType] = Counter()
+        self.received: Counter[MessageType] = Counter()
         self._outgoing = bytearray()
         self._new_link_state()
         self.linked = False
@@ -375,6 +379,7 @@ class FailoverEndpoint:
 
     # -- receiving ---------------------------------------------------------------------
     def _receive(self, message: Message, now: float) -> None:
+        self.received[message.type] += 1
         if self.linked:
             self._inactivity_deadline = now + self.peer.max_response_delay
         kind = message.type
@@ -609,6 +614,7 @@ class FailoverEndpoint:
         return xid
 
     def _send(self, message: Message, now: float) -> None:
+        self.sent[message.type] += 1
         self._outgoing += wire.encode(message)
         if self.linked and self.partner_receive_timer:
             self._contact_deadline = now + max(self.partner_receive_timer // 3, 1)
