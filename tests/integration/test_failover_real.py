@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import pytest
 
 from dhcpfoctl.balance import compute_balance
-from dhcpfoctl.conf import read_config
+from dhcpfoctl.conf import Config, read_config
 from dhcpfoctl.failover.connection import (
     FailoverEndpoint,
     LinkUp,
@@ -29,7 +29,7 @@ from dhcpfoctl.failover.connection import (
     UpdateRefused,
 )
 from dhcpfoctl.failover.driver import EndpointDriver
-from dhcpfoctl.failover.wire import RejectReason
+from dhcpfoctl.failover.wire import MessageType, RejectReason
 from dhcpfoctl.leases import read_leases
 from dhcpfoctl.model import (
     BindingState,
@@ -117,12 +117,12 @@ class OurPeer:
         raise AssertionError(f"lease states differ for {len(differ)} addresses: {differ[:5]}")
 
 
-def _driver(pair: RealPair, ours: Role, db: LeaseDB) -> EndpointDriver:
+def _driver(pair: RealPair, ours: Role, db: LeaseDB, **peer_changes: int) -> EndpointDriver:
     server = pair.server(ours.value)
     partner = pair.partner(ours.value)
     config = read_config(server.conf_path)
     endpoint = FailoverEndpoint(
-        config.failover_peers[pair.relationship],
+        dataclasses.replace(config.failover_peers[pair.relationship], **peer_changes),
         config.pools,
         db,
         time.time(),
@@ -142,9 +142,14 @@ def _driver(pair: RealPair, ours: Role, db: LeaseDB) -> EndpointDriver:
 
 
 @contextmanager
-def our_peer(make_pair: Callable[[PairConfig], RealPair], ours: Role) -> Iterator[OurPeer]:
-    pair = make_pair(PairConfig(external=ours.value))
-    driver = _driver(pair, ours, LeaseDB())
+def our_peer(
+    make_pair: Callable[[PairConfig], RealPair],
+    ours: Role,
+    failover_extra: str = "",
+    **peer_changes: int,
+) -> Iterator[OurPeer]:
+    pair = make_pair(PairConfig(external=ours.value, failover_extra=failover_extra))
+    driver = _driver(pair, ours, LeaseDB(), **peer_changes)
     try:
         yield OurPeer(pair, ours, driver)
     finally:
@@ -176,7 +181,7 @@ def _report_exercised() -> Iterator[None]:
 def with_our_peer(
     make_pair: Callable[[PairConfig], RealPair],
 ) -> Callable[[Role], contextmanager]:
-    return lambda ours: our_peer(make_pair, ours)
+    return lambda ours, *args, **kwargs: our_peer(make_pair, ours, *args, **kwargs)
 
 
 @pytest.mark.parametrize("ours", [Role.SECONDARY, Role.PRIMARY])
@@ -293,9 +298,8 @@ def test_poolreq_is_answered_as_dhcpfoctl_balance_predicts(with_our_peer):
                 for a in peer.endpoint.addresses()
                 if peer.endpoint.lease(a).binding_state is BindingState.BACKUP
             ]
-        for lease in backups[2:]:
-            given = dataclasses.replace(lease, binding_state=BindingState.FREE)
-            peer.driver.call(lambda e, t, given=given: e.update_lease(given, t))
+        given = [dataclasses.replace(b, binding_state=BindingState.FREE) for b in backups[2:]]
+        peer.driver.call(lambda e, t: [e.update_lease(lease, t) for lease in given])
         peer.wait_synced()
         primary = peer.pair.server("primary")
         db = read_leases(primary.leases_path)
@@ -313,6 +317,51 @@ def test_poolreq_is_answered_as_dhcpfoctl_balance_predicts(with_our_peer):
             states = [peer.endpoint.lease(a).binding_state for a in peer.endpoint.addresses()]
         assert states.count(BindingState.FREE) == pool.primary.next_min.free
         assert states.count(BindingState.BACKUP) == pool.primary.next_min.backup
+
+
+def test_a_short_real_secondary_asks_us_and_we_answer_poolreq(with_our_peer):
+    """Our primary empties the real secondary's BACKUP leases; its timer asks (POOLREQ)."""
+    # The real server's balance timer runs every few seconds; ours is held back so that
+    # the rebalance is the answer to the POOLREQ and not our own timer run.
+    with with_our_peer(
+        Role.PRIMARY, "max-balance 5; min-balance 2;", max_balance=3600, min_balance=3600
+    ) as peer:
+        peer.wait_both(S.NORMAL, S.NORMAL)
+        peer.wait_synced()
+        with peer.driver._lock:
+            backups = [
+                peer.endpoint.lease(a)
+                for a in peer.endpoint.addresses()
+                if peer.endpoint.lease(a).binding_state is BindingState.BACKUP
+            ]
+        taken = [dataclasses.replace(b, binding_state=BindingState.FREE) for b in backups[2:]]
+        # BACKUP -> FREE (either side may do it), in one call: a POOLREQ can only be
+        # answered once all of them are in our table, so the answer is the prediction.
+        peer.driver.call(lambda e, t: [e.update_lease(lease, t) for lease in taken])
+        peer.wait_synced()
+        with peer.driver._lock:
+            report = compute_balance(
+                Config(
+                    path="",
+                    failover_peers={peer.endpoint.peer.name: peer.endpoint.peer},
+                    pools=peer.endpoint.pools,
+                ),
+                peer.endpoint.db,
+                int(time.time()),
+            )
+        view = report.pools[0].primary
+        assert view is not None and view.exact and view.next_min.moved > 0
+        peer.wait(lambda e: e.received[MessageType.POOLREQ] > 0, "the real secondary's POOLREQ")
+        peer.pair.wait_for(
+            lambda: any("pool response:" in line for line in peer.pair.log_lines("secondary")),
+            timeout=SETTLE,
+            what="the real secondary's 'pool response' log line",
+        )
+        [logged] = [line for line in peer.pair.log_lines("secondary") if "pool response:" in line][
+            :1
+        ]
+        assert f"pool response: {view.next_min.moved} leases" in logged
+        peer.wait_synced()
 
 
 def test_cut_link_interrupts_both_and_heal_returns_to_normal(with_our_peer):
