@@ -256,7 +256,9 @@ TABLE: Final[dict[tuple[FailoverState, FailoverState | Trigger], Rule]] = {
     ),
     # -- conflict-done -----------------------------------------------------------------
     **_rows(S.CONFLICT_DONE, Rule(S.NORMAL, why="partner resolved too"), S.NORMAL),
-    **_rows(S.CONFLICT_DONE, _TAKE_OVER, S.SHUTDOWN),
+    # dhcpd follows the partner into shutdown here (conflict_done: "case normal: case
+    # shut_down: dhcp_failover_set_state(state, new_state)"), not into partner-down.
+    **_rows(S.CONFLICT_DONE, Rule(S.SHUTDOWN, why="partner shut down"), S.SHUTDOWN),
     **_rows(S.CONFLICT_DONE, STAY, S.POTENTIAL_CONFLICT, S.RESOLUTION_INTERRUPTED),
     (S.CONFLICT_DONE, Trigger.LINK_DOWN): Rule(actions=(Action.REQUEUE_UNACKED,)),
     (S.CONFLICT_DONE, Trigger.UPDDONE): STAY,
