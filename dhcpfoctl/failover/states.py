@@ -447,6 +447,12 @@ class StateMachine:
         repeated = state == self.partner
         own = self.saved if self.in_startup else self.own
         assert own is not None
+        if repeated and self.in_startup:
+            # dhcp_failover_peer_state_changed: a repeated partner state in startup goes
+            # straight to the saved state (resolution-interrupted: potential-conflict) and
+            # returns before the state matrix (server/failover.c, "case startup").
+            target = S.POTENTIAL_CONFLICT if own is S.RESOLUTION_INTERRUPTED else own
+            return self._leave_startup(target, now, f"partner {state.keyword}", "repeated")
         if repeated and not self.in_startup and own in _REPEAT_IGNORED:
             return []
         if not repeated:
@@ -464,8 +470,6 @@ class StateMachine:
             target = rule.in_startup or target
             if rule.after_startup:
                 actions = []
-            if target is None and own is S.RESOLUTION_INTERRUPTED and repeated:
-                target = S.POTENTIAL_CONFLICT
             return actions + self._leave_startup(
                 target or own, now, trigger, rule.why or "partner answered"
             )
