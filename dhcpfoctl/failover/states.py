@@ -459,8 +459,13 @@ class StateMachine:
             self._previous_partner = self.partner
             self.partner = state
             self.partner_stos = now
-        if own is S.PARTNER_DOWN and startup_flag and not self.in_startup:
-            return []  # a partner still starting up reports its saved state: not news
+        if own is S.PARTNER_DOWN and startup_flag:
+            # A partner still starting up reports its saved state: not news. dhcpd checks
+            # this on the saved state too, then leaves startup for it (server/failover.c,
+            # dhcp_failover_peer_state_changed: "case partner_down: if (startupp) break;").
+            if self.in_startup:
+                return self._leave_startup(own, now, f"partner {state.keyword}", "")
+            return []
         rule = TABLE.get((own, state))
         if rule is None:
             return self._unknown(f"partner {state.keyword}", now)
