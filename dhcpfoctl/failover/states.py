@@ -433,8 +433,12 @@ class StateMachine:
                 return self._leave_startup(target or self.saved, now, trigger.value, rule.why)
             if trigger not in _OPERATOR_TRIGGERS:
                 return []
-            # An operator's state ends the startup phase like any other own move.
-            self.own, self.saved = self.saved, None
+            # An operator's state ends the startup phase like any other own move: recorded
+            # and sent as STATE even when it equals the saved state, STOS kept (dhcpd's
+            # dhcp_failover_set_state from startup; server/failover.c).
+            rule = TABLE[(self.saved, trigger)]
+            target, actions = self._resolve(rule, now)
+            return actions + self._leave_startup(target or self.saved, now, trigger.value, rule.why)
         rule = TABLE.get((self.own, trigger))
         if rule is None:
             return self._unknown(trigger.value, now)
