@@ -144,6 +144,9 @@ class Sent:
         return self.message.type
 
 
+_PAIR_FIELDS = ("now", "primary_db", "secondary_db", "rng", "drop", "reorder", "auto_reconnect")
+
+
 @dataclass
 class Pair:
     """A primary and a secondary endpoint and the network between them (module docstring)."""
@@ -175,11 +178,7 @@ class Pair:
     # -- access ------------------------------------------------------------------------
     @classmethod
     def fresh(cls, directory: str | Path | None = None, **kw: object) -> Pair:
-        pair_kw = {
-            k: kw.pop(k)
-            for k in list(kw)
-            if k in ("now", "primary_db", "secondary_db", "rng", "drop", "reorder", "auto_reconnect")
-        }
+        pair_kw = {k: kw.pop(k) for k in list(kw) if k in _PAIR_FIELDS}
         primary, secondary = configs(directory, **kw)
         return cls(primary, secondary, **pair_kw)  # type: ignore[arg-type]
 
@@ -408,9 +407,7 @@ class Pair:
 
     def settle_normal(self, max_seconds: float = 600) -> bool:
         """Run until both are normal and nothing is queued or unacknowledged."""
-        return self.run_until(
-            lambda p: p.states == (S.NORMAL, S.NORMAL) and p.quiet(), max_seconds
-        )
+        return self.run_until(lambda p: p.states == (S.NORMAL, S.NORMAL) and p.quiet(), max_seconds)
 
 
 def fresh_pair(**kw: object) -> Pair:
