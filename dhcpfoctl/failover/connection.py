@@ -587,6 +587,10 @@ class FailoverEndpoint:
         # A new request replaces one still being answered (dhcpd: "still flying").
         self._update_request_xid = message.xid
         for address in self.addresses():
+            if address in self._outstanding:
+                # dhcp_failover_generate_update_queue skips leases already on the update or
+                # ack queue (ON_QUEUE): one still waiting for its BNDACK is not sent again.
+                continue
             lease = self.lease(address)
             if message.type is M.UPDREQALL or _unacknowledged(lease):
                 self._queue_update(address)
@@ -714,7 +718,8 @@ class FailoverEndpoint:
                 self._send(self._message(kind, now), now)
         elif action is Action.SEND_PENDING_UPDATES:
             for address in self.addresses():
-                if _unacknowledged(self.lease(address)):
+                # Not a lease still waiting for its BNDACK (generate_update_queue: ON_QUEUE).
+                if address not in self._outstanding and _unacknowledged(self.lease(address)):
                     self._queue_update(address)
             self._flush_updates(now)
         elif action is Action.POOL_BALANCE:
