@@ -34,7 +34,7 @@ from dhcpfoctl.conf.model import Config
 from dhcpfoctl.failover import wire
 from dhcpfoctl.failover.connection import Event, FailoverEndpoint, StateChanged
 from dhcpfoctl.failover.wire import Message, MessageType
-from dhcpfoctl.model import FailoverState, LeaseDB, Role
+from dhcpfoctl.model import FailoverState, LeaseDB, LeaseTable, Role
 
 T0 = 1_800_000_000.0
 NAME = "lab"
@@ -99,20 +99,25 @@ def read_conf_text(text: str, directory: str | Path | None = None) -> Config:
         return read_config(path)
 
 
-def configs(directory: str | Path | None = None, **kw: object) -> tuple[Config, Config]:
-    """(primary config, secondary config) for the same relationship; ``kw``: :func:`conf_text`."""
+def configs(
+    directory: str | Path | None = None, *, secondary: dict | None = None, **kw: object
+) -> tuple[Config, Config]:
+    """(primary config, secondary config) of one relationship.
+
+    ``kw``: :func:`conf_text` parameters for both (mclt/split only reach the primary);
+    ``secondary``: overrides for the secondary's config only.
+    """
     secondary_kw = {k: v for k, v in kw.items() if k not in ("mclt", "split")}
-    if "extra_secondary" in kw:
-        secondary_kw["extra"] = secondary_kw.pop("extra_secondary")
-        kw = {k: v for k, v in kw.items() if k != "extra_secondary"}
+    secondary_kw.update(secondary or {})
     return (
         read_conf_text(conf_text(Role.PRIMARY, **kw), directory),  # type: ignore[arg-type]
         read_conf_text(conf_text(Role.SECONDARY, **secondary_kw), directory),  # type: ignore[arg-type]
     )
 
 
-def endpoint(config: Config, now: float, db: LeaseDB | None = None, name: str = NAME):
-    peer = config.failover_peers[name]
+def endpoint(config: Config, now: float, db: LeaseDB | None = None) -> FailoverEndpoint:
+    """The endpoint of ``config``'s (only) failover relationship."""
+    (peer,) = config.failover_peers.values()
     return FailoverEndpoint(peer, config.pools, db or LeaseDB(), now, host=peer.role)
 
 
@@ -318,6 +323,14 @@ class Pair:
         self.connect()
         return True
 
+    def inject(self, sender: Role, message: Message) -> Sent:
+        """Queue ``message`` as if ``sender`` had sent it (a crafted or replayed message)."""
+        raw = wire.encode(message)
+        sent = Sent(self.now, sender, message, raw)
+        self.wire.append(sent)
+        self.queues[sender].append(sent)
+        return sent
+
     def _deliver(self, sent: Sent) -> None:
         receiver = self.other(sent.sender)
         sent.delivered = True
@@ -408,6 +421,11 @@ class Pair:
     def settle_normal(self, max_seconds: float = 600) -> bool:
         """Run until both are normal and nothing is queued or unacknowledged."""
         return self.run_until(lambda p: p.states == (S.NORMAL, S.NORMAL) and p.quiet(), max_seconds)
+
+
+def copy_db(db: LeaseDB) -> LeaseDB:
+    """An independent copy of a lease database (leases and failover records)."""
+    return LeaseDB(leases=LeaseTable.from_leases(list(db.leases)), failover=dict(db.failover))
 
 
 def fresh_pair(**kw: object) -> Pair:
