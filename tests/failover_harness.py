@@ -259,6 +259,21 @@ class Pair:
         self.partitioned = False
         self.connect()
 
+    def restart(self, role: Role) -> None:
+        """Restart one server on its lease database (its persisted failover state)."""
+        self._clear_queues()
+        other = self.other(role)
+        if other.tcp_up and self.link == "up":
+            other.connection_lost(self.now, "connection closed by the partner")
+        self.link = "down" if not other.tcp_up else self.link
+        config = self.primary_config if role is Role.PRIMARY else self.secondary_config
+        new = endpoint(config, self.now, self.of(role).db)
+        if role is Role.PRIMARY:
+            self.P = new
+        else:
+            self.S = new
+        self._collect()
+
     def _clear_queues(self) -> None:
         for sent in self._drain_queues():
             sent.dropped = True
