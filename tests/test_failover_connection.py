@@ -849,3 +849,22 @@ def test_random_operations(ops, seed) -> None:
         p, s = pair.P.lease(address), pair.S.lease(address)
         if p.binding_state is B.ACTIVE and s.binding_state is B.ACTIVE:
             assert p.hardware_address == s.hardware_address, address
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="not fixed here: dhcpd moves to shutdown on a STATE with an unknown state value "
+    "(dhcp_failover_peer_state_changed, 'Invalid state'); the endpoint only reports a "
+    "ProtocolViolation, and the table has no non-operator trigger for it",
+)
+def test_unknown_partner_state_value_shuts_down() -> None:
+    pair = normal_pair()
+    state = wire.ordered(
+        M.STATE,
+        99,
+        int(pair.now),
+        {O.SERVER_STATE: 77, O.SERVER_FLAGS: 0, O.START_TIME_OF_STATE: int(pair.now)},
+    )
+    pair.inject(P_ROLE, state)
+    pair.pump()
+    assert pair.S.state is S.SHUTDOWN
