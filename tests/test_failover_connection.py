@@ -851,12 +851,6 @@ def test_random_operations(ops, seed) -> None:
             assert p.hardware_address == s.hardware_address, address
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="not fixed here: dhcpd moves to shutdown on a STATE with an unknown state value "
-    "(dhcp_failover_peer_state_changed, 'Invalid state'); the endpoint only reports a "
-    "ProtocolViolation, and the table has no non-operator trigger for it",
-)
 def test_unknown_partner_state_value_shuts_down() -> None:
     pair = normal_pair()
     state = wire.ordered(

@@ -38,6 +38,8 @@ CONFLICT_DONE_FATAL = frozenset(
 
 OWN_STATES = [s for s in S if s is not S.STARTUP]
 OPERATOR = (Trigger.OPERATOR_PARTNER_DOWN, Trigger.OPERATOR_SHUTDOWN, Trigger.OPERATOR_RECOVER)
+#: Triggers that end the startup phase with a move of their own.
+ENDS_STARTUP = (*OPERATOR, Trigger.PARTNER_STATE_INVALID)
 
 
 def machine(
@@ -150,9 +152,9 @@ def test_any_trigger_on_a_fresh_machine(
     errors = [t for t in new if t.error]
     done = [t for t in new if not t.error]
     key = (own, trigger)
-    ignored_in_startup = in_startup and isinstance(trigger, Trigger) and trigger not in OPERATOR
+    ignored_in_startup = in_startup and isinstance(trigger, Trigger) and trigger not in ENDS_STARTUP
     if ignored_in_startup and trigger is not Trigger.LINK_DOWN:
-        assert not new and m.own is S.STARTUP  # only link-down / operator end startup
+        assert not new and m.own is S.STARTUP  # only link-down, operator, invalid state
         return
     if key not in TABLE and not (in_startup and trigger == partner):
         # A pair the table does not know: nothing changes, one error is recorded.

@@ -513,6 +513,9 @@ class FailoverEndpoint:
         if not known:
             # dhcpd moves itself to shutdown on a state value it does not know.
             self._violation(f"partner reported unknown state {int(state)}", close=False)
+            if self.machine.in_startup:
+                self.startup_deadline = None
+            self._run(self.machine.fire(Trigger.PARTNER_STATE_INVALID, now), now)
             return
         was_startup = self.machine.in_startup
         actions = self.machine.partner_state(

@@ -70,6 +70,8 @@ class Trigger(enum.Enum):
     OPERATOR_PARTNER_DOWN = "operator: partner-down"
     OPERATOR_SHUTDOWN = "operator: shutdown"
     OPERATOR_RECOVER = "operator: recover"
+    #: The partner sent a state value dhcpd does not know.
+    PARTNER_STATE_INVALID = "partner state invalid"
 
 
 class Action(enum.Enum):
@@ -140,6 +142,10 @@ def _operator_rows() -> dict:
         rows[(own, Trigger.OPERATOR_PARTNER_DOWN)] = Rule(S.PARTNER_DOWN, why="operator")
         rows[(own, Trigger.OPERATOR_SHUTDOWN)] = Rule(S.SHUTDOWN, why="operator")
         rows[(own, Trigger.OPERATOR_RECOVER)] = Rule(S.RECOVER, why="operator")
+        # dhcp_failover_peer_state_changed: "Invalid state" from the peer → shutdown.
+        rows[(own, Trigger.PARTNER_STATE_INVALID)] = Rule(
+            S.SHUTDOWN, why="the partner sent a state value that does not exist"
+        )
     return rows
 
 
@@ -317,8 +323,14 @@ TABLE: Final[dict[tuple[FailoverState, FailoverState | Trigger], Rule]] = {
     **_operator_rows(),
 }
 
-_OPERATOR_TRIGGERS: Final = frozenset(
-    {Trigger.OPERATOR_PARTNER_DOWN, Trigger.OPERATOR_SHUTDOWN, Trigger.OPERATOR_RECOVER}
+#: Triggers that end the startup phase with a move of their own.
+_ENDS_STARTUP: Final = frozenset(
+    {
+        Trigger.OPERATOR_PARTNER_DOWN,
+        Trigger.OPERATOR_SHUTDOWN,
+        Trigger.OPERATOR_RECOVER,
+        Trigger.PARTNER_STATE_INVALID,
+    }
 )
 
 #: What a server does on entering a state (dhcp_failover_set_state), besides sending STATE.
@@ -431,7 +443,7 @@ class StateMachine:
                 rule = TABLE[(self.saved, trigger)]
                 target, _ = self._resolve(rule, now)
                 return self._leave_startup(target or self.saved, now, trigger.value, rule.why)
-            if trigger not in _OPERATOR_TRIGGERS:
+            if trigger not in _ENDS_STARTUP:
                 return []
             # An operator's state ends the startup phase like any other own move: recorded
             # and sent as STATE even when it equals the saved state, STOS kept (dhcpd's
