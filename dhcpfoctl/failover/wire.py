@@ -244,6 +244,18 @@ _INT_TYPES: Final[dict[OptionCode, Callable[[int], int]]] = {
 #: Byte-string options that carry text, shown quoted by :meth:`Message.describe`.
 _TEXT: Final = frozenset({_O.MESSAGE, _O.RELATIONSHIP_NAME, _O.VENDOR_CLASS})
 
+#: CONNECT's options in the order dhcpd sends them; dhcpd also reads exactly these.
+_CONNECT_ORDER: Final = (
+    _O.RELATIONSHIP_NAME,
+    _O.MAX_UNACKED_BNDUPD,
+    _O.RECEIVE_TIMER,
+    _O.VENDOR_CLASS,
+    _O.PROTOCOL_VERSION,
+    _O.TLS_REQUEST,
+    _O.MCLT,
+    _O.HBA,
+)
+
 _LEASE_OPTIONS: Final = frozenset(
     {
         _O.ASSIGNED_IP_ADDRESS,
@@ -268,18 +280,7 @@ _ALLOWED: Final[dict[MessageType, frozenset[OptionCode]]] = {
     MessageType.POOLRESP: frozenset({_O.ADDRESSES_TRANSFERRED}),
     MessageType.BNDUPD: _LEASE_OPTIONS,
     MessageType.BNDACK: _LEASE_OPTIONS | {_O.REJECT_REASON, _O.MESSAGE},
-    MessageType.CONNECT: frozenset(
-        {
-            _O.RELATIONSHIP_NAME,
-            _O.MAX_UNACKED_BNDUPD,
-            _O.RECEIVE_TIMER,
-            _O.VENDOR_CLASS,
-            _O.PROTOCOL_VERSION,
-            _O.TLS_REQUEST,
-            _O.MCLT,
-            _O.HBA,
-        }
-    ),
+    MessageType.CONNECT: frozenset(_CONNECT_ORDER),
     MessageType.CONNECTACK: frozenset(
         {
             _O.RELATIONSHIP_NAME,
@@ -318,16 +319,7 @@ _ISC_ORDER: Final[dict[MessageType, tuple[OptionCode, ...]]] = {
     MessageType.POOLRESP: (_O.ADDRESSES_TRANSFERRED,),
     MessageType.BNDUPD: _BNDUPD_ORDER,
     MessageType.BNDACK: (*_BNDUPD_ORDER, _O.REJECT_REASON, _O.MESSAGE),
-    MessageType.CONNECT: (
-        _O.RELATIONSHIP_NAME,
-        _O.MAX_UNACKED_BNDUPD,
-        _O.RECEIVE_TIMER,
-        _O.VENDOR_CLASS,
-        _O.PROTOCOL_VERSION,
-        _O.TLS_REQUEST,
-        _O.MCLT,
-        _O.HBA,
-    ),
+    MessageType.CONNECT: _CONNECT_ORDER,
     MessageType.CONNECTACK: (
         _O.RELATIONSHIP_NAME,
         _O.MAX_UNACKED_BNDUPD,

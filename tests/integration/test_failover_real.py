@@ -82,6 +82,22 @@ class OurPeer:
         with self.driver._lock:
             return [event for _, event in self.driver.events if isinstance(event, kind)]
 
+    def free_backups(self, keep: int) -> None:
+        """Move all but ``keep`` BACKUP leases to FREE, in one step of our endpoint."""
+
+        def give(endpoint: FailoverEndpoint, now: float) -> None:
+            backups = [
+                endpoint.lease(a)
+                for a in endpoint.addresses()
+                if endpoint.lease(a).binding_state is BindingState.BACKUP
+            ]
+            for lease in backups[keep:]:
+                endpoint.update_lease(
+                    dataclasses.replace(lease, binding_state=BindingState.FREE), now
+                )
+
+        self.driver.call(give)
+
     @contextmanager
     def restarted(self, db: LeaseDB) -> Iterator[OurPeer]:
         """Our server started again on what it had persisted (``db``)."""
@@ -292,14 +308,7 @@ def test_poolreq_is_answered_as_dhcpfoctl_balance_predicts(with_our_peer):
         peer.wait_both(S.NORMAL, S.NORMAL)
         peer.wait_synced()
         # Misbalance the pool: our secondary gives most of its BACKUP leases back as FREE.
-        with peer.driver._lock:
-            backups = [
-                peer.endpoint.lease(a)
-                for a in peer.endpoint.addresses()
-                if peer.endpoint.lease(a).binding_state is BindingState.BACKUP
-            ]
-        given = [dataclasses.replace(b, binding_state=BindingState.FREE) for b in backups[2:]]
-        peer.driver.call(lambda e, t: [e.update_lease(lease, t) for lease in given])
+        peer.free_backups(keep=2)
         peer.wait_synced()
         primary = peer.pair.server("primary")
         db = read_leases(primary.leases_path)
@@ -328,16 +337,9 @@ def test_a_short_real_secondary_asks_us_and_we_answer_poolreq(with_our_peer):
     ) as peer:
         peer.wait_both(S.NORMAL, S.NORMAL)
         peer.wait_synced()
-        with peer.driver._lock:
-            backups = [
-                peer.endpoint.lease(a)
-                for a in peer.endpoint.addresses()
-                if peer.endpoint.lease(a).binding_state is BindingState.BACKUP
-            ]
-        taken = [dataclasses.replace(b, binding_state=BindingState.FREE) for b in backups[2:]]
         # BACKUP -> FREE (either side may do it), in one call: a POOLREQ can only be
         # answered once all of them are in our table, so the answer is the prediction.
-        peer.driver.call(lambda e, t: [e.update_lease(lease, t) for lease in taken])
+        peer.free_backups(keep=2)
         peer.wait_synced()
         with peer.driver._lock:
             report = compute_balance(
