@@ -136,9 +136,11 @@ class EndpointDriver:
                 sock.recv(4096)
         elif what == "accept":
             self._accept(now)
-        elif what == "connecting":
+        # One select() can report a socket that an earlier key of the same batch already
+        # closed (an accepted link abandons our pending connect): only current sockets count.
+        elif what == "connecting" and sock is self._connecting:
             self._finish_connect(now)
-        elif what == "conn":
+        elif what == "conn" and sock is self._conn:
             self._read(now)
 
     def _accept(self, now: float) -> None:
