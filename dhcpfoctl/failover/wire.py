@@ -244,17 +244,47 @@ _INT_TYPES: Final[dict[OptionCode, Callable[[int], int]]] = {
 #: Byte-string options that carry text, shown quoted by :meth:`Message.describe`.
 _TEXT: Final = frozenset({_O.MESSAGE, _O.RELATIONSHIP_NAME, _O.VENDOR_CLASS})
 
-#: CONNECT's options in the order dhcpd sends them; dhcpd also reads exactly these.
-_CONNECT_ORDER: Final = (
-    _O.RELATIONSHIP_NAME,
-    _O.MAX_UNACKED_BNDUPD,
-    _O.RECEIVE_TIMER,
-    _O.VENDOR_CLASS,
-    _O.PROTOCOL_VERSION,
-    _O.TLS_REQUEST,
-    _O.MCLT,
-    _O.HBA,
+_BNDUPD_ORDER: Final = (
+    _O.ASSIGNED_IP_ADDRESS,
+    _O.BINDING_STATUS,
+    _O.CLIENT_IDENTIFIER,
+    _O.CLIENT_HARDWARE_ADDRESS,
+    _O.LEASE_EXPIRATION_TIME,
+    _O.POTENTIAL_EXPIRATION_TIME,
+    _O.START_TIME_OF_STATE,
+    _O.CLIENT_LAST_TRANSACTION_TIME,
+    _O.IP_FLAGS,
 )
+
+#: The order in which dhcpd's dhcp_failover_send_* functions put options
+#: (``server/failover.c``); a BNDACK's lease options follow BNDUPD's order.
+_ISC_ORDER: Final[dict[MessageType, tuple[OptionCode, ...]]] = {
+    MessageType.POOLRESP: (_O.ADDRESSES_TRANSFERRED,),
+    MessageType.BNDUPD: _BNDUPD_ORDER,
+    MessageType.BNDACK: (*_BNDUPD_ORDER, _O.REJECT_REASON, _O.MESSAGE),
+    MessageType.CONNECT: (
+        _O.RELATIONSHIP_NAME,
+        _O.MAX_UNACKED_BNDUPD,
+        _O.RECEIVE_TIMER,
+        _O.VENDOR_CLASS,
+        _O.PROTOCOL_VERSION,
+        _O.TLS_REQUEST,
+        _O.MCLT,
+        _O.HBA,
+    ),
+    MessageType.CONNECTACK: (
+        _O.RELATIONSHIP_NAME,
+        _O.MAX_UNACKED_BNDUPD,
+        _O.RECEIVE_TIMER,
+        _O.VENDOR_CLASS,
+        _O.PROTOCOL_VERSION,
+        _O.TLS_REPLY,
+        _O.REJECT_REASON,
+        _O.MESSAGE,
+    ),
+    MessageType.STATE: (_O.SERVER_STATE, _O.SERVER_FLAGS, _O.START_TIME_OF_STATE),
+    MessageType.DISCONNECT: (_O.REJECT_REASON, _O.MESSAGE),
+}
 
 _LEASE_OPTIONS: Final = frozenset(
     {
@@ -276,62 +306,15 @@ _LEASE_OPTIONS: Final = frozenset(
 #: The options dhcpd reads in each message type (``fto_allowed`` in ``server/stables.c``);
 #: any other option is skipped on receipt. message-digest is in none of them.
 _ALLOWED: Final[dict[MessageType, frozenset[OptionCode]]] = {
-    MessageType.POOLREQ: frozenset(),
-    MessageType.POOLRESP: frozenset({_O.ADDRESSES_TRANSFERRED}),
+    # dhcpd reads exactly the options it sends, except in BNDUPD/BNDACK (overridden below).
+    **{mtype: frozenset(order) for mtype, order in _ISC_ORDER.items()},
     MessageType.BNDUPD: _LEASE_OPTIONS,
     MessageType.BNDACK: _LEASE_OPTIONS | {_O.REJECT_REASON, _O.MESSAGE},
-    MessageType.CONNECT: frozenset(_CONNECT_ORDER),
-    MessageType.CONNECTACK: frozenset(
-        {
-            _O.RELATIONSHIP_NAME,
-            _O.MAX_UNACKED_BNDUPD,
-            _O.RECEIVE_TIMER,
-            _O.VENDOR_CLASS,
-            _O.PROTOCOL_VERSION,
-            _O.TLS_REPLY,
-            _O.REJECT_REASON,
-            _O.MESSAGE,
-        }
-    ),
+    MessageType.POOLREQ: frozenset(),
     MessageType.UPDREQALL: frozenset(),
     MessageType.UPDDONE: frozenset(),
     MessageType.UPDREQ: frozenset(),
-    MessageType.STATE: frozenset({_O.SERVER_STATE, _O.SERVER_FLAGS, _O.START_TIME_OF_STATE}),
     MessageType.CONTACT: frozenset(),
-    MessageType.DISCONNECT: frozenset({_O.REJECT_REASON, _O.MESSAGE}),
-}
-
-_BNDUPD_ORDER: Final = (
-    _O.ASSIGNED_IP_ADDRESS,
-    _O.BINDING_STATUS,
-    _O.CLIENT_IDENTIFIER,
-    _O.CLIENT_HARDWARE_ADDRESS,
-    _O.LEASE_EXPIRATION_TIME,
-    _O.POTENTIAL_EXPIRATION_TIME,
-    _O.START_TIME_OF_STATE,
-    _O.CLIENT_LAST_TRANSACTION_TIME,
-    _O.IP_FLAGS,
-)
-
-#: The order in which dhcpd's dhcp_failover_send_* functions put options
-#: (``server/failover.c``); a BNDACK's lease options follow BNDUPD's order.
-_ISC_ORDER: Final[dict[MessageType, tuple[OptionCode, ...]]] = {
-    MessageType.POOLRESP: (_O.ADDRESSES_TRANSFERRED,),
-    MessageType.BNDUPD: _BNDUPD_ORDER,
-    MessageType.BNDACK: (*_BNDUPD_ORDER, _O.REJECT_REASON, _O.MESSAGE),
-    MessageType.CONNECT: _CONNECT_ORDER,
-    MessageType.CONNECTACK: (
-        _O.RELATIONSHIP_NAME,
-        _O.MAX_UNACKED_BNDUPD,
-        _O.RECEIVE_TIMER,
-        _O.VENDOR_CLASS,
-        _O.PROTOCOL_VERSION,
-        _O.TLS_REPLY,
-        _O.REJECT_REASON,
-        _O.MESSAGE,
-    ),
-    MessageType.STATE: (_O.SERVER_STATE, _O.SERVER_FLAGS, _O.START_TIME_OF_STATE),
-    MessageType.DISCONNECT: (_O.REJECT_REASON, _O.MESSAGE),
 }
 
 
