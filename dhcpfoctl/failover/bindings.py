@@ -273,6 +273,6 @@ def granted_lease_time(desired: int, *, tsfp: int | None, mclt: int, now: int) -
     """ack_lease's cap: never more than MCLT past what the partner has acknowledged."""
     if desired <= mclt:
         return desired
-    if (tsfp or 0) <= now:
+    if tsfp is None or tsfp <= now:
         return mclt
-    return max(min(desired, tsfp + mclt - now), mclt)  # type: ignore[operator]
+    return min(desired, tsfp + mclt - now)  # tsfp > now: more than MCLT is allowed

@@ -242,7 +242,7 @@ class FailoverEndpoint:
         self._update_queue: dict[str, None] = {}
         self._outstanding: dict[str, _Outstanding] = {}
         self._update_request_xid: int | None = None
-        self._our_request_pending = False
+        self._partner_vendor = b""
 
     def connection_made(self, now: float) -> None:
         """A TCP link to the partner exists (accepted or connected by us)."""
@@ -265,9 +265,7 @@ class FailoverEndpoint:
         self._emit(LinkDown(reason))
         if was_linked:
             self._run(self.machine.fire(Trigger.LINK_DOWN, now), now)
-            self.reconnect_at = now + RECONNECT_AFTER_DROP
-        else:
-            self.reconnect_at = now + RECONNECT_AFTER_DROP
+        self.reconnect_at = now + RECONNECT_AFTER_DROP
         self._outgoing.clear()
 
     def connect_failed(self, now: float) -> None:
@@ -284,7 +282,7 @@ class FailoverEndpoint:
         try:
             messages = self._frames.feed(data)
         except wire.WireError as exc:
-            self._violation(f"{self.host}: {exc.message if hasattr(exc, 'message') else exc}")
+            self._violation(f"{self.host}: {exc.message}")
             return
         for message in messages:
             if self.close_requested:
@@ -403,7 +401,6 @@ class FailoverEndpoint:
         elif kind in (M.UPDREQ, M.UPDREQALL):
             self._on_update_request(message, now)
         elif kind is M.UPDDONE:
-            self._our_request_pending = False
             self._emit(UpdatesDone())
             self._run(self.machine.fire(Trigger.UPDDONE, now), now)
         elif kind is M.POOLREQ:
@@ -717,7 +714,6 @@ class FailoverEndpoint:
         if action in (Action.SEND_UPDREQALL, Action.SEND_UPDREQ):
             if self.linked and not self.machine.in_startup:
                 kind = M.UPDREQALL if action is Action.SEND_UPDREQALL else M.UPDREQ
-                self._our_request_pending = True
                 self._send(self._message(kind, now), now)
         elif action is Action.SEND_PENDING_UPDATES:
             for address in self.addresses():
