@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from dhcpfoctl.balance import compute_balance
+from dhcpfoctl.balance import BalanceReport, compute_balance
 from dhcpfoctl.conf import Config, read_config
 from dhcpfoctl.failover.connection import (
     FailoverEndpoint,
@@ -84,19 +84,17 @@ class OurPeer:
 
     def free_backups(self, keep: int) -> None:
         """Move all but ``keep`` BACKUP leases to FREE, in one step of our endpoint."""
+        self.driver.call(lambda endpoint, now: self.give_backups(endpoint, now, keep=keep))
 
-        def give(endpoint: FailoverEndpoint, now: float) -> None:
-            backups = [
-                endpoint.lease(a)
-                for a in endpoint.addresses()
-                if endpoint.lease(a).binding_state is BindingState.BACKUP
-            ]
-            for lease in backups[keep:]:
-                endpoint.update_lease(
-                    dataclasses.replace(lease, binding_state=BindingState.FREE), now
-                )
-
-        self.driver.call(give)
+    @staticmethod
+    def give_backups(endpoint: FailoverEndpoint, now: float, *, keep: int) -> None:
+        backups = [
+            endpoint.lease(a)
+            for a in endpoint.addresses()
+            if endpoint.lease(a).binding_state is BindingState.BACKUP
+        ]
+        for lease in backups[keep:]:
+            endpoint.update_lease(dataclasses.replace(lease, binding_state=BindingState.FREE), now)
 
     @contextmanager
     def restarted(self, db: LeaseDB) -> Iterator[OurPeer]:
@@ -107,6 +105,10 @@ class OurPeer:
         finally:
             driver.stop()
             _record_exercised(driver)
+
+    def pool_responses_logged(self) -> list[str]:
+        """The real server's 'pool response: N leases' log lines, oldest first."""
+        return [line for line in self.pair.log_lines(self.real.value) if "pool response:" in line]
 
     def real_leases(self) -> LeaseDB:
         return read_leases(self.pair.server(self.real.value).leases_path)
@@ -337,31 +339,28 @@ def test_a_short_real_secondary_asks_us_and_we_answer_poolreq(with_our_peer):
     ) as peer:
         peer.wait_both(S.NORMAL, S.NORMAL)
         peer.wait_synced()
-        # BACKUP -> FREE (either side may do it), in one call: a POOLREQ can only be
-        # answered once all of them are in our table, so the answer is the prediction.
-        peer.free_backups(keep=2)
-        peer.wait_synced()
-        with peer.driver._lock:
-            report = compute_balance(
-                Config(
-                    path="",
-                    failover_peers={peer.endpoint.peer.name: peer.endpoint.peer},
-                    pools=peer.endpoint.pools,
-                ),
-                peer.endpoint.db,
-                int(time.time()),
+
+        # BACKUP -> FREE and the prediction in one step of our endpoint: the real
+        # secondary's timer asks (POOLREQ) within seconds, and its answer must not be
+        # able to land between the move and the prediction.
+        def give_and_predict(endpoint: FailoverEndpoint, now: float) -> BalanceReport:
+            peer.give_backups(endpoint, now, keep=2)
+            config = Config(
+                path="", failover_peers={endpoint.peer.name: endpoint.peer}, pools=endpoint.pools
             )
+            return compute_balance(config, endpoint.db, int(now))
+
+        answered_before = len(peer.pool_responses_logged())
+        report = peer.driver.call(give_and_predict)
         view = report.pools[0].primary
         assert view is not None and view.exact and view.next_min.moved > 0
         peer.wait(lambda e: e.received[MessageType.POOLREQ] > 0, "the real secondary's POOLREQ")
         peer.pair.wait_for(
-            lambda: any("pool response:" in line for line in peer.pair.log_lines("secondary")),
+            lambda: len(peer.pool_responses_logged()) > answered_before,
             timeout=SETTLE,
             what="the real secondary's 'pool response' log line",
         )
-        [logged] = [line for line in peer.pair.log_lines("secondary") if "pool response:" in line][
-            :1
-        ]
+        logged = peer.pool_responses_logged()[answered_before]
         assert f"pool response: {view.next_min.moved} leases" in logged
         peer.wait_synced()
 
