@@ -33,7 +33,11 @@ class EndpointDriver:
     ``listener``: a bound, listening socket (or ``None`` to only connect out);
     ``connect_to``: the partner's failover ``(address, port)`` (or ``None`` to only accept);
     ``new_socket``: makes the socket for each outgoing attempt (tests create it inside a
-    network namespace); ``clock``: seconds since the epoch.
+    network namespace); ``clock``: seconds since the epoch. ``before_send(now, events)`` runs
+    on the loop thread with each batch of new events before the bytes that follow from them
+    leave: a server persists there, so a BNDACK never acknowledges what a crash would lose.
+    ``record_events``: keep every event in :attr:`events` (tests); a long-running server
+    turns it off and uses ``before_send``.
     """
 
     def __init__(
@@ -45,6 +49,8 @@ class EndpointDriver:
         partner_address: str | None = None,
         new_socket: Callable[[], socket.socket] | None = None,
         clock: Callable[[], float] = time.time,
+        before_send: Callable[[float, list[Event]], None] | None = None,
+        record_events: bool = True,
     ) -> None:
         self.endpoint = endpoint
         self._listener = listener
@@ -52,6 +58,8 @@ class EndpointDriver:
         self._partner_address = partner_address
         self._new_socket = new_socket or (lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
         self._clock = clock
+        self._before_send = before_send
+        self._record_events = record_events
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._selector = selectors.DefaultSelector()
@@ -218,8 +226,9 @@ class EndpointDriver:
         self.endpoint.connection_lost(now, reason)
 
     def _collect(self) -> None:
-        """Send what the endpoint produced, honour a close request, record events."""
+        """Hand new events over, then send what the endpoint produced, honour a close request."""
         endpoint = self.endpoint
+        self._take_events()
         data = endpoint.data_to_send()
         if data and self._conn is not None:
             try:
@@ -233,8 +242,15 @@ class EndpointDriver:
                 self._drop(self._clock(), f"send failed: {exc}")
         if endpoint.close_requested and self._conn is not None:
             self._drop(self._clock(), endpoint.close_requested)
-        now = self._clock()
-        new = endpoint.next_events()
-        if new:
-            self.events.extend((now, event) for event in new)
+        self._take_events()  # those of a drop
         self._changed.notify_all()
+
+    def _take_events(self) -> None:
+        new = self.endpoint.next_events()
+        if not new:
+            return
+        now = self._clock()
+        if self._record_events:
+            self.events.extend((now, event) for event in new)
+        if self._before_send is not None:
+            self._before_send(now, new)
