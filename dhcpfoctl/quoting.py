@@ -64,3 +64,14 @@ def quote(data: bytes) -> str:
         else:
             out.append(f"\\{byte:03o}")
     return '"' + "".join(out) + '"'
+
+
+def printable(text: str) -> str:
+    """``text`` safe for one line of a log or terminal: each non-printable character (line
+    breaks, escape sequences, format characters) written as its Python escape."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dhcpfoctl.quoting import quote, unescape, unescape_text
+from dhcpfoctl.quoting import printable, quote, unescape, unescape_text
 
 #: Bodies made of the pieces dhcpd's strings contain: plain characters and every escape form.
 _PIECES = st.one_of(
@@ -30,3 +30,15 @@ def test_escape_values() -> None:
     assert unescape(rb"\001\x41\e\t\q\"\\") == b'\x01A\x1b\tq"\\'
     assert unescape(rb"\777") == b"\xff"  # dhcpd keeps the low byte
     assert unescape_text(r"\200") == "\x80"
+
+
+@given(st.text())
+def test_printable_gives_one_printable_line_and_keeps_printable_text(text: str) -> None:
+    shown = printable(text)
+    assert shown.isprintable()
+    if text.isprintable():
+        assert shown == text
+
+
+def test_printable_escapes_a_forged_line_and_an_escape_sequence() -> None:
+    assert printable("ok\nCRITICAL \x1b[31m") == "ok\\nCRITICAL \\x1b[31m"
