@@ -94,6 +94,12 @@ never change namespace)::
         conn = pair.external_connect(timeout=5)  # from its netns to the primary's port
         sock = socket_in_namespace(pair.secondary.namespace)  # anything else (netns.py)
 
+Lab role (dhcpfoctl's lab server against ONE real dhcpd): ``PairConfig(lab="secondary")``
+runs ``python -m dhcpfoctl.lab.server`` for that role on the same dhcpd.conf, in the same
+namespace, with OMAPI on every address as dhcpd has it; every operation (start, stop, kill,
+omshell, wait_states, log_lines, snapshot, cut_link) works on it as on a dhcpd. Its log
+lines are the lab server's, dhcpd's wording for failover transitions.
+
 What the real dhcpd 4.4.3 does there: a primary connects (again 5 s after a refusal) and
 sends CONNECT first on every link, made or accepted; a secondary also connects out but never
 speaks first; either drops a link that saw no startup message after 15 s ("failover: link
@@ -219,6 +225,9 @@ class PairConfig:
     #: A role whose dhcpd is never started: its namespace, links and dhcpd.conf are there,
     #: but the test drives its own failover endpoint in that namespace (see the module doc).
     external: Role | None = None
+    #: A role served by dhcpfoctl's lab server (``python -m dhcpfoctl.lab.server``) instead
+    #: of dhcpd, on the same dhcpd.conf, namespace and addresses: a mixed pair.
+    lab: Role | None = None
 
 
 class FailoverView(NamedTuple):
@@ -884,13 +893,28 @@ class RealPair:
         server.leases_path.touch()
         seen = len(server._log)
         read_end, write_end = os.pipe()
-        # `ip netns exec` execs dhcpd in place, so the child's PID is dhcpd's PID.
-        process = subprocess.Popen(
-            [
-                "ip",
-                "netns",
-                "exec",
-                server.namespace,
+        # `ip netns exec` execs the server in place, so the child's PID is the server's.
+        if which == self.config.lab:
+            command = [
+                sys.executable,
+                "-m",
+                "dhcpfoctl.lab.server",
+                "--config",
+                str(server.conf_path),
+                "--leases",
+                str(server.leases_path),
+                "--dhcp-address",
+                "0.0.0.0",
+                "--dhcp-port",
+                "67",
+                "--omapi-address",
+                "0.0.0.0",
+                "--name",
+                which,
+            ]
+            ready = "ready:"
+        else:
+            command = [
                 DHCPD,
                 "-4",
                 "-f",
@@ -902,7 +926,10 @@ class RealPair:
                 "-pf",
                 str(server.pid_path),
                 "eth0",
-            ],
+            ]
+            ready = "Server starting service"
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", server.namespace, *command],
             stdin=subprocess.DEVNULL,
             stdout=write_end,
             stderr=write_end,
@@ -915,8 +942,8 @@ class RealPair:
         def started() -> bool:
             if process.poll() is not None:
                 tail = "\n".join(line.text for line in server._log[seen:][-15:])
-                raise LabError(f"{which} dhcpd exited {process.returncode} at start:\n{tail}")
-            return any("Server starting service" in line.text for line in server._log[seen:])
+                raise LabError(f"{which} exited {process.returncode} at start:\n{tail}")
+            return any(ready in line.text for line in server._log[seen:])
 
         self.wait_for(started, timeout, what=f"{which} dhcpd to start")
         return process.pid
