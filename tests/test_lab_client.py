@@ -4,6 +4,9 @@ hypothesis run of random replies, drops and clock jumps against the table."""
 from __future__ import annotations
 
 import random
+import socket
+import threading
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -37,6 +40,7 @@ from dhcpfoctl.lab.dhcp import (
     encode_u32,
     reply,
 )
+from dhcpfoctl.lab.population import PopulationStats, client_macs, run_population
 
 MAC = bytes.fromhex("020000000007")
 SERVER = "10.0.0.2"
@@ -346,3 +350,93 @@ def test_random_replies_drops_and_clock_follow_the_table(steps: list, lease: int
             if isinstance(event, Bound | Renewed | Rebound):
                 assert event.address == ADDRESS
                 assert event.since <= now
+
+
+class _ToyServer:
+    """A loopback DHCP responder for the population: OFFER/ACK per MAC, answers the UDP
+    source like the lab server, records RELEASEs. Its loop is bounded by ``stop``."""
+
+    def __init__(self, lease: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.lease = lease
+        self.addresses: dict[bytes, str] = {}
+        self.released: set[str] = set()
+        self.renewals = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        for _ in range(20 * 60 * 5):  # 5 minutes at most
+            if self.stop.is_set():
+                return
+            try:
+                data, source = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            request = decode(data)
+            kind = request.message_type
+            if kind is MessageType.RELEASE:
+                self.released.add(request.ciaddr)
+                continue
+            address = self.addresses.setdefault(
+                request.chaddr, f"10.0.0.{len(self.addresses) + 10}"
+            )
+            if kind is MessageType.REQUEST and request.ciaddr != "0.0.0.0":
+                self.renewals += 1
+            answer_kind = MessageType.OFFER if kind is MessageType.DISCOVER else MessageType.ACK
+            options = {
+                Option.SERVER_IDENTIFIER: encode_address("127.0.0.1"),
+                Option.LEASE_TIME: encode_u32(self.lease),
+            }
+            self.sock.sendto(
+                encode(reply(request, answer_kind, yiaddr=address, options=options)), source
+            )
+
+
+def test_population_binds_renews_and_releases_against_a_loopback_responder() -> None:
+    server = _ToyServer(lease=1)
+    server.thread.start()
+    reports: list[int] = []
+    try:
+        stats = run_population(
+            [server.sock.getsockname()],
+            clients=5,
+            rate=100.0,
+            duration=2.5,
+            giaddr="127.0.0.1",
+            release_at_end=True,
+            progress=lambda s: reports.append(s.acks),
+            progress_interval=0.2,
+        )
+        # The releases are sent as the run ends: let the responder read them (bounded).
+        for _ in range(200):
+            if len(server.released) >= 5:
+                break
+            time.sleep(0.05)
+    finally:
+        server.stop.set()
+        server.thread.join(5)
+        server.sock.close()
+    assert stats.started == stats.acks == stats.offers == stats.releases == 5
+    assert stats.renewals >= 5  # T1 is 0.5 s into a 2.5 s run
+    assert stats.renewals + stats.rebinds <= server.renewals
+    assert (stats.naks, stats.malformed, stats.send_errors) == (0, 0, 0)
+    assert server.released == set(server.addresses.values())
+    assert len(server.addresses) == 5
+    assert reports[-1] == 5
+    assert 0 <= stats.latency_percentile(50) <= stats.latency_percentile(100)  # type: ignore[operator]
+
+
+def test_client_macs_are_distinct_local_unicast_and_seeded() -> None:
+    macs = client_macs(1000, seed=3)
+    assert len(set(macs)) == 1000
+    assert all(len(mac) == 6 and mac[0] == 0x02 for mac in macs)
+    assert client_macs(1000, seed=3) == macs != client_macs(1000, seed=4)
+
+
+def test_latency_percentiles_by_nearest_rank() -> None:
+    stats = PopulationStats(latencies=[0.4, 0.1, 0.3, 0.2])
+    assert [stats.latency_percentile(p) for p in (0, 25, 50, 99, 100)] == [0.1, 0.1, 0.2, 0.4, 0.4]
+    assert PopulationStats().latency_percentile(50) is None
