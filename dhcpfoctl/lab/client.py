@@ -45,6 +45,7 @@ __all__ = [
     "Action",
     "Bound",
     "ClientConfig",
+    "ClientLease",
     "Destination",
     "DhcpClient",
     "Event",
@@ -245,7 +246,13 @@ class TimedOut:
 
 Event = Offered | Bound | Renewed | Rebound | Nak | Released | Expired | TimedOut
 
-_BIND_EVENTS: Final = {_S.REQUESTING: Bound, _S.REBOOTING: Bound, _S.RENEWING: Renewed}
+#: What an ACK is, by the state it arrives in.
+_BIND_EVENTS: Final[dict[State, type[Bound | Renewed | Rebound]]] = {
+    _S.REQUESTING: Bound,
+    _S.REBOOTING: Bound,
+    _S.RENEWING: Renewed,
+    _S.REBINDING: Rebound,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +270,9 @@ class ClientConfig:
 
 
 @dataclass(slots=True)
-class _Lease:
+class ClientLease:
+    """The lease a client holds; the times are absolute (None: an infinite lease)."""
+
     address: str
     server: str
     t1: float | None
@@ -286,9 +295,8 @@ class DhcpClient:
     config: ClientConfig
     rng: random.Random = field(default_factory=random.Random)
     state: State = State.INIT
-    lease: _Lease | None = None
+    lease: ClientLease | None = None
     _xid: int = 0
-    _offer: Packet | None = None
     _pending: _Pending | None = None
     _out: list[Outgoing] = field(default_factory=list)
     _events: list[Event] = field(default_factory=list)
@@ -358,7 +366,6 @@ class DhcpClient:
                 self._discover(now)
             case _A.REQUEST_OFFER:
                 assert isinstance(arg, Packet)
-                self._offer = arg
                 self._events.append(Offered(arg.yiaddr, arg.server_identifier or ""))
                 self._request_offer(arg, now)
             case _A.REQUEST_REBOOT:
@@ -409,7 +416,6 @@ class DhcpClient:
     def _new_exchange(self) -> None:
         self._xid = self.rng.getrandbits(32)
         self._pending = None
-        self._offer = None
 
     def _discover(self, now: float) -> None:
         self.lease = None
@@ -492,9 +498,9 @@ class DhcpClient:
             t1 = start + (t1_option if t1_option is not None else lease_time * 0.5)
             t2 = start + (t2_option if t2_option is not None else lease_time * 0.875)
             expiry = start + lease_time
-        self.lease = _Lease(ack.yiaddr, server, t1, t2, expiry)
+        self.lease = ClientLease(ack.yiaddr, server, t1, t2, expiry)
         self._pending = None
-        event = _BIND_EVENTS.get(before, Rebound)
+        event = _BIND_EVENTS[before]
         self._events.append(event(ack.yiaddr, lease_time, server, start))
 
 

@@ -16,6 +16,10 @@ through a route. dhcpd reads requests with a packet socket on the interface it w
 to serve (LPF), so they must arrive over the veth, not over the loopback of its own
 namespace. The pool's subnet is the relay's (10.96.0.0/24), as for a real relay; the
 interface's subnet is declared empty, which dhcpd needs to serve on it.
+
+Two runs: plain (T1 from half the lease: renewals, unicast to the learned server address)
+and with options 58 = 59 (T2 due with T1: rebinding REQUESTs to all servers). dhcpd's
+replies go through our decoder, so ``malformed == 0`` also checks the codec on real bytes.
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ subnet 10.96.0.0 netmask 255.255.255.0 {{
   range 10.96.0.100 10.96.0.199;
 }}
 """
+#: T1 = T2 (options 58/59): a client's renewal timer finds T2 due too, so it rebinds.
+REBIND_NOW = """\
+option dhcp-renewal-time 3;
+option dhcp-rebinding-time 3;
+"""
 
 
 @dataclass
@@ -91,11 +100,13 @@ def _wait(predicate: object, timeout: float, what: str) -> None:
 
 
 @pytest.fixture
-def dhcpd_lab(require_real_dhcpd: None, tmp_path: Path) -> Iterator[Lab]:
+def dhcpd_lab(
+    require_real_dhcpd: None, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Lab]:
     prefix = f"dfl{os.getpid()}"
     lab = Lab(f"{prefix}-srv", f"{prefix}-cli", tmp_path / "dhcpd.leases", tmp_path / "dhcpd.log")
     conf = tmp_path / "dhcpd.conf"
-    conf.write_text(CONF)
+    conf.write_text(CONF + getattr(request, "param", ""))
     check = subprocess.run(
         [DHCPD, "-4", "-t", "-q", "-cf", str(conf)], capture_output=True, text=True, timeout=20
     )
@@ -142,7 +153,10 @@ def dhcpd_lab(require_real_dhcpd: None, tmp_path: Path) -> Iterator[Lab]:
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=20)
 
 
-def test_population_binds_renews_and_releases_with_a_real_dhcpd(dhcpd_lab: Lab) -> None:
+@pytest.mark.parametrize(
+    ("dhcpd_lab", "way"), [("", "renew"), (REBIND_NOW, "rebind")], indirect=["dhcpd_lab"]
+)
+def test_population_binds_renews_and_releases_with_a_real_dhcpd(dhcpd_lab: Lab, way: str) -> None:
     sock = socket_in_namespace(dhcpd_lab.client_ns, socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind((RELAY, PORT))
@@ -150,7 +164,7 @@ def test_population_binds_renews_and_releases_with_a_real_dhcpd(dhcpd_lab: Lab) 
             [(SERVER_ADDRESS, PORT)],
             clients=CLIENTS,
             rate=40.0,
-            # T1 is half the 6 s lease: every client renews at least once within 8 s.
+            # T1 is 3 s (half the 6 s lease, or option 58): every client's comes within 8 s.
             duration=8.0,
             giaddr=RELAY,
             release_at_end=True,
@@ -161,7 +175,10 @@ def test_population_binds_renews_and_releases_with_a_real_dhcpd(dhcpd_lab: Lab) 
         sock.close()
     assert stats.acks == stats.started == CLIENTS, stats
     assert stats.offers >= CLIENTS
-    assert stats.renewals > 0, stats
+    if way == "renew":
+        assert stats.renewals > 0, stats
+    else:
+        assert (stats.renewals, stats.rebinds > 0) == (0, True), stats
     assert stats.releases == CLIENTS
     assert (stats.naks, stats.malformed, stats.expiries) == (0, 0, 0), stats
 
