@@ -292,14 +292,16 @@ class _Pending:
 
 @dataclass
 class DhcpClient:
+    """One client machine; ``rng`` draws its xids (seed it for a repeatable run)."""
+
     config: ClientConfig
     rng: random.Random = field(default_factory=random.Random)
-    state: State = State.INIT
-    lease: ClientLease | None = None
-    _xid: int = 0
-    _pending: _Pending | None = None
-    _out: list[Outgoing] = field(default_factory=list)
-    _events: list[Event] = field(default_factory=list)
+    state: State = field(default=State.INIT, init=False)
+    lease: ClientLease | None = field(default=None, init=False)
+    _xid: int = field(default=0, init=False)
+    _pending: _Pending | None = field(default=None, init=False)
+    _out: list[Outgoing] = field(default_factory=list, init=False)
+    _events: list[Event] = field(default_factory=list, init=False)
 
     # -- inputs ------------------------------------------------------------------------
     def start(self, now: float, *, reboot_address: str | None = None) -> None:
