@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dhcpfoctl.failover.states import (
     ENTRY_ACTIONS,
+    OPERATOR_TRIGGERS,
     TABLE,
     Action,
     StateMachine,
@@ -37,7 +38,7 @@ CONFLICT_DONE_FATAL = frozenset(
 )
 
 OWN_STATES = [s for s in S if s is not S.STARTUP]
-OPERATOR = (Trigger.OPERATOR_PARTNER_DOWN, Trigger.OPERATOR_SHUTDOWN, Trigger.OPERATOR_RECOVER)
+OPERATOR = tuple(OPERATOR_TRIGGERS.values())
 #: Triggers that end the startup phase with a move of their own.
 ENDS_STARTUP = (*OPERATOR, Trigger.PARTNER_STATE_INVALID)
 
@@ -76,7 +77,8 @@ def test_every_rule_targets_a_real_state() -> None:
     for key, rule in TABLE.items():
         for target in (rule.next, rule.otherwise, rule.in_startup):
             assert target is None or target in S.__members__.values(), key
-            assert target is not S.STARTUP, f"{key}: only process start enters startup"
+            if target is S.STARTUP:
+                assert key[1] is Trigger.OPERATOR_STARTUP, f"{key}: only an operator enters startup"
         assert key[0] is not S.STARTUP, f"{key}: startup is judged on the saved state"
 
 
@@ -165,7 +167,8 @@ def test_any_trigger_on_a_fresh_machine(
     assert not errors
     allowed = _allowed_targets(own, trigger, role, partner, in_startup)
     for step in done:
-        assert step.new is not S.STARTUP
+        # Only an operator's local-state moves a server (back) into startup.
+        assert step.new is not S.STARTUP or trigger is Trigger.OPERATOR_STARTUP
         assert step.new in allowed or (step.old is S.RECOVER_WAIT and step.new is S.RECOVER_DONE)
     if in_startup and (isinstance(trigger, FailoverState) or trigger is Trigger.LINK_DOWN):
         assert not m.in_startup and m.saved is None, "the first STATE / link-down ends startup"
@@ -475,3 +478,37 @@ def test_unknown_trigger_records_an_error() -> None:
     assert m.own is S.NORMAL
     assert isinstance(m.history[-1], Transition) and m.history[-1].error
     assert "normal" in m.history[-1].describe()
+
+
+# -- an operator's local-state: every defined state, as dhcpd's OMAPI sets it ----------
+
+
+@pytest.mark.parametrize("target", list(S), ids=lambda s: s.keyword)
+@pytest.mark.parametrize("own", OWN_STATES, ids=lambda s: s.keyword)
+def test_operator_moves_to_any_defined_state(own: FailoverState, target: FailoverState) -> None:
+    m = machine(own, stos=T0 - 10 * MCLT)
+    m.fire(OPERATOR_TRIGGERS[target], T0)
+    # recover-wait with the MCLT long passed goes on to recover-done at once (dhcpd too).
+    expected = S.RECOVER_DONE if target is S.RECOVER_WAIT and own is not target else target
+    assert m.own is expected
+    if target is not own:
+        assert moves(m)[0] == (own, target)
+    if target is S.STARTUP:
+        assert m.saved is own and m.stos == T0 - 10 * MCLT  # startup keeps STOS
+        assert m.reported_state is own
+
+
+def test_operator_startup_remembers_the_state_and_the_partner_ends_it() -> None:
+    m = machine(S.COMMUNICATIONS_INTERRUPTED, partner=S.UNKNOWN_STATE)
+    m.fire(Trigger.OPERATOR_STARTUP, T0 + 1)
+    assert (m.own, m.saved) == (S.STARTUP, S.COMMUNICATIONS_INTERRUPTED)
+    m.fire(Trigger.OPERATOR_STARTUP, T0 + 2)  # again: still startup, same saved state
+    assert (m.own, m.saved) == (S.STARTUP, S.COMMUNICATIONS_INTERRUPTED)
+    m.partner_state(S.NORMAL, T0 + 3, startup_flag=False)
+    assert m.own is S.NORMAL and m.saved is None
+
+
+def test_operator_state_in_startup_leaves_startup_for_it() -> None:
+    m = machine(S.NORMAL, startup=True)
+    m.fire(Trigger.OPERATOR_PAUSED, T0 + 1)
+    assert m.own is S.PAUSED and m.saved is None

@@ -43,7 +43,13 @@ from dhcpfoctl.failover.bindings import (
     own_free_state,
     update_options,
 )
-from dhcpfoctl.failover.states import Action, StateMachine, Transition, Trigger
+from dhcpfoctl.failover.states import (
+    OPERATOR_TRIGGERS,
+    Action,
+    StateMachine,
+    Transition,
+    Trigger,
+)
 from dhcpfoctl.failover.wire import Message, MessageType, OptionCode, RejectReason, ServerFlag
 from dhcpfoctl.model import (
     BindingState,
@@ -329,15 +335,17 @@ class FailoverEndpoint:
 
     # -- operations of the server ------------------------------------------------------
     def set_state(self, state: FailoverState, now: float) -> None:
-        """An operator's state change (OMAPI ``local-state``): partner-down, shutdown, recover."""
-        trigger = {
-            FailoverState.PARTNER_DOWN: Trigger.OPERATOR_PARTNER_DOWN,
-            FailoverState.SHUTDOWN: Trigger.OPERATOR_SHUTDOWN,
-            FailoverState.RECOVER: Trigger.OPERATOR_RECOVER,
-        }[state]
-        if self.machine.in_startup:
-            self.startup_deadline = None
+        """An operator's state change (OMAPI ``local-state``) to any defined state.
+
+        dhcpd moves without validation (dhcp_failover_set_state); an undefined value, which
+        crashes dhcpd, raises ``ValueError`` here.
+        """
+        trigger = OPERATOR_TRIGGERS.get(state)
+        if trigger is None:
+            raise ValueError(f"undefined failover state {int(state)}")
         self._run(self.machine.fire(trigger, now), now)
+        # Entering (or re-entering) startup starts dhcpd's 15 s wait for the partner.
+        self.startup_deadline = now + STARTUP_PHASE if self.machine.in_startup else None
 
     def update_lease(self, lease: Lease, now: float) -> None:
         """Store a lease changed by this server and send it to the partner (BNDUPD)."""

@@ -49,6 +49,7 @@ S = FailoverState
 
 __all__ = [
     "ENTRY_ACTIONS",
+    "OPERATOR_TRIGGERS",
     "SERVING_STATES",
     "TABLE",
     "Action",
@@ -67,11 +68,29 @@ class Trigger(enum.Enum):
     UPDDONE = "updates-done"
     MCLT_PASSED = "mclt-passed"
     AUTO_PARTNER_DOWN = "auto-partner-down"
+    # An operator's local-state over OMAPI: one trigger per defined state, as dhcpd's
+    # dhcp_failover_state_set_value moves to any of them (see OPERATOR_TRIGGERS).
+    OPERATOR_UNKNOWN_STATE = "operator: unknown-state"
+    OPERATOR_STARTUP = "operator: startup"
+    OPERATOR_NORMAL = "operator: normal"
+    OPERATOR_COMMUNICATIONS_INTERRUPTED = "operator: communications-interrupted"
     OPERATOR_PARTNER_DOWN = "operator: partner-down"
-    OPERATOR_SHUTDOWN = "operator: shutdown"
+    OPERATOR_POTENTIAL_CONFLICT = "operator: potential-conflict"
     OPERATOR_RECOVER = "operator: recover"
+    OPERATOR_PAUSED = "operator: paused"
+    OPERATOR_SHUTDOWN = "operator: shutdown"
+    OPERATOR_RECOVER_DONE = "operator: recover-done"
+    OPERATOR_RESOLUTION_INTERRUPTED = "operator: resolution-interrupted"
+    OPERATOR_CONFLICT_DONE = "operator: conflict-done"
+    OPERATOR_RECOVER_WAIT = "operator: recover-wait"
     #: The partner sent a state value dhcpd does not know.
     PARTNER_STATE_INVALID = "partner state invalid"
+
+
+#: The operator trigger that moves a server to each defined state.
+OPERATOR_TRIGGERS: Final[dict[FailoverState, Trigger]] = {
+    state: Trigger[f"OPERATOR_{state.name}"] for state in FailoverState
+}
 
 
 class Action(enum.Enum):
@@ -137,11 +156,12 @@ def _operator_rows() -> dict:
     # dhcpd's OMAPI accepts any local-state an operator writes (server/failover.c
     # dhcp_failover_state_set_value calls dhcp_failover_set_state without checks); the
     # safety checks live in dhcpfoctl's partner-down command, not in the server.
+    # Every defined state can be set, startup included (the server then waits for the
+    # partner again, remembering the state it left).
     rows: dict = {}
     for own in _ANY_STATE:
-        rows[(own, Trigger.OPERATOR_PARTNER_DOWN)] = Rule(S.PARTNER_DOWN, why="operator")
-        rows[(own, Trigger.OPERATOR_SHUTDOWN)] = Rule(S.SHUTDOWN, why="operator")
-        rows[(own, Trigger.OPERATOR_RECOVER)] = Rule(S.RECOVER, why="operator")
+        for target, trigger in OPERATOR_TRIGGERS.items():
+            rows[(own, trigger)] = Rule(target, why="operator")
         # dhcp_failover_peer_state_changed: "Invalid state" from the peer → shutdown.
         rows[(own, Trigger.PARTNER_STATE_INVALID)] = Rule(
             S.SHUTDOWN, why="the partner sent a state value that does not exist"
@@ -324,14 +344,7 @@ TABLE: Final[dict[tuple[FailoverState, FailoverState | Trigger], Rule]] = {
 }
 
 #: Triggers that end the startup phase with a move of their own.
-_ENDS_STARTUP: Final = frozenset(
-    {
-        Trigger.OPERATOR_PARTNER_DOWN,
-        Trigger.OPERATOR_SHUTDOWN,
-        Trigger.OPERATOR_RECOVER,
-        Trigger.PARTNER_STATE_INVALID,
-    }
-)
+_ENDS_STARTUP: Final = frozenset({*OPERATOR_TRIGGERS.values(), Trigger.PARTNER_STATE_INVALID})
 
 #: What a server does on entering a state (dhcp_failover_set_state), besides sending STATE.
 ENTRY_ACTIONS: Final[dict[FailoverState, tuple[Action, ...]]] = {
@@ -420,7 +433,6 @@ class StateMachine:
     # -- triggers --------------------------------------------------------------------
     def start(self, now: float) -> None:
         """Enter the startup phase remembering the persisted state (STOS unchanged)."""
-        self.saved = self.own
         self._move(S.STARTUP, now, "process start", "startup phase", keep_stos=True)
 
     def handle_timer(self, now: float) -> list[Action]:
@@ -535,7 +547,8 @@ class StateMachine:
     def _leave_startup(
         self, target: FailoverState, now: float, trigger: str, why: str
     ) -> list[Action]:
-        self.saved = None
+        if target is not S.STARTUP:  # an operator's startup keeps the state it remembers
+            self.saved = None
         return self._move(target, now, trigger, why, keep_stos=True)
 
     def _unknown(self, trigger: str, now: float) -> list[Action]:
@@ -557,7 +570,9 @@ class StateMachine:
         self.history.append(Transition(now, old, target, trigger, why))
         self.own = target
         self.state_changed = True
-        if not keep_stos and target is not S.RECOVER_WAIT:
+        if target is S.STARTUP and old is not S.STARTUP:
+            self.saved = old  # what startup returns to (dhcp_failover_set_state)
+        if not keep_stos and target not in (S.RECOVER_WAIT, S.STARTUP):
             self.stos = now
         self.auto_partner_down_deadline = None
         self.mclt_deadline = None
