@@ -26,6 +26,7 @@ from dhcpfoctl.omapi.codec import (
     OmapiObject,
     Op,
     decode_status,
+    signature_valid,
     u32,
 )
 from dhcpfoctl.omapi.errors import InvalidKeyError, NoKeysError, NotFoundError, Result
@@ -276,7 +277,7 @@ def test_closes_where_dhcpd_disconnects(lab: LabObjects, message: OmapiMessage) 
 
 
 @pytest.mark.parametrize(
-    "startup", [b"\0\0\0\x63\0\0\0\x18", b"\0\0\0\x64\0\0\0\x10", b"GET / HTTP/1.1\r\n"]
+    "startup", [b"\0\0\0\x63\0\0\0\x18", b"\0\0\0\x64\0\0\0\x17", b"GET / HTTP/1.1\r\n"]
 )
 def test_bad_startup_closes(lab: LabObjects, startup: bytes) -> None:
     session = server(lab)
@@ -358,3 +359,26 @@ def test_arbitrary_messages_get_one_reply_or_close(
         reply = reader.next_message()
         assert reply is not None and reply.rid == 9 and reader.next_message() is None
         assert reply.opcode in (Op.UPDATE, Op.STATUS)
+
+
+def test_a_larger_header_is_accepted_and_its_extra_bytes_skipped(lab: LabObjects) -> None:
+    # dhcpd skips header bytes past the 24 it knows; they are not signed.
+    session = server(lab, required="lab-key")
+    session.receive_data(b"\0\0\0\x64\0\0\0\x1c", 0.0)  # header size 28
+
+    opened = OmapiMessage(opcode=Op.OPEN, tid=1, message=[(b"type", b"authenticator")])
+    opened.obj = [(b"name", b"lab-key"), (b"algorithm", b"HMAC-MD5.SIG-ALG.REG.INT.")]
+    session.receive_data(opened.as_string()[:24] + b"XTRA" + opened.as_string()[24:], 0.0)
+    signer = HmacAuthenticator(KEY)
+    signer.authid = lab.handles.handle(("authenticator", "lab-key"))
+    request = open_message(b"failover-state", [(b"name", b"lab")])
+    request.sign(signer)
+    data = request.as_string()
+    session.receive_data(data[:24] + b"XTRA" + data[24:], 0.0)
+    assert session.close_reason is None
+    replies = MessageReader("server", "server")
+    replies.feed(session.data_to_send())
+    first, second = replies.next_message(), replies.next_message()
+    assert first is not None and second is not None
+    assert (first.opcode, first.handle) == (Op.UPDATE, signer.authid)
+    assert second.opcode == Op.UPDATE and signature_valid(second, signer)

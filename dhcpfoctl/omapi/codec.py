@@ -23,6 +23,8 @@ from pypureomapi import (
     OmapiError,
     OmapiMessage,
     OmapiStartupMessage,
+    parse_chain,
+    parse_map,
 )
 
 from dhcpfoctl.keys import ALGORITHMS, OmapiKey
@@ -165,10 +167,14 @@ class MessageReader:
     should be) name the errors.
     """
 
-    def __init__(self, endpoint: str, peer: str) -> None:
+    def __init__(self, endpoint: str, peer: str, *, larger_header: bool = False) -> None:
         self.endpoint = endpoint
         self.peer = peer
         self.startup_received = False
+        #: Accept a header size above 24 and skip the extra bytes of every message header
+        #: (dhcpd's server does; they are not signed).
+        self.larger_header = larger_header
+        self._extra_header = 0
         self._inbuffer = InBuffer()
         self._parser: Iterator[object] | None = self._inbuffer.parse_startup_message()
 
@@ -183,7 +189,7 @@ class MessageReader:
         """The next complete message, or ``None`` until more bytes arrive."""
         while True:
             if self._parser is None:
-                self._parser = self._inbuffer.parse_message()
+                self._parser = self._parse_message()
             result = next(self._parser)
             if result is None:
                 return None
@@ -195,7 +201,27 @@ class MessageReader:
             assert isinstance(result, OmapiMessage)
             return result
 
+    def _parse_message(self) -> Iterator[OmapiMessage | None]:
+        if not self._extra_header:
+            return self._inbuffer.parse_message()
+        buffer, extra = self._inbuffer, self._extra_header
+        # pypureomapi's message parser with the extra header bytes read and dropped.
+        parser = parse_chain(
+            buffer.parse_net32int,  # authid
+            *[lambda *_: buffer.parse_net32int()] * 5,  # authlen, opcode, handle, tid, rid
+            lambda *_: buffer.parse_fixedbuffer(extra),
+            lambda *_: buffer.parse_bindict(),  # message
+            lambda *_: buffer.parse_bindict(),  # object
+            lambda *args: buffer.parse_fixedbuffer(args[1]),  # signature
+        )
+        return parse_map(lambda args: OmapiMessage(args[0], *args[2:6], *args[7:]), parser)
+
     def _check_startup(self, startup: OmapiStartupMessage) -> None:
+        larger = startup.header_size > OmapiStartupMessage.implemented_header_size
+        if self.larger_header and larger and startup.protocol_version == 100:
+            self._extra_header = startup.header_size - OmapiStartupMessage.implemented_header_size
+            self.startup_received = True
+            return
         try:
             startup.validate()
         except OmapiError:
@@ -203,6 +229,6 @@ class MessageReader:
                 self.endpoint,
                 f"not an OMAPI {self.peer} (startup announced version "
                 f"{startup.protocol_version}, header size {startup.header_size}; "
-                "expected 100 and 24)",
+                f"expected 100 and {'at least ' if self.larger_header else ''}24)",
             ) from None
         self.startup_received = True

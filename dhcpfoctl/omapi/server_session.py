@@ -7,7 +7,7 @@ objects themselves live in an :class:`ObjectStore` (e.g. :class:`dhcpfoctl.lab.o
 this module does the protocol around them as ``omapip/protocol.c`` and
 ``omapip/message.c`` do (docs/omapi-protocol.md §2-§5, §9):
 
-* the startup check (version 100, header size 24);
+* the startup check (version 100, header size 24 or more: extra header bytes are skipped);
 * authenticators: an unsigned OPEN of ``authenticator`` selects a key by name and
   algorithm (with ``omapi-key`` only that key); later messages signed with its handle are
   verified (INVALIDKEY, KEY_UNKNOWN), and with ``omapi-key`` every other message must be
@@ -17,8 +17,6 @@ this module does the protocol around them as ``omapip/protocol.c`` and
 * what dhcpd answers by closing: a reply id (rid) from a client, a client STATUS, an
   unknown opcode, reserved message-section names, bytes that are not OMAPI.
 
-Only a header size of exactly 24 is accepted (pypureomapi's framing); dhcpd also accepts a
-larger one and skips the extra bytes, which no client sends.
 """
 
 from __future__ import annotations
@@ -143,7 +141,7 @@ class ServerSession:
         self.keys = dict(keys)
         self.required_key = required_key
         self.close_reason: str | None = None
-        self._reader = MessageReader(endpoint, "client")
+        self._reader = MessageReader(endpoint, "client", larger_header=True)
         self._outgoing = bytearray(STARTUP_BYTES)
         #: Authenticators this connection opened, by handle (dhcpd's remote_auth_list).
         self._auth: dict[int, HmacAuthenticator] = {}
