@@ -13,6 +13,8 @@ import base64
 import dataclasses
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypureomapi import OmapiMessage
 
 from dhcpfoctl.failover.connection import StateChanged
@@ -399,6 +401,8 @@ def test_control_shutdown_and_refusals(pair: Pair) -> None:
     assert refused(primary.update, control.handle, [("state", u32(1))], 5.0)[0] == Result.INVALIDARG
     primary.update(control.handle, [("state", u32(2))], 5.0)
     assert shutdowns == [5.0]
+    assert open_(primary, "control", [("handle", u32(control.handle))]).handle == control.handle
+    assert refused(primary.delete, control.handle, 5.0) == (Result.NOPERM, "")
 
 
 def test_types_without_instances_or_lookup(pair: Pair) -> None:
@@ -407,3 +411,51 @@ def test_types_without_instances_or_lookup(pair: Pair) -> None:
     assert refused(open_, primary, "failover-listener", [])[0] == Result.NOTIMPLEMENTED
     assert primary.open("nothing", [], create=False, update=False, exclusive=False, now=0) is None
     assert refused(primary.refresh, 4242, 0.0) == (Result.NOTFOUND, "no matching handle")
+
+
+@pytest.fixture(scope="module")
+def settled() -> Pair:
+    pair = fresh_pair()
+    assert pair.settle_normal()
+    return pair
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    type_=st.sampled_from(["lease", "failover-state", "control", "pool", "subnet", "host", "x"]),
+    lookup=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "handle",
+                    "name",
+                    "ip-address",
+                    "hardware-address",
+                    "hardware-type",
+                    "dhcp-client-identifier",
+                    "state",
+                    "ends",
+                    "flags",
+                    "local-state",
+                    "other",
+                ]
+            ),
+            st.binary(max_size=9),
+        ),
+        max_size=4,
+    ),
+    create=st.booleans(),
+    update=st.booleans(),
+)
+def test_any_open_is_an_object_or_a_status(settled: Pair, type_, lookup, create, update) -> None:
+    primary, _ = labs(settled)
+    try:
+        obj = primary.open(
+            type_, lookup, create=create, update=update, exclusive=False, now=settled.now
+        )
+    except StatusReply as exc:
+        assert isinstance(exc.result, int) and exc.result != Result.SUCCESS
+    else:
+        assert obj is None or obj.handle > 0

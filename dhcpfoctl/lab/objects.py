@@ -89,8 +89,12 @@ _FAILOVER_IGNORED: Final = frozenset(
     }
 )
 #: Lease attributes dhcpd refuses to set, and those it silently leaves unchanged.
-_LEASE_REFUSED: Final = {"ip-address": R.NOPERM, "pool": R.NOPERM, "starts": R.NOPERM}
-_LEASE_REFUSED["subnet"] = R.INVALIDARG
+_LEASE_REFUSED: Final = {
+    "ip-address": R.NOPERM,
+    "pool": R.NOPERM,
+    "starts": R.NOPERM,
+    "subnet": R.INVALIDARG,
+}
 _LEASE_UNCHANGED: Final = frozenset(
     {
         "dhcp-client-identifier",
@@ -149,7 +153,7 @@ class LabObjects:
         finder = {
             "failover-state": self._find_failover,
             "lease": self._find_lease,
-            "control": lambda _values: ("control", None),
+            "control": self._find_control,
         }.get(type_)
         if finder is None and type_ in _UNSEARCHABLE:
             raise StatusReply(R.NOTIMPLEMENTED, "unsearchable object type")
@@ -181,11 +185,9 @@ class LabObjects:
         self._update(self._key(handle), values, handle, now)
 
     def delete(self, handle: int, now: float) -> None:
+        # Every one of these types has a remove method, and each refuses.
         kind = self._key(handle)[0]
-        # Leases, failover states and pools have a remove method that refuses.
-        if kind in ("lease", "failover-state", "pool"):
-            raise StatusReply(R.NOTIMPLEMENTED)
-        raise StatusReply(R.NOTIMPLEMENTED, "no remove method for object")
+        raise StatusReply(R.NOPERM if kind == "control" else R.NOTIMPLEMENTED)
 
     # -- lookups -----------------------------------------------------------------------
     def _key(self, handle: int) -> _Key:
@@ -221,14 +223,22 @@ class LabObjects:
             raise StatusReply(R.NOKEYS)
         return found
 
+    def _find_control(self, values: dict[str, bytes]) -> _Key:
+        # The one control object, also without any key (dhcp_control_lookup).
+        return self._by_handle(values, "control") or ("control", None)
+
     def _find_lease(self, values: dict[str, bytes]) -> _Key:
         # dhcp_lease_lookup: handle, ip-address, client identifier, hardware address; every
         # key given must designate the same lease.
         found = self._by_handle(values, "lease")
         address = values.get("ip-address")
         if address is not None:
-            match = self._pool_of(int_to_address(int.from_bytes(address, "big")))
-            found = self._agree(found, [match[0]] if len(address) == 4 and match else [])
+            match = (
+                self._pool_of(int_to_address(int.from_bytes(address)))
+                if len(address) == 4
+                else None
+            )
+            found = self._agree(found, [match[0]] if match else [])
         uid = values.get("dhcp-client-identifier")
         if uid is not None:
             found = self._agree(found, [a for a, lease in self._leases() if lease.uid == uid])
