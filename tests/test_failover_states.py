@@ -489,10 +489,9 @@ def test_operator_moves_to_any_defined_state(own: FailoverState, target: Failove
     m = machine(own, stos=T0 - 10 * MCLT)
     m.fire(OPERATOR_TRIGGERS[target], T0)
     # recover-wait with the MCLT long passed goes on to recover-done at once (dhcpd too).
-    expected = S.RECOVER_DONE if target is S.RECOVER_WAIT and own is not target else target
+    expected = S.RECOVER_DONE if target is S.RECOVER_WAIT else target
     assert m.own is expected
-    if target is not own:
-        assert moves(m)[0] == (own, target)
+    assert moves(m)[0] == (own, target)  # even into the state it is in, as dhcpd
     if target is S.STARTUP:
         assert m.saved is own and m.stos == T0 - 10 * MCLT  # startup keeps STOS
         assert m.reported_state is own
@@ -512,3 +511,10 @@ def test_operator_state_in_startup_leaves_startup_for_it() -> None:
     m = machine(S.NORMAL, startup=True)
     m.fire(Trigger.OPERATOR_PAUSED, T0 + 1)
     assert m.own is S.PAUSED and m.saved is None
+
+
+def test_operator_setting_the_current_state_restarts_its_stos() -> None:
+    # dhcp_failover_set_state: partner-down set again restarts the MCLT countdown.
+    m = machine(S.PARTNER_DOWN, stos=T0)
+    m.fire(Trigger.OPERATOR_PARTNER_DOWN, T0 + 100)
+    assert m.own is S.PARTNER_DOWN and m.stos == T0 + 100 and m.state_changed

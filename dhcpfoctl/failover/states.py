@@ -138,6 +138,9 @@ class Rule:
     after_startup: bool = False
     #: Why dhcpd does this; shown in the transition history.
     why: str = ""
+    #: Move even into the current state (new STOS, STATE sent, timers restarted), as
+    #: dhcp_failover_set_state does when an operator sets the state the server is in.
+    reenter: bool = False
 
 
 STAY: Final = Rule()
@@ -161,7 +164,7 @@ def _operator_rows() -> dict:
     rows: dict = {}
     for own in _ANY_STATE:
         for target, trigger in OPERATOR_TRIGGERS.items():
-            rows[(own, trigger)] = Rule(target, why="operator")
+            rows[(own, trigger)] = Rule(target, why="operator", reenter=True)
         # dhcp_failover_peer_state_changed: "Invalid state" from the peer → shutdown.
         rows[(own, Trigger.PARTNER_STATE_INVALID)] = Rule(
             S.SHUTDOWN, why="the partner sent a state value that does not exist"
@@ -530,7 +533,7 @@ class StateMachine:
     def _apply(self, rule: Rule, trigger: str, now: float) -> list[Action]:
         target, actions = self._resolve(rule, now)
         target = self._special_cases(trigger, target)
-        if target is None or target is self.own:
+        if target is None or (target is self.own and not rule.reenter):
             return actions
         return actions + self._move(target, now, trigger, rule.why)
 
