@@ -232,7 +232,7 @@ class ServerSession:
             raise _Close(f"unknown opcode {op}")
 
     def _open(self, message: OmapiMessage, section: dict[str, bytes], now: float) -> OmapiObject:
-        flags = {}
+        flags: dict[str, bool] = {}
         for flag in ("create", "update", "exclusive"):
             value = section.get(flag)
             if value is not None and len(value) != 4:
