@@ -429,6 +429,28 @@ def test_population_binds_renews_and_releases_against_a_loopback_responder() -> 
     assert 0 <= stats.latency_percentile(50) <= stats.latency_percentile(100)  # type: ignore[operator]
 
 
+def test_population_until_ends_the_run_early_and_still_releases() -> None:
+    server = _ToyServer(lease=60)
+    server.thread.start()
+    try:
+        stats = run_population(
+            [server.sock.getsockname()],
+            clients=3,
+            rate=100.0,
+            duration=600.0,  # only `until` can end this run within the test
+            giaddr="127.0.0.1",
+            release_at_end=True,
+            until=lambda: len(server.addresses) >= 3,
+            progress_interval=0.1,
+        )
+    finally:
+        server.stop.set()
+        server.thread.join(5)
+        server.sock.close()
+    assert stats.elapsed < 600.0 and stats.started == 3
+    assert stats.releases == stats.acks
+
+
 def test_client_macs_are_distinct_local_unicast_and_seeded() -> None:
     macs = client_macs(1000, seed=3)
     assert len(set(macs)) == 1000

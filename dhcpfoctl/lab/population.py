@@ -137,12 +137,14 @@ def run_population(
     sock: socket.socket | None = None,
     progress: Callable[[PopulationStats], None] | None = None,
     progress_interval: float = 0.5,
+    until: Callable[[], bool] | None = None,
 ) -> PopulationStats:
     """Run ``clients`` machines against ``servers`` for ``duration`` seconds; their stats.
 
     ``sock`` (a UDP socket, bound or not) replaces the default one on 127.0.0.1:0; it is
     the caller's to close. ``progress`` is called with the running stats about every
-    ``progress_interval`` seconds and once at the end.
+    ``progress_interval`` seconds and once at the end. ``until`` ends the run early when it
+    returns true (checked at least every ``progress_interval``; releases still go out).
     """
     if not servers:
         raise ValueError("a population needs at least one server address")
@@ -167,7 +169,9 @@ def run_population(
             )
             for mac in client_macs(clients, seed)
         ]
-        return runner.run(machines, rate, duration, release_at_end, progress, progress_interval)
+        return runner.run(
+            machines, rate, duration, release_at_end, progress, progress_interval, until
+        )
     finally:
         if own_socket:
             sock.close()
@@ -197,6 +201,7 @@ class _Runner:
         release_at_end: bool,
         progress: Callable[[PopulationStats], None] | None,
         interval: float,
+        until: Callable[[], bool] | None = None,
     ) -> PopulationStats:
         start = self.now()
         end = start + duration
@@ -204,7 +209,7 @@ class _Runner:
         next_report = start + interval
         waiting = list(reversed(machines))
         t = start
-        while t < end:
+        while t < end and not (until is not None and until()):
             while waiting and start + self.stats.started * spacing <= t:
                 machine = waiting.pop()
                 self.by_mac[machine.config.chaddr] = machine

@@ -103,7 +103,8 @@ def describe(event: Event, peer: str, partner_was: FailoverState | None) -> str 
             old = partner_was.keyword if partner_was is not None else "unknown-state"
             return f"{prefix} peer moves from {old} to {state.keyword}"
         case LinkUp(mclt=mclt, vendor_class=vendor):
-            return f"{prefix} link up (partner {vendor.decode('ascii', 'backslashreplace')}, mclt {mclt})"
+            partner = vendor.decode("ascii", "backslashreplace")
+            return f"{prefix} link up (partner {partner}, mclt {mclt})"
         case LinkDown(reason=reason):
             return f"{prefix} disconnected: {reason}"
         case ConnectRefused(message=message, by_us=by_us):
@@ -274,7 +275,8 @@ class LabServer:
             wake_w.close()
 
     def _where(self) -> str:
-        dhcp = "%s:%d" % self.dhcp.getsockname()
+        host, port = self.dhcp.getsockname()
+        dhcp = f"{host}:{port}"
         omapi = f"{self.options.omapi_address}:{self.config.omapi_port}"
         return f"dhcp {dhcp} omapi {omapi} failover {self.peer.address}:{self.peer.port}"
 
@@ -391,19 +393,14 @@ class LabServer:
                 if record is None or record.my_state is not FailoverState.SHUTDOWN:
                     return
                 released = (
-                    record.partner_state is FailoverState.PARTNER_DOWN
-                    and not self.endpoint.queued
+                    record.partner_state is FailoverState.PARTNER_DOWN and not self.endpoint.queued
                 )
                 # With the partner in partner-down and nothing queued, the next start need
                 # not wait MCLT (dhcpd back-dates STOS by MCLT).
                 stos = int(now - self.endpoint.mclt) if released else int(now)
-                recover = dataclasses.replace(
-                    record, my_state=FailoverState.RECOVER, my_stos=stos
-                )
+                recover = dataclasses.replace(record, my_state=FailoverState.RECOVER, my_stos=stos)
                 self.journal.record_failover(recover)
-                self.log.line(
-                    f"failover peer {self.peer.name}: I move from shutdown to recover"
-                )
+                self.log.line(f"failover peer {self.peer.name}: I move from shutdown to recover")
 
             self._step(as_recover)
         self.driver.stop()
