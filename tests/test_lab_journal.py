@@ -109,9 +109,29 @@ def test_the_file_reads_back_as_the_last_record_of_each_object(
     assert _content(db2) == _content(db)
 
 
+#: OMAPI-created objects as dhcpd writes them (a deleted host's rubout replaces it).
+_OBJECTS = """host laptop {
+  dynamic;
+  hardware ethernet 00:11:22:33:44:55;
+  fixed-address 10.99.0.5;
+}
+host laptop { dynamic; deleted; }
+host printer {
+  dynamic;
+  hardware ethernet 00:11:22:33:44:66;
+  uid "\\001\\000\\021\\"3Df";
+}
+group "lab-group" { dynamic; option domain-name "lab.example"; }
+"""
+
+
 def test_open_rewrites_like_dhcpd_and_keeps_the_previous_generation(tmp_path: Path) -> None:
     path = tmp_path / "dhcpd.leases"
-    original = _seed(path)
+    _seed(path)
+    with path.open("a") as out:
+        out.write(_OBJECTS)
+    original = read_leases(path)
+    assert set(original.hosts) == {"laptop", "printer"} and original.others
     before = path.read_bytes()
     journal, _ = LeaseJournal.open(path, now=_T0)
     journal.close()
@@ -126,6 +146,9 @@ def test_open_rewrites_like_dhcpd_and_keeps_the_previous_generation(tmp_path: Pa
     assert text.count('failover peer "lab" state') == 1  # compacted: one record per object
     assert _content(read_leases(path)) == _content(original)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dhcpd.leases", "dhcpd.leases~"]
+    conf = tmp_path / "dhcpd.conf"
+    shutil.copy(REAL / "secondary.conf", conf)
+    _dhcpd_test(conf, path, tmp_path)
 
 
 def test_a_missing_file_starts_an_empty_journal_with_dhcpds_header(tmp_path: Path) -> None:
