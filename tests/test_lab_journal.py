@@ -368,6 +368,19 @@ def test_a_failed_append_is_cut_off_and_retried_by_the_next_commit(
     assert list(read_leases(path).leases) == [lease]
 
 
+def test_a_rewrite_keeps_the_last_recorded_failover_state(tmp_path: Path) -> None:
+    path = tmp_path / "dhcpd.leases"
+    _seed(path)
+    journal, db = LeaseJournal.open(path, now=_T0)
+    stale = dict(db.failover)
+    down = FailoverPeerRecord("lab", FailoverState.PARTNER_DOWN, _T0, FailoverState.NORMAL, _T0)
+    journal.record_failover(down)
+    journal.rewrite(db, _T0 + 4000)  # db.failover still holds the state read at open
+    journal.close()
+    assert db.failover == stale
+    assert read_leases(path).failover == {"lab": down}
+
+
 def test_a_rewrite_is_due_after_the_period_once_something_was_written(tmp_path: Path) -> None:
     journal, db = LeaseJournal.open(tmp_path / "dhcpd.leases", now=_T0, rewrite_period=60)
     assert not journal.rewrite_due(_T0 + 3600)  # nothing written since

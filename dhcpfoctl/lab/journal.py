@@ -46,6 +46,10 @@ class LeaseJournal:
         self.rewrite_period = rewrite_period
         self._fd: int | None = None
         self._pending: list[str] = []
+        #: The last state record of each relationship: rewrites write these even when the
+        #: caller's database still holds an older one (leases live in the shared LeaseDB,
+        #: failover states only in the endpoints).
+        self._failover: dict[str, FailoverPeerRecord] = {}
         self._written = 0  # records committed since the last rewrite (dhcpd's ``count``)
         self._rewritten_at = 0.0
 
@@ -70,6 +74,7 @@ class LeaseJournal:
     def record_failover(self, record: FailoverPeerRecord) -> None:
         """Buffer a failover state record (dhcpd writes the saved state, never startup)."""
         self._pending.append(format_failover(record))
+        self._failover[record.name] = record
 
     def commit(self) -> None:
         """Append the buffered records and fsync: they survive a crash once this returns."""
@@ -100,16 +105,20 @@ class LeaseJournal:
         return self._written > 0 and now - self._rewritten_at > self.rewrite_period
 
     def rewrite(self, db: LeaseDB, now: float) -> None:
-        """Replace the file by ``db`` (which must hold every buffered change), keeping the
-        previous generation as ``FILE~``. On failure the old file stays the journal."""
+        """Replace the file by ``db`` (which must hold every buffered lease change) and the
+        last recorded failover states, keeping the previous generation as ``FILE~``. On
+        failure the old file stays the journal."""
         self.commit()  # as dhcpd: buffered records are durable even if the rewrite fails
         path = self.path
         temporary = path.with_name(f"{path.name}.{int(now)}")
         backup = path.with_name(f"{path.name}~")
-        if db.byte_order is None:
-            # dhcpd always writes its own; a value read from the file is kept, since the
-            # text it qualifies is kept verbatim.
-            db = dataclasses.replace(db, byte_order=f"{sys.byteorder}-endian")
+        # dhcpd always writes its own byte order; a value read from the file is kept, since
+        # the text it qualifies is kept verbatim.
+        db = dataclasses.replace(
+            db,
+            failover={**db.failover, **self._failover},
+            byte_order=db.byte_order or f"{sys.byteorder}-endian",
+        )
         try:
             fd = os.open(
                 temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _NEW_FILE_MODE
