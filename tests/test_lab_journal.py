@@ -198,8 +198,8 @@ def test_a_cut_off_tail_is_read_up_to_the_last_complete_record(
     _run(journal, model, [committed], _T0)
     journal.close()
     tail = _format(cut[0]).encode("utf-8", "surrogateescape")
-    with path.open("ab") as out:
-        out.write(tail[: int(len(tail) * fraction)])
+    with path.open("ab") as out:  # "}" written: the record is whole, newline or not
+        out.write(tail[: int((len(tail) - 1) * fraction)])
     reopened, db = LeaseJournal.open(path, now=_T0 + 10)
     reopened.close()
     assert _content(db) == _content(model)
@@ -458,7 +458,7 @@ dhcpd_leases = st.builds(
 dhcpd_failover = st.builds(
     FailoverPeerRecord,
     st.just("lab"),
-    st.sampled_from([s for s in FailoverState if s is not FailoverState.STARTUP]),
+    st.sampled_from(list(FailoverState)),
     st.one_of(st.none(), st.integers(_T0, _T0 + 86_400)),
     st.sampled_from(list(FailoverState)),
     st.one_of(st.none(), st.integers(_T0, _T0 + 86_400)),
