@@ -5,7 +5,10 @@
 * appends: records/s through :meth:`LeaseJournal.commit` for 1, 10 and 100 records per
   commit (the lab server commits once per loop iteration, so a busy server batches);
 * rewrites: time of :meth:`LeaseJournal.rewrite` for databases of each size (write, fsync,
-  backup link, rename, directory fsync), median of three.
+  backup link, rename, directory fsync), median of three;
+* opens: time of :meth:`LeaseJournal.open` (strict read, then the start rewrite) on the
+  bench's generated dhcpd journal of each size (``bench/generate.py``: records with uid,
+  host name and variables, superseded ones included), then on its compacted rewrite.
 
 ``--dir`` chooses the file system measured (default: a temporary directory; fsync cost is
 the disk's). Each append run lasts about ``--seconds``: measured throughput, no target.
@@ -23,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.generate import write_leases  # noqa: E402
 from dhcpfoctl.lab.journal import LeaseJournal  # noqa: E402
 from dhcpfoctl.model import (  # noqa: E402
     BindingState,
@@ -85,6 +89,18 @@ def bench_rewrite(directory: Path, size: int) -> float:
     return statistics.median(times)
 
 
+def bench_open(directory: Path, size: int) -> tuple[float, float]:
+    path = directory / f"open-{size}.leases"
+    write_leases(path, size)
+    times = []
+    for round_ in range(2):
+        start = time.perf_counter()
+        journal, _ = LeaseJournal.open(path, now=_T0 + round_)
+        times.append(time.perf_counter() - start)
+        journal.close()
+    return times[0], times[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=None)
@@ -98,6 +114,12 @@ def main() -> None:
             print(f"append, {batch:3d} record(s) per commit: {rate:10.0f} records/s")
         for size in (int(s) for s in args.sizes.split(",")):
             print(f"rewrite of {size:7d} leases: {bench_rewrite(directory, size):6.2f} s")
+        for size in (int(s) for s in args.sizes.split(",")):
+            journal, compact = bench_open(directory, size)
+            print(
+                f"open of a {size:7d}-address journal: {journal:6.2f} s,"
+                f" of its rewrite: {compact:6.2f} s"
+            )
 
 
 if __name__ == "__main__":
