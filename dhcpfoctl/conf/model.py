@@ -84,6 +84,57 @@ class FailoverPeerConfig:
         return bytes(bits)
 
 
+#: dhcpd's lease times when no statement gives one (includes/dhcpd.h).
+DEFAULT_DEFAULT_LEASE_TIME: Final = 43200
+DEFAULT_MAX_LEASE_TIME: Final = 86400
+DEFAULT_MIN_LEASE_TIME: Final = 0
+
+#: A parameter's value: seconds, a port, a flag, addresses (``option routers``…) or text.
+ParameterValue = int | bool | str | tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One parameter statement as written: its value and ``FILE:LINE``."""
+
+    value: ParameterValue
+    source: str
+
+
+@dataclass(slots=True)
+class Parameters:
+    """The parameter statements of one scope (global, shared-network, subnet, pool, group).
+
+    dhcpd evaluates a pool's statements innermost first (pool, subnet, shared-network,
+    groups, global); :meth:`lookup` walks the same chain through ``parent``. Statements
+    written later in an outer scope still apply, as in dhcpd, because scopes are shared
+    objects filled while the file is read.
+    """
+
+    parent: Parameters | None = None
+    settings: dict[str, Setting] = field(default_factory=dict)
+
+    def lookup(self, name: str) -> Setting | None:
+        scope: Parameters | None = self
+        while scope is not None:
+            found = scope.settings.get(name)
+            if found is not None:
+                return found
+            scope = scope.parent
+        return None
+
+    def value(self, name: str, default: ParameterValue | None = None) -> ParameterValue | None:
+        found = self.lookup(name)
+        return default if found is None else found.value
+
+    def lease_times(self) -> tuple[int, int, int]:
+        """(default, max, min) lease time as dhcpd's ack_lease derives them."""
+        default = int(self.value("default-lease-time", DEFAULT_DEFAULT_LEASE_TIME))  # type: ignore[arg-type]
+        maximum = int(self.value("max-lease-time", DEFAULT_MAX_LEASE_TIME))  # type: ignore[arg-type]
+        minimum = int(self.value("min-lease-time", DEFAULT_MIN_LEASE_TIME))  # type: ignore[arg-type]
+        return default, maximum, min(minimum, maximum)
+
+
 @dataclass(frozen=True, slots=True)
 class AddressRange:
     first: int
@@ -120,6 +171,8 @@ class Pool:
     #: ``allow``/``deny`` statements, normalised; part of dhcpd's merge rule.
     permits: tuple[str, ...] = ()
     has_statements: bool = False
+    #: The pool's own parameter statements, chained to its enclosing scopes.
+    parameters: Parameters = field(default_factory=Parameters)
 
     @property
     def size(self) -> int:
@@ -144,6 +197,8 @@ class SubnetConfig:
     network: ipaddress.IPv4Network
     shared_network: str
     source: str
+    #: The subnet's own parameter statements, chained to its enclosing scopes.
+    parameters: Parameters = field(default_factory=Parameters, compare=False)
 
 
 @dataclass(slots=True)
@@ -163,6 +218,18 @@ class Config:
     warnings: list[str] = field(default_factory=list)
     #: Every file read, the main one first (includes in reading order).
     files: list[str] = field(default_factory=list)
+    #: Parameter statements of the outer scope (lease times, options, local-port, …).
+    parameters: Parameters = field(default_factory=Parameters)
+
+    @property
+    def local_port(self) -> int | None:
+        port = self.parameters.value("local-port")
+        return None if port is None else int(port)
+
+    @property
+    def local_address(self) -> str | None:
+        address = self.parameters.value("local-address")
+        return None if address is None else str(address)
 
     def pools_of(self, peer: str) -> list[Pool]:
         return [pool for pool in self.pools if pool.failover_peer == peer]

@@ -28,7 +28,9 @@ from dhcpfoctl.conf.model import (
     Config,
     FailoverPeerConfig,
     HostConfig,
+    Parameters,
     Pool,
+    Setting,
     SubnetConfig,
 )
 from dhcpfoctl.errors import InputFileError
@@ -60,6 +62,20 @@ _PEER_NUMBERS: Final[dict[tuple[str, ...], str]] = {
 }
 
 
+#: Parameter statements taking one number, and those taking one IPv4 address.
+_NUMBER_PARAMETERS: Final = frozenset(
+    {"default-lease-time", "max-lease-time", "min-lease-time", "local-port"}
+)
+_ADDRESS_PARAMETERS: Final = frozenset({"local-address", "server-identifier"})
+#: ``option NAME …;`` the lab server sends: name → (one address, address list, text).
+_OPTIONS: Final[dict[str, str]] = {
+    "subnet-mask": "address",
+    "routers": "addresses",
+    "domain-name-servers": "addresses",
+    "domain-name": "text",
+}
+
+
 @dataclass(slots=True)
 class _Scope:
     kind: str  # root, shared-network, subnet, pool, group, host
@@ -68,6 +84,8 @@ class _Scope:
     inherited_peer: str | None = None
     subnet: ipaddress.IPv4Network | None = None
     pool: Pool | None = None
+    #: Where this scope's parameter statements go (chained to the enclosing scopes).
+    params: Parameters | None = None
 
 
 class _Stream:
@@ -239,7 +257,8 @@ class _Reader:
         elif word == "group":
             stream.next()
             stream.expect_open()
-            self._body(stream, replace(scope, kind="group"), token)
+            group = Parameters(parent=scope.params)
+            self._body(stream, replace(scope, kind="group", params=group), token)
         elif word == "host":
             self._host(stream, scope)
         elif word == "failover" and stream.peek(1).is_word("peer"):
@@ -259,6 +278,9 @@ class _Reader:
             stream.expect_semi()
         elif word in ("allow", "deny", "ignore") and scope.pool is not None:
             self._permit(stream, scope.pool)
+        elif self._parameter(stream, scope):
+            if scope.pool is not None:
+                scope.pool.has_statements = True
         else:
             if scope.pool is not None:
                 scope.pool.has_statements = True
@@ -270,7 +292,11 @@ class _Reader:
             raise InputFileError(keyword.where, f"shared-network not allowed in {scope.kind}")
         name = stream.name("a shared-network name")
         stream.expect_open()
-        inner = _Scope("shared-network", shared_network=name.text)
+        inner = _Scope(
+            "shared-network",
+            shared_network=name.text,
+            params=Parameters(parent=scope.params),
+        )
         self._body(stream, inner, keyword)
 
     def _subnet(self, stream: _Stream, scope: _Scope) -> None:
@@ -293,8 +319,13 @@ class _Reader:
         # dhcpd names the implicit shared network of a lone subnet after the subnet.
         shared = scope.shared_network or str(network)
         peer = scope.inherited_peer if scope.shared_network else None
-        self.config.subnets.append(SubnetConfig(network, shared, f"{keyword.file}:{keyword.line}"))
-        inner = _Scope("subnet", shared_network=shared, inherited_peer=peer, subnet=network)
+        params = Parameters(parent=scope.params)
+        self.config.subnets.append(
+            SubnetConfig(network, shared, f"{keyword.file}:{keyword.line}", params)
+        )
+        inner = _Scope(
+            "subnet", shared_network=shared, inherited_peer=peer, subnet=network, params=params
+        )
         self._body(stream, inner, keyword)
 
     def _pool(self, stream: _Stream, scope: _Scope) -> None:
@@ -310,8 +341,9 @@ class _Reader:
             subnet=scope.subnet,
             ranges=[],
             source=f"{keyword.file}:{keyword.line}",
+            parameters=Parameters(parent=scope.params),
         )
-        self._body(stream, replace(scope, kind="pool", pool=pool), keyword)
+        self._body(stream, replace(scope, kind="pool", pool=pool, params=pool.parameters), keyword)
         if not pool.ranges:
             self.config.warnings.append(f"{pool.source}: pool has no range")
             return
@@ -370,6 +402,7 @@ class _Reader:
                 ranges=[rng],
                 source=rng.source,
                 implicit=True,
+                parameters=Parameters(parent=scope.params),
             )
         )
 
@@ -457,11 +490,69 @@ class _Reader:
                     addresses.append(stream.next().text)
                 stream.expect_semi()
             else:
-                self._statement(stream, replace(scope, kind="host", pool=None))
+                # A host's own parameters apply to its client only: not modelled.
+                host_scope = replace(scope, kind="host", pool=None, params=Parameters())
+                self._statement(stream, host_scope)
         stream.next()
         self.config.hosts.append(
             HostConfig(name.text, hardware, tuple(addresses), f"{keyword.file}:{keyword.line}")
         )
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def _parameter(self, stream: _Stream, scope: _Scope) -> bool:
+        """Read a parameter statement the lab server uses; False if it is not one."""
+        token = stream.peek()
+        word = token.text.lower() if token.kind is Kind.WORD else ""
+        if word == "not" and stream.peek(1).is_word("authoritative"):
+            stream.next()
+            word, value = "authoritative", False
+        elif word == "option" and stream.peek(1).text.lower() in _OPTIONS:
+            stream.next()
+            word = stream.peek().text.lower()
+            value = None
+        elif word not in _NUMBER_PARAMETERS | _ADDRESS_PARAMETERS | {"authoritative"}:
+            return False
+        stream.next()
+        name = word
+        if word == "authoritative":
+            value = token.is_word("authoritative")
+        elif word in _NUMBER_PARAMETERS:
+            value = stream.number()
+        elif word in _ADDRESS_PARAMETERS:
+            value = int_to_address(stream.address()[0])
+        else:
+            name = f"option {word}"
+            value = self._option_value(stream, _OPTIONS[word])
+        stream.expect_semi()
+        if value is not None and scope.params is not None:
+            scope.params.settings[name] = Setting(value, f"{token.file}:{token.line}")
+        return True
+
+    def _option_value(self, stream: _Stream, kind: str) -> str | tuple[str, ...] | None:
+        if kind == "text":
+            token = stream.next()
+            if token.kind is not Kind.STRING:
+                raise InputFileError(token.where, f"expecting a string, found {token.describe()}")
+            return token.text
+        if kind == "address":
+            return int_to_address(stream.address()[0])
+        words = [stream.next()]
+        while stream.peek().is_punct(","):
+            stream.next()
+            words.append(stream.next())
+        addresses = []
+        for token in words:
+            try:
+                addresses.append(int_to_address(address_to_int(token.text)))
+            except ValueError:
+                # dhcpd resolves a host name here at run time; the lab does not.
+                self.config.warnings.append(
+                    f"{token.file}:{token.line}: {token.describe()} is not an IPv4 address;"
+                    " the lab server leaves this option out"
+                )
+                return None
+        return tuple(addresses)
 
     # -- failover ------------------------------------------------------------------------
 
@@ -720,7 +811,7 @@ class _Reader:
 def read_config(path: str | os.PathLike[str]) -> Config:
     """Read ``path`` (and its includes). Raises :class:`InputFileError` on what dhcpd rejects."""
     reader = _Reader(os.fspath(path))
-    reader.read_file(os.fspath(path), _Scope("root"), None)
+    reader.read_file(os.fspath(path), _Scope("root", params=reader.config.parameters), None)
     return reader.finish()
 
 
