@@ -520,7 +520,8 @@ class _Reader:
         elif word in _NUMBER_PARAMETERS:
             value = stream.number()
         elif word in _ADDRESS_PARAMETERS:
-            value = int_to_address(stream.address()[0])
+            single = self._addresses([stream.next()])
+            value = single[0] if single else None
         else:
             name = f"option {word}"
             value = self._option_value(stream, _OPTIONS[word])
@@ -532,24 +533,31 @@ class _Reader:
     def _option_value(self, stream: _Stream, kind: str) -> str | tuple[str, ...] | None:
         if kind == "text":
             token = stream.next()
-            if token.kind is not Kind.STRING:
+            if token.kind not in (Kind.STRING, Kind.WORD):  # dhcpd takes a bare word too
                 raise InputFileError(token.where, f"expecting a string, found {token.describe()}")
             return token.text
         if kind == "address":
-            return int_to_address(stream.address()[0])
+            single = self._addresses([stream.next()])
+            return single[0] if single else None
         words = [stream.next()]
         while stream.peek().is_punct(","):
             stream.next()
             words.append(stream.next())
+        return self._addresses(words)
+
+    def _addresses(self, words: list[Token]) -> tuple[str, ...] | None:
+        """IPv4 addresses as written; None (and a warning) if one is a host name."""
         addresses = []
         for token in words:
+            if token.kind is not Kind.WORD:
+                raise InputFileError(token.where, f"expecting an address, found {token.describe()}")
             try:
                 addresses.append(int_to_address(address_to_int(token.text)))
             except ValueError:
                 # dhcpd resolves a host name here at run time; the lab does not.
                 self.config.warnings.append(
                     f"{token.file}:{token.line}: {token.describe()} is not an IPv4 address;"
-                    " the lab server leaves this option out"
+                    " the lab server leaves this statement out"
                 )
                 return None
         return tuple(addresses)
