@@ -350,6 +350,16 @@ def test_hostname_unsuitable_for_printing() -> None:
     assert not any("\x1b" in line for line in log)
 
 
+def test_replies_and_unknown_messages_are_ignored() -> None:
+    lab = normal_lab()
+    (chaddr,) = served_by(Role.PRIMARY, 1)
+    looped = packet(DISCOVER, chaddr)
+    looped.op = 2
+    assert lab.send(Role.PRIMARY, looped) is None
+    assert lab.send(Role.PRIMARY, packet(42, chaddr)) is None
+    assert lab.log(Role.PRIMARY) == []
+
+
 def test_inform_acks_without_address_or_lease_time() -> None:
     lab = normal_lab()
     answer = lab.send(Role.PRIMARY, packet(INFORM, mac(7), ciaddr="10.20.0.200"))

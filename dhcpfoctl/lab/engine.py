@@ -33,7 +33,15 @@ from dhcpfoctl.failover.bindings import (
 )
 from dhcpfoctl.failover.connection import FailoverEndpoint
 from dhcpfoctl.failover.wire import load_balance_hash, primary_serves
-from dhcpfoctl.lab.dhcp import MessageType, Option, Packet, encode_address, encode_u32, reply
+from dhcpfoctl.lab.dhcp import (
+    BOOTREQUEST,
+    MessageType,
+    Option,
+    Packet,
+    encode_address,
+    encode_u32,
+    reply,
+)
 from dhcpfoctl.model import (
     NEVER,
     BindingState,
@@ -65,6 +73,10 @@ MAX_LOGGED_HOSTNAME: Final = 64
 _UNPRINTABLE: Final = "Hostname Unsuitable for Printing"
 _RETURNING: Final = frozenset({B.EXPIRED, B.RELEASED, B.RESET})
 _FREE_STATES: Final = frozenset({B.FREE, B.BACKUP})
+#: States that never change by time alone (their rows are skipped by the timer's scan).
+_UNTIMED: Final = frozenset({0, B.FREE, B.BACKUP})
+_FREE: Final = int(B.FREE)
+_RESERVED: Final = int(LeaseFlag.RESERVED)
 
 
 class Service(enum.Enum):
@@ -121,10 +133,6 @@ class _PoolView:
     pool: Pool
     endpoint: FailoverEndpoint | None
     ranges: tuple[tuple[int, int], ...]
-
-    def addresses(self) -> Iterator[int]:
-        for first, last in self.ranges:
-            yield from range(first, last + 1)
 
     def holds(self, address: int) -> bool:
         return any(first <= address <= last for first, last in self.ranges)
@@ -202,6 +210,8 @@ class LeaseEngine:
     # -- the sans-IO interface ---------------------------------------------------------
     def handle(self, packet: Packet, now: float) -> Packet | None:
         """Process one client message; the reply, or None where dhcpd stays silent."""
+        if packet.op != BOOTREQUEST:
+            return None  # a server's reply, looped back or spoofed
         kind = packet.message_type
         if kind is MessageType.DISCOVER:
             return self._discover(packet, now)
@@ -223,9 +233,12 @@ class LeaseEngine:
     def handle_timer(self, now: float) -> None:
         """Move every lease whose time has come (pool_timer), and plan the next move."""
         deadline: float | None = None
+        states = self.db.leases.state
         for view in self.views:
-            for address in view.addresses():
-                lease = self._lease(address)
+            for _, row in self._rows(view):
+                if row < 0 or states[row] in _UNTIMED:
+                    continue
+                lease = self.db.leases.lease_at(row)
                 due = self._timed(view, lease)
                 if due is None:
                     continue
@@ -325,9 +338,8 @@ class LeaseEngine:
         for view in self.views:
             if view.pool.shared_network != share:
                 continue
-            for address in view.addresses():
-                row = table.row_of(address)
-                if row is None:
+            for _, row in self._rows(view):
+                if row < 0:
                     continue
                 hardware = table.hardware_at(row)
                 uid = table.extras_at(row).uid if client.uid is not None else None
@@ -394,34 +406,54 @@ class LeaseEngine:
         return lease, ours
 
     # -- allocation (allocate_lease) ---------------------------------------------------
-    def _first(self, view: _PoolView, state: BindingState) -> Lease | None:
-        """The head of a pool's queue: the lease in ``state`` with the oldest ``ends``."""
-        table = self.db.leases
-        best: tuple[int, int] | None = None
-        for address in view.addresses():
-            row = table.row_of(address)
-            if row is None:
-                if state is B.FREE:
-                    return self._lease(address)  # never used: ends 0, first in the queue
-                continue
-            if table.state[row] != state or table.flags[row] & LeaseFlag.RESERVED:
-                continue
-            ends = table.ends[row]
-            if best is None or ends < best[0]:
-                best = (ends, address)
-        return None if best is None else self._lease(best[1])
+    def _rows(self, view: _PoolView) -> Iterator[tuple[int, int]]:
+        """(address, table row) of every address of a pool; row -1: no record yet."""
+        block_of = self.db.leases.block
+        for first, last in view.ranges:
+            address = first
+            while address <= last:
+                stop = min(last, address | 0xFF)
+                low = address & 0xFF
+                rows = block_of(address >> 8)[low : low + stop - address + 1]
+                yield from zip(range(address, stop + 1), rows, strict=True)
+                address = stop + 1
 
-    def _allocate(self, share: str, now: float) -> tuple[tuple[_PoolView, Lease] | None, bool]:
+    def _heads(self, view: _PoolView) -> dict[int, tuple[int, int]]:
+        """The head of each of a pool's queues: binding state → (ends, address) of the
+        unreserved lease with the oldest ``ends`` (dhcpd's free, backup, abandoned …)."""
+        table = self.db.leases
+        states, ends, flags = table.state, table.ends, table.flags
+        heads: dict[int, tuple[int, int]] = {}
+        for address, row in self._rows(view):
+            if row < 0:
+                state, end = _FREE, 0  # never used
+            elif flags[row] & _RESERVED:
+                continue
+            else:
+                state, end = states[row] or _FREE, ends[row]
+            head = heads.get(state)
+            if head is None or end < head[0]:
+                heads[state] = (end, address)
+        return heads
+
+    def _queues(self, share: str) -> list[tuple[_PoolView, dict[int, tuple[int, int]]]]:
+        return [(v, self._heads(v)) for v in self.views if v.pool.shared_network == share]
+
+    def _head(self, heads: dict[int, tuple[int, int]], state: BindingState) -> Lease | None:
+        head = heads.get(state)
+        return None if head is None else self._lease(head[1])
+
+    def _allocate(
+        self, queues: list[tuple[_PoolView, dict[int, tuple[int, int]]]], now: float
+    ) -> tuple[tuple[_PoolView, Lease] | None, bool]:
         """(pool and lease to offer a new client or None, whether the peer holds free ones)."""
         chosen: tuple[_PoolView, Lease] | None = None
         peer_has_leases = False
-        for view in self.views:
-            if view.pool.shared_network != share:
-                continue
+        for view, heads in queues:
             ep = view.endpoint
             if ep is not None:
-                candidate = self._first(view, own_free_state(ep.role))
-                theirs = self._first(view, own_free_state(ep.role.other))
+                candidate = self._head(heads, own_free_state(ep.role))
+                theirs = self._head(heads, own_free_state(ep.role.other))
                 if theirs is not None:
                     if (
                         candidate is None or (candidate.ends or 0) > (theirs.ends or 0)
@@ -429,11 +461,11 @@ class LeaseEngine:
                         candidate = theirs
                     else:
                         peer_has_leases = True
-                abandoned = self._first(view, B.ABANDONED)
+                abandoned = self._head(heads, B.ABANDONED)
                 if candidate is None and abandoned is not None and self._mine(view, abandoned, now):
                     candidate = abandoned
             else:
-                candidate = self._first(view, B.FREE) or self._first(view, B.ABANDONED)
+                candidate = self._head(heads, B.FREE) or self._head(heads, B.ABANDONED)
             if candidate is None or (
                 candidate.binding_state is not B.ABANDONED and (candidate.ends or 0) > now
             ):
@@ -444,15 +476,13 @@ class LeaseEngine:
             self._log.append(f"Reclaiming abandoned lease {chosen[1].address}.")
         return chosen, peer_has_leases
 
-    def _peer_has_leases(self, share: str) -> bool:
+    @staticmethod
+    def _peer_has_leases(queues: list[tuple[_PoolView, dict[int, tuple[int, int]]]]) -> bool:
         """find_lease's quick check: a failover pool here where the peer holds free leases."""
-        for view in self.views:
-            ep = view.endpoint
-            if ep is None or view.pool.shared_network != share:
-                continue
-            if self._first(view, own_free_state(ep.role.other)) is not None:
-                return True
-        return False
+        return any(
+            view.endpoint is not None and own_free_state(view.endpoint.role.other) in heads
+            for view, heads in queues
+        )
 
     def _load_balance_mine(self, packet: Packet, ep: FailoverEndpoint) -> bool:
         """load_balance_mine: the hash bucket's owner answers, unless ``secs`` is high."""
@@ -472,7 +502,8 @@ class LeaseEngine:
         if share is None:
             self._log.append(f"Packet from unknown subnet: {packet.giaddr}")
             return None
-        peer_has_leases = self._peer_has_leases(share)
+        queues = self._queues(share)
+        peer_has_leases = self._peer_has_leases(queues)
         cip = packet.ciaddr if packet.ciaddr != "0.0.0.0" else packet.requested_address
         lease, _ = self._find_lease(packet, client, share, cip, now)
         msg = self._with_hostname(msg, lease)
@@ -480,7 +511,7 @@ class LeaseEngine:
         if lease is not None and view is not None and not self._reusable(view, lease, now):
             lease = None
         if lease is None or view is None:
-            found, peer_free = self._allocate(share, now)
+            found, peer_free = self._allocate(queues, now)
             peer_has_leases = peer_has_leases or peer_free
             if found is None:
                 if peer_has_leases:
