@@ -22,6 +22,7 @@ CONF = Path(__file__).parent / "data" / "conf" / "lab-parameters.conf"
 def test_scopes_innermost_wins() -> None:
     config = read_config(CONF)
     assert config.local_port == 6767 and config.local_address == "127.0.0.1"
+    assert config.server_identifier == "10.99.0.1"
     pool, plain, grouped = config.pools
     # pool default 300, subnet max 3600, shared-network min 60
     assert pool.parameters.lease_times() == (300, 3600, 60)

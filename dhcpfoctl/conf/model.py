@@ -227,6 +227,12 @@ class Config:
         return None if port is None else int(port)
 
     @property
+    def server_identifier(self) -> str | None:
+        """The global ``server-identifier`` (scopes may override it per pool)."""
+        address = self.parameters.value("server-identifier")
+        return None if address is None else str(address)
+
+    @property
     def local_address(self) -> str | None:
         address = self.parameters.value("local-address")
         return None if address is None else str(address)
