@@ -326,6 +326,35 @@ def test_naks() -> None:
     assert any("wrong network" in line for line in lab.log(Role.PRIMARY))
 
 
+def test_rebinding_on_the_secondary_is_acked_and_shared() -> None:
+    lab = normal_lab()
+    (chaddr,) = served_by(Role.PRIMARY, 1)
+    ack = lab.dora(Role.PRIMARY, chaddr)
+    assert ack is not None
+    lab.tick(20)
+    rebind = lab.send(Role.SECONDARY, packet(REQUEST, chaddr, ciaddr=ack.yiaddr))
+    assert msg_type(rebind) == 5 and rebind is not None and rebind.yiaddr == ack.yiaddr
+    # The receiver keeps its own cltt (as dhcpd does); the update carries the new start.
+    assert lab.lease(Role.PRIMARY, ack.yiaddr).starts == int(lab.pair.now)
+
+
+def test_expired_lease_waiting_for_the_partner_is_nobody_elses() -> None:
+    lab = normal_lab()
+    one, two = served_by(Role.PRIMARY, 2)
+    ack = lab.dora(Role.PRIMARY, one)
+    assert ack is not None
+    lab.pair.cut()
+    lab.tick(MCLT + 1)  # expired on the primary; the secondary cannot acknowledge it
+    assert lab.lease(Role.PRIMARY, ack.yiaddr).binding_state is B.EXPIRED
+    assert lab.send(Role.PRIMARY, packet(REQUEST, two, requested=ack.yiaddr)) is None
+    assert any("unknown lease" in line for line in lab.log(Role.PRIMARY))
+    offer = lab.send(Role.PRIMARY, packet(DISCOVER, two))
+    assert offer is not None and offer.yiaddr != ack.yiaddr
+    # Its own client may have it back (it was last ACTIVE with that client).
+    again = lab.send(Role.PRIMARY, packet(REQUEST, one, requested=ack.yiaddr))
+    assert msg_type(again) == 5
+
+
 def test_relayed_from_unknown_network_is_silent() -> None:
     lab = normal_lab()
     (chaddr,) = served_by(Role.PRIMARY, 1)
