@@ -121,7 +121,9 @@ class Demo:
         except DhcpfoctlError:
             return None
 
-    def _wait(self, what: str, condition: Callable[[], bool], timeout: float = STEP_TIMEOUT) -> None:
+    def _wait(
+        self, what: str, condition: Callable[[], bool], timeout: float = STEP_TIMEOUT
+    ) -> None:
         deadline = self._clock() + timeout
         while not condition():
             if self._clock() > deadline:
