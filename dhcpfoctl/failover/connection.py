@@ -712,8 +712,9 @@ class FailoverEndpoint:
         for transition in self.machine.history[self._history_seen :]:
             self._emit(StateChanged(transition))
         self._history_seen = len(self.machine.history)
+        # The partner's state and STOS are persisted as well as ours (dhcpd records both).
+        self._persist_state()
         if self.machine.state_changed:
-            self._persist_state()
             self._send_state(now)
         for action in actions:
             self._act(action, now)

@@ -30,6 +30,7 @@ from typing import TextIO, TypeVar
 
 from dhcpfoctl.conf import Config, FailoverPeerConfig, read_config
 from dhcpfoctl.errors import DhcpfoctlError, LocalError
+from dhcpfoctl.failover.bindings import never_used
 from dhcpfoctl.failover.connection import (
     ConnectRefused,
     Event,
@@ -50,7 +51,7 @@ from dhcpfoctl.lab.dhcp import DhcpDecodeError, decode, encode
 from dhcpfoctl.lab.engine import LeaseEngine
 from dhcpfoctl.lab.journal import LeaseJournal
 from dhcpfoctl.lab.objects import LabObjects
-from dhcpfoctl.model import FailoverPeerRecord, FailoverState
+from dhcpfoctl.model import FailoverPeerRecord, FailoverState, int_to_address
 from dhcpfoctl.omapi.server_session import ServerSession
 from dhcpfoctl.quoting import printable
 
@@ -149,6 +150,14 @@ class LabServer:
         self.config = read_config(str(options.config))
         self.peer = self._the_peer(self.config)
         self.journal, self.db = LeaseJournal.open(options.leases, now=now)
+        # dhcpd makes a lease for every address of every range when it reads its config,
+        # and its start-up rewrite writes them all: so does the lab.
+        for pool in self.config.pools:
+            for address_range in pool.ranges:
+                for value in range(address_range.first, address_range.last + 1):
+                    address = int_to_address(value)
+                    if self.db.leases.get(address) is None:
+                        self.db.leases.upsert(never_used(address))
         self.endpoint = FailoverEndpoint(
             self.peer, self.config.pools, self.db, now, host=f"failover peer {self.peer.name}"
         )
