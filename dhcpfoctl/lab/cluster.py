@@ -1,0 +1,598 @@
+"""The lab pair's files and processes in one directory.
+
+A lab directory (default ``$XDG_STATE_HOME/dhcpfoctl/lab``) holds, for each of
+``primary`` and ``secondary``: ``ROLE.conf`` (dhcpd.conf syntax, accepted by ``dhcpd -t``,
+0600 as it holds the OMAPI key), ``ROLE.leases``, ``ROLE.log`` and ``ROLE.pid``; and
+``relay.pid``/``relay.log``/``relay.sock`` for the failover-link relay, ``lab.json`` (the
+options and ports of the last ``up``) and ``config.toml``, a dhcpfoctl profile file naming
+the pair as profile ``lab`` (use it with ``DHCPFOCTL_CONFIG=DIR/config.toml``; the user's
+own config file is never touched, so a lab cannot shadow or clobber a production profile).
+
+Every port derives from one base port (:class:`LabPorts`). Each server's failover
+``peer port`` is the relay's port that forwards to the other server, so the relay sits on
+the link both ways and :meth:`Lab.cut` / :meth:`Lab.heal` control it.
+
+Processes run in their own session (a Ctrl-C at the terminal leaves the lab up) and are
+only ever signalled by the pid in their pid file after ``/proc/PID/cmdline`` shows that
+the pid is still the process this lab started (it names this lab's files).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dhcpfoctl.errors import LocalError, RefusedError, RemoteError
+
+ROLES = ("primary", "secondary")
+PROCESSES = (*ROLES, "relay")
+HOST = "127.0.0.1"
+RELATIONSHIP = "lab"
+KEY_NAME = "lab-key"
+KEY_ALGORITHM = "hmac-sha256"
+DEFAULT_BASE_PORT = 16700
+#: Ports used from the base port on (see :class:`LabPorts`).
+PORT_SPAN = 10
+POOL_START = ipaddress.IPv4Address("10.99.0.100")
+_UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
+
+
+def default_lab_dir(environ: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "dhcpfoctl" / "lab"
+
+
+@dataclass(frozen=True, slots=True)
+class LabPorts:
+    """Every port of the lab, from ``base``:
+
+    ====== ==================================================================
+    base+0 primary DHCP (udp; its clients answer on base+1, as dhcpd's -p)
+    base+2 secondary DHCP (udp; clients on base+3)
+    base+4 primary OMAPI            base+5 secondary OMAPI
+    base+6 primary failover         base+7 secondary failover
+    base+8 relay to the primary     base+9 relay to the secondary
+    ====== ==================================================================
+    """
+
+    base: int = DEFAULT_BASE_PORT
+
+    def dhcp(self, role: str) -> int:
+        return self.base + 2 * ROLES.index(role)
+
+    def omapi(self, role: str) -> int:
+        return self.base + 4 + ROLES.index(role)
+
+    def failover(self, role: str) -> int:
+        return self.base + 6 + ROLES.index(role)
+
+    def relay_to(self, role: str) -> int:
+        """The relay port forwarding to ``role``'s failover port (the other's peer port)."""
+        return self.base + 8 + ROLES.index(role)
+
+    def server_ports(self, role: str) -> list[tuple[int, str, str]]:
+        """(port, protocol, what) for the ports the server ``role`` binds."""
+        return [
+            (self.dhcp(role), "udp", f"{role} DHCP"),
+            (self.omapi(role), "tcp", f"{role} OMAPI"),
+            (self.failover(role), "tcp", f"{role} failover"),
+        ]
+
+    def listening(self) -> list[tuple[int, str, str]]:
+        """(port, protocol, what) for every port the lab's processes bind."""
+        ports = [(self.relay_to(role), "tcp", f"relay to {role}") for role in ROLES]
+        for role in ROLES:
+            ports += self.server_ports(role)
+        return sorted(ports)
+
+    def of(self, role: str) -> dict[str, int]:
+        return {
+            "dhcp": self.dhcp(role),
+            "omapi": self.omapi(role),
+            "failover": self.failover(role),
+            "peer_port": self.relay_to(_other(role)),
+        }
+
+
+def _other(role: str) -> str:
+    return ROLES[1 - ROLES.index(role)]
+
+
+@dataclass(frozen=True, slots=True)
+class LabOptions:
+    """What ``lab up`` configures; short times by default, so that a lab moves quickly."""
+
+    pool: int = 100
+    mclt: int = 30
+    split: int = 128
+    max_response_delay: int = 10
+    max_unacked_updates: int = 10
+    load_balance_max_seconds: int = 3
+    min_balance: int = 60
+    max_balance: int = 3600
+    default_lease_time: int = 300
+    max_lease_time: int = 600
+    base_port: int = DEFAULT_BASE_PORT
+
+    def validate(self) -> None:
+        if not 1024 <= self.base_port <= 65535 - PORT_SPAN:
+            raise LocalError(f"--base-port must be within 1024..{65535 - PORT_SPAN}")
+        if not 0 <= self.split <= 256:
+            raise LocalError("--split must be within 0..256 (dhcpd's range)")
+        if self.pool < 1:
+            raise LocalError("--pool must be at least 1")
+        if self.max_lease_time < self.default_lease_time:
+            raise LocalError("max-lease-time must not be below default-lease-time")
+        pool_range(self.pool)
+
+
+def pool_range(size: int) -> tuple[ipaddress.IPv4Network, str, str]:
+    """The lab subnet and first/last address of a pool of ``size`` from 10.99.0.100:
+    10.99.0.0/24 while it fits, else 10.99.0.0/16."""
+    for prefix in (24, 16):
+        network = ipaddress.IPv4Network(f"10.99.0.0/{prefix}")
+        last = POOL_START + size - 1
+        if last < network.broadcast_address:
+            return network, str(POOL_START), str(last)
+    largest = int(network.broadcast_address) - int(POOL_START)
+    raise LocalError(f"--pool {size} does not fit in 10.99.0.0/16 (at most {largest})")
+
+
+def render_config(role: str, options: LabOptions, secret: str) -> str:
+    """``role``'s dhcpd.conf: one failover peer "lab", one pool, the OMAPI key."""
+    ports = LabPorts(options.base_port)
+    network, first, last = pool_range(options.pool)
+    primary_only = (
+        f"  mclt {options.mclt};\n  split {options.split};\n" if role == "primary" else ""
+    )
+    return (
+        f"# dhcpfoctl lab: the {role} (written by `dhcpfoctl lab up`, rewritten at each up)\n"
+        "authoritative;\n"
+        "ddns-update-style none;\n"
+        f"local-port {ports.dhcp(role)};\n"
+        f"omapi-port {ports.omapi(role)};\n"
+        f'key {KEY_NAME} {{ algorithm {KEY_ALGORITHM}; secret "{secret}"; }}\n'
+        f"omapi-key {KEY_NAME};\n"
+        f"default-lease-time {options.default_lease_time};\n"
+        f"max-lease-time {options.max_lease_time};\n"
+        "\n"
+        f'failover peer "{RELATIONSHIP}" {{\n'
+        f"  {role};\n"
+        f"  address {HOST};\n"
+        f"  port {ports.failover(role)};\n"
+        f"  peer address {HOST};\n"
+        f"  # the relay's port forwarding to the {_other(role)} (lab cut/heal act there)\n"
+        f"  peer port {ports.relay_to(_other(role))};\n"
+        f"  max-response-delay {options.max_response_delay};\n"
+        f"  max-unacked-updates {options.max_unacked_updates};\n"
+        f"  load balance max seconds {options.load_balance_max_seconds};\n"
+        f"{primary_only}"
+        f"  min-balance {options.min_balance};\n"
+        f"  max-balance {options.max_balance};\n"
+        "}\n"
+        "\n"
+        f"subnet {network.network_address} netmask {network.netmask} {{\n"
+        "  pool {\n"
+        f'    failover peer "{RELATIONSHIP}";\n'
+        f"    range {first} {last};\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def _toml_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string is a valid TOML basic string
+
+
+@dataclass(slots=True)
+class ProcessStatus:
+    name: str
+    pid: int | None
+    running: bool
+    ports: dict[str, int] = field(default_factory=dict)
+    #: port -> listening now (read from /proc/net, without touching the process).
+    listening: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LabStatus:
+    directory: str
+    base_port: int | None
+    processes: list[ProcessStatus]
+    relay: dict[str, object] | None
+    profile: str
+    configured: bool
+
+    @property
+    def running(self) -> bool:
+        return any(process.running for process in self.processes)
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["running"] = self.running
+        return data
+
+
+def process_alive(pid: int) -> bool:
+    """A live, non-zombie process: a killed child stays in /proc until reaped."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (tests, `lab up` itself)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _listening_ports(protocol: str) -> set[int]:
+    """Ports bound on 127.0.0.1 or any address, from /proc/net/{tcp,udp} (LISTEN for tcp)."""
+    ports: set[int] = set()
+    try:
+        lines = Path(f"/proc/net/{protocol}").read_text().splitlines()[1:]
+    except OSError:
+        return ports
+    for line in lines:
+        fields = line.split()
+        address, port = fields[1].split(":")
+        if address in ("0100007F", "00000000") and (protocol == "udp" or fields[3] == "0A"):
+            ports.add(int(port, 16))
+    return ports
+
+
+def port_free(port: int, protocol: str) -> bool:
+    kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+class Lab:
+    """One lab directory: write its files, start, stop and inspect its processes.
+
+    ``server_command`` and ``relay_command`` are the argv prefixes the processes start
+    with (the server gets ``--config C --leases L --log LOG`` appended).
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        server_command: Sequence[str] = (sys.executable, "-m", "dhcpfoctl.lab.server"),
+        relay_command: Sequence[str] = (sys.executable, "-m", "dhcpfoctl.lab.relay"),
+    ) -> None:
+        self.directory = directory
+        self.server_command = tuple(server_command)
+        self.relay_command = tuple(relay_command)
+
+    # -- paths
+
+    def conf(self, role: str) -> Path:
+        return self.directory / f"{role}.conf"
+
+    def leases(self, role: str) -> Path:
+        return self.directory / f"{role}.leases"
+
+    def log(self, name: str) -> Path:
+        return self.directory / f"{name}.log"
+
+    def pid_file(self, name: str) -> Path:
+        return self.directory / f"{name}.pid"
+
+    @property
+    def control(self) -> Path:
+        return self.directory / "relay.sock"
+
+    @property
+    def profile(self) -> Path:
+        return self.directory / "config.toml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "lab.json"
+
+    # -- files
+
+    def options(self) -> LabOptions:
+        """The options of the last ``up`` (from ``lab.json``)."""
+        try:
+            data = json.loads(self.state_file.read_text())
+            return LabOptions(**data["options"])
+        except FileNotFoundError:
+            raise LocalError(f"no lab in {self.directory}: run `dhcpfoctl lab up` first") from None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise LocalError(f"{self.state_file}: unreadable lab state ({exc})") from None
+
+    def write_files(self, options: LabOptions) -> None:
+        """Both configs, the profile and ``lab.json``; a fresh random key each time.
+        Lease files are created empty when absent and otherwise kept (a restart resumes)."""
+        options.validate()
+        if len(str(self.control)) > _UNIX_PATH_MAX:
+            raise LocalError(f"lab directory path too long for a unix socket: {self.directory}")
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        for role in ROLES:
+            _write_private(self.conf(role), render_config(role, options, secret))
+            self.leases(role).touch(mode=0o600, exist_ok=True)
+        _write_private(self.profile, self._profile_text(options, secret))
+        _write_private(self.state_file, json.dumps({"options": asdict(options)}, indent=2) + "\n")
+
+    def _profile_text(self, options: LabOptions, secret: str) -> str:
+        ports = LabPorts(options.base_port)
+        lines = [
+            f"# dhcpfoctl profile for the lab in {self.directory}; use it with",
+            f"#   DHCPFOCTL_CONFIG={self.profile} dhcpfoctl status",
+            'default = "lab"',
+            "",
+            "[profiles.lab]",
+            f'relationships = ["{RELATIONSHIP}"]',
+        ]
+        for role in ROLES:
+            lines += [
+                "",
+                f"[profiles.lab.servers.{role}]",
+                f'host = "{HOST}"',
+                f"port = {ports.omapi(role)}",
+                f'key = "{KEY_ALGORITHM}:{KEY_NAME}:{secret}"',
+                f'failover_address = "{HOST}"',
+                f"failover_port = {ports.failover(role)}",
+                f"config = {_toml_string(str(self.conf(role)))}",
+                f"leases = {_toml_string(str(self.leases(role)))}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    # -- processes
+
+    def _marker(self, name: str) -> str:
+        """The argument that proves a pid is this lab's process ``name``."""
+        return str(self.control if name == "relay" else self.conf(name))
+
+    def pid(self, name: str) -> int | None:
+        """The pid of this lab's running process ``name``, else None."""
+        try:
+            pid = int(self.pid_file(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        if pid <= 0 or not process_alive(pid) or self._marker(name) not in _cmdline(pid):
+            return None
+        return pid
+
+    def running(self) -> dict[str, int]:
+        return {name: pid for name in PROCESSES if (pid := self.pid(name)) is not None}
+
+    def _spawn(self, name: str, argv: list[str]) -> int:
+        with open(self.log(name), "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a Ctrl-C at the terminal does not reach the lab
+                close_fds=True,
+            )
+        self.pid_file(name).write_text(f"{process.pid}\n")
+        return process.pid
+
+    def _spawn_server(self, role: str) -> int:
+        argv = [
+            *self.server_command,
+            "--config",
+            str(self.conf(role)),
+            "--leases",
+            str(self.leases(role)),
+            "--log",
+            str(self.log(role)),
+        ]
+        return self._spawn(role, argv)
+
+    def _spawn_relay(self, ports: LabPorts) -> int:
+        argv = [*self.relay_command, "--control", str(self.control)]
+        for role in ROLES:
+            argv += ["--forward", f"{ports.relay_to(role)}:{ports.failover(role)}"]
+        return self._spawn("relay", argv)
+
+    def _check_ports(self, ports: Sequence[tuple[int, str, str]]) -> None:
+        for port, protocol, what in ports:
+            if not port_free(port, protocol):
+                raise LocalError(
+                    f"port {port}/{protocol} ({what}) on {HOST} is in use;"
+                    " choose another --base-port"
+                )
+
+    def _wait_ready(self, name: str, pid: int, ready: Callable[[], bool], deadline: float) -> None:
+        """Poll (bounded) until ``ready()`` holds; fail at once if the process died."""
+        while True:
+            if not process_alive(pid):
+                raise RemoteError(name, f"exited during startup; see {self.log(name)}")
+            if ready():
+                return
+            if time.monotonic() > deadline:
+                raise RemoteError(name, f"not ready in time; see {self.log(name)}")
+            time.sleep(0.05)
+
+    def up(self, options: LabOptions, *, timeout: float = 20.0) -> LabStatus:
+        """Write the files and start relay, primary and secondary; wait until each OMAPI
+        port accepts. Refuses while any process of this lab runs."""
+        options.validate()
+        if running := self.running():
+            pids = ", ".join(f"{name} {pid}" for name, pid in running.items())
+            raise RefusedError(
+                f"a lab is running in {self.directory} (pids {pids}); run `dhcpfoctl lab down`"
+                " first"
+            )
+        ports = LabPorts(options.base_port)
+        self._check_ports(ports.listening())
+        self.write_files(options)
+        deadline = time.monotonic() + timeout
+        try:
+            pid = self._spawn_relay(ports)
+            self._wait_ready("relay", pid, self._relay_answers, deadline)
+            pids = {role: self._spawn_server(role) for role in ROLES}
+            for role in ROLES:
+                port = ports.omapi(role)
+                self._wait_ready(role, pids[role], lambda port=port: _accepts(port), deadline)
+        except BaseException:
+            self.down()
+            raise
+        return self.status()
+
+    def start(self, role: str, *, timeout: float = 20.0) -> int:
+        """Start one server of a lab that is up (e.g. after :meth:`kill`)."""
+        _check_role(role)
+        options = self.options()
+        if (pid := self.pid(role)) is not None:
+            raise RefusedError(f"the {role} is already running (pid {pid})")
+        ports = LabPorts(options.base_port)
+        self._check_ports(ports.server_ports(role))
+        pid = self._spawn_server(role)
+        port = ports.omapi(role)
+        self._wait_ready(role, pid, lambda: _accepts(port), time.monotonic() + timeout)
+        return pid
+
+    def kill(self, role: str, signum: int = signal.SIGTERM) -> int:
+        """Send ``signum`` to one server (the pid file stays: ``start`` brings it back)."""
+        _check_role(role)
+        pid = self.pid(role)
+        if pid is None:
+            raise LocalError(f"the {role} of {self.directory} is not running")
+        os.kill(pid, signum)
+        return pid
+
+    def down(self, *, timeout: float = 10.0) -> dict[str, str]:
+        """SIGTERM every process of this lab, SIGKILL what outlives ``timeout``; remove
+        the pid files (and the control socket) and nothing else. Returns name -> outcome."""
+        pids = self.running()
+        for pid in pids.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        outcome = {name: "stopped" for name in pids}
+        for name, pid in pids.items():
+            if not _wait_gone(pid, time.monotonic() + timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, time.monotonic() + 5.0)
+                outcome[name] = "killed"
+        for name in PROCESSES:
+            self.pid_file(name).unlink(missing_ok=True)
+        self.control.unlink(missing_ok=True)
+        return outcome
+
+    # -- relay
+
+    def _relay_answers(self) -> bool:
+        try:
+            self.relay("status")
+        except RemoteError:
+            return False
+        return True
+
+    def relay(self, command: str) -> dict[str, object]:
+        """Send one control command to the relay; its JSON answer."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(5.0)
+                sock.connect(str(self.control))
+                sock.sendall(command.encode() + b"\n")
+                data = b""
+                while len(data) < 65536 and (chunk := sock.recv(4096)):
+                    data += chunk
+            answer = json.loads(data)
+        except (OSError, ValueError):
+            raise RemoteError(str(self.control), "the lab's relay does not answer") from None
+        if not isinstance(answer, dict) or "error" in answer:
+            raise RemoteError(str(self.control), "the relay refused the command")
+        return answer
+
+    def cut(self, *, drop: bool = False) -> dict[str, object]:
+        return self.relay("drop" if drop else "cut")
+
+    def heal(self) -> dict[str, object]:
+        return self.relay("heal")
+
+    # -- status
+
+    def status(self) -> LabStatus:
+        configured = self.state_file.exists()
+        ports = LabPorts(self.options().base_port) if configured else None
+        tcp, udp = _listening_ports("tcp"), _listening_ports("udp")
+        processes: list[ProcessStatus] = []
+        for name in PROCESSES:
+            own: dict[str, int] = {}
+            listening: dict[str, bool] = {}
+            if ports is not None:
+                if name == "relay":
+                    own = {f"to_{role}": ports.relay_to(role) for role in ROLES}
+                else:
+                    own = ports.of(name)
+                    del own["peer_port"]
+                for label, port in own.items():
+                    listening[label] = port in (udp if label == "dhcp" else tcp)
+            pid = self.pid(name)
+            processes.append(ProcessStatus(name, pid, pid is not None, own, listening))
+        relay = None
+        if processes[-1].running:
+            with contextlib.suppress(RemoteError):
+                relay = self.relay("status")
+        return LabStatus(
+            directory=str(self.directory),
+            base_port=ports.base if ports else None,
+            processes=processes,
+            relay=relay,
+            profile=str(self.profile),
+            configured=configured,
+        )
+
+
+def _check_role(role: str) -> None:
+    if role not in ROLES:
+        raise LocalError(f"unknown server {role!r} (primary or secondary)")
+
+
+def _wait_gone(pid: int, deadline: float) -> bool:
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 from the first byte (it may hold a key)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        file.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
