@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperCommand
 
 from dhcpfoctl import __version__
-from dhcpfoctl.cli import audit, balance, leases, partner_down, status
+from dhcpfoctl.cli import audit, balance, lab, leases, partner_down, status
 from dhcpfoctl.cli.output import exit_with
 from dhcpfoctl.errors import CheckResult, ExitStatus, exit_status_for
 
@@ -71,3 +71,4 @@ app.command("partner-down")(partner_down.partner_down)
 app.command("set-state")(partner_down.set_state)
 app.command("balance")(balance.balance)
 app.command("audit", cls=CheckCommand)(audit.audit)
+app.add_typer(lab.app, name="lab")

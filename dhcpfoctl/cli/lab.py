@@ -1,0 +1,288 @@
+"""``dhcpfoctl lab``: a failover pair on loopback to practise on (rendering only; the work
+is :mod:`dhcpfoctl.lab.cluster`'s).
+
+JSON (``--json``) of ``up`` and ``status``::
+
+    {"directory": "/home/op/.local/state/dhcpfoctl/lab", "base_port": 16700,
+     "configured": true, "running": true,
+     "processes": [{"name": "primary", "pid": 4242, "running": true,
+                    "ports": {"dhcp": 16700, "omapi": 16704, "failover": 16706},
+                    "listening": {"dhcp": true, "omapi": true, "failover": true}},
+                   … "secondary" …,
+                   {"name": "relay", "pid": 4240, "running": true,
+                    "ports": {"to_primary": 16708, "to_secondary": 16709}, "listening": {…}}],
+     "relay": {"mode": "pass", "links": 2, "accepted": 2, "refused": 0, "resets": 0,
+               "bytes_forwarded": 1234, "bytes_discarded": 0},      # null when not running
+     "profile": "/home/op/.local/state/dhcpfoctl/lab/config.toml"}
+
+``down``: ``{"directory": …, "stopped": {"primary": "stopped" | "killed", …}}``;
+``cut``/``heal``: the relay's answer (as ``relay`` above); ``kill``/``start``:
+``{"server": "primary", "pid": 4242, "signal": "KILL"}`` (``signal`` for kill only).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from dhcpfoctl.lab.cluster import Lab, LabStatus
+
+app = typer.Typer(
+    help="A failover pair on loopback to practise on: up, cut, kill, down.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+class Server(StrEnum):
+    primary = "primary"
+    secondary = "secondary"
+
+
+class Signal(StrEnum):
+    TERM = "TERM"
+    KILL = "KILL"
+
+
+LabDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        metavar="DIR",
+        help="Lab directory (default $XDG_STATE_HOME/dhcpfoctl/lab).",
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON (shape in the docs).")]
+Timeout = Annotated[
+    float,
+    typer.Option("--timeout", min=0.1, metavar="SECONDS", help="Seconds allowed to start/stop."),
+]
+ServerArg = Annotated[Server, typer.Argument(metavar="SERVER", help="primary or secondary.")]
+
+
+def _lab(directory: Path | None) -> Lab:
+    from dhcpfoctl.lab.cluster import Lab, default_lab_dir
+
+    return Lab(directory or default_lab_dir())
+
+
+@app.command("up")
+def up(
+    pool: int = typer.Option(100, "--pool", min=1, metavar="SIZE", help="Addresses in the pool."),
+    mclt: int = typer.Option(30, "--mclt", min=1, metavar="SECONDS", help="The primary's MCLT."),
+    split: int = typer.Option(
+        128, "--split", min=0, max=256, metavar="N", help="Buckets the primary serves (0-256)."
+    ),
+    max_response_delay: int = typer.Option(
+        10, "--max-response-delay", min=1, metavar="SECONDS", help="Failover max-response-delay."
+    ),
+    max_unacked_updates: int = typer.Option(
+        10, "--max-unacked-updates", min=1, metavar="N", help="Failover max-unacked-updates."
+    ),
+    load_balance_max_seconds: int = typer.Option(
+        3, "--load-balance-max-seconds", min=0, metavar="SECONDS", help="load balance max seconds."
+    ),
+    min_balance: int = typer.Option(
+        60, "--min-balance", min=0, metavar="SECONDS", help="Pool-balance min-balance."
+    ),
+    max_balance: int = typer.Option(
+        3600, "--max-balance", min=0, metavar="SECONDS", help="Pool-balance max-balance."
+    ),
+    default_lease_time: int = typer.Option(
+        300, "--default-lease-time", min=1, metavar="SECONDS", help="default-lease-time."
+    ),
+    max_lease_time: int = typer.Option(
+        600, "--max-lease-time", min=1, metavar="SECONDS", help="max-lease-time."
+    ),
+    base_port: int = typer.Option(
+        16700,
+        "--base-port",
+        metavar="PORT",
+        help="First of the 10 loopback ports the lab uses (all derive from it).",
+    ),
+    directory: LabDir = None,
+    timeout: Timeout = 20.0,
+    json_output: Json = False,
+) -> None:
+    """Write both configs and start a primary, a secondary and the link relay."""
+    from dhcpfoctl.cli.output import print_json, reported_errors
+    from dhcpfoctl.lab.cluster import LabOptions
+
+    options = LabOptions(
+        pool=pool,
+        mclt=mclt,
+        split=split,
+        max_response_delay=max_response_delay,
+        max_unacked_updates=max_unacked_updates,
+        load_balance_max_seconds=load_balance_max_seconds,
+        min_balance=min_balance,
+        max_balance=max_balance,
+        default_lease_time=default_lease_time,
+        max_lease_time=max_lease_time,
+        base_port=base_port,
+    )
+    with reported_errors():
+        status = _lab(directory).up(options, timeout=timeout)
+    if json_output:
+        print_json(status.to_json())
+        return
+    _print_status(status)
+    _print_profile_hint(status)
+
+
+@app.command("down")
+def down(directory: LabDir = None, timeout: Timeout = 10.0, json_output: Json = False) -> None:
+    """Stop the lab's processes (TERM, then KILL after --timeout); keep its files."""
+    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+
+    lab = _lab(directory)
+    with reported_errors():
+        stopped = lab.down(timeout=timeout)
+    if json_output:
+        print_json({"directory": str(lab.directory), "stopped": stopped})
+        return
+    if not stopped:
+        stdout_console().print(f"no lab running in {lab.directory}", markup=False)
+    for name, how in stopped.items():
+        stdout_console().print(f"{name}: {how}", markup=False)
+
+
+@app.command("status")
+def status(directory: LabDir = None, json_output: Json = False) -> None:
+    """Show the lab's processes, ports and relay mode."""
+    from dhcpfoctl.cli.output import print_json, reported_errors
+
+    with reported_errors():
+        report = _lab(directory).status()
+    if json_output:
+        print_json(report.to_json())
+    else:
+        _print_status(report)
+
+
+@app.command("cut")
+def cut(
+    drop: bool = typer.Option(
+        False,
+        "--drop",
+        help="Keep connections open but discard bytes (only max-response-delay notices).",
+    ),
+    directory: LabDir = None,
+    json_output: Json = False,
+) -> None:
+    """Cut the failover link: connections refused and reset (or silently dropped)."""
+    _relay_command(directory, json_output, "drop" if drop else "cut")
+
+
+@app.command("heal")
+def heal(directory: LabDir = None, json_output: Json = False) -> None:
+    """Restore the failover link (links silenced by --drop are reset, peers reconnect)."""
+    _relay_command(directory, json_output, "heal")
+
+
+def _relay_command(directory: Path | None, json_output: bool, command: str) -> None:
+    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+
+    with reported_errors():
+        lab = _lab(directory)
+        answer = lab.heal() if command == "heal" else lab.cut(drop=command == "drop")
+    if json_output:
+        print_json(answer)
+        return
+    stdout_console().print(
+        f"failover link: {answer['mode']} ({answer['links']} open link(s))", markup=False
+    )
+
+
+@app.command("kill")
+def kill(
+    server: ServerArg,
+    signal_name: Signal = typer.Option(
+        Signal.TERM, "--signal", help="TERM: clean shutdown; KILL: a crash (kill -9)."
+    ),
+    directory: LabDir = None,
+    json_output: Json = False,
+) -> None:
+    """Stop one server with a signal (its files stay; `lab start` brings it back)."""
+    import signal
+
+    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+
+    with reported_errors():
+        pid = _lab(directory).kill(server.value, getattr(signal, f"SIG{signal_name.value}"))
+    if json_output:
+        print_json({"server": server.value, "pid": pid, "signal": signal_name.value})
+    else:
+        stdout_console().print(f"sent SIG{signal_name.value} to {server.value} (pid {pid})")
+
+
+@app.command("start")
+def start(
+    server: ServerArg,
+    directory: LabDir = None,
+    timeout: Timeout = 20.0,
+    json_output: Json = False,
+) -> None:
+    """Start one server of a lab that is up, from its config and lease file."""
+    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+
+    with reported_errors():
+        pid = _lab(directory).start(server.value, timeout=timeout)
+    if json_output:
+        print_json({"server": server.value, "pid": pid})
+    else:
+        stdout_console().print(f"started {server.value} (pid {pid})")
+
+
+def _print_status(report: LabStatus) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from dhcpfoctl.cli.output import stdout_console
+
+    console = stdout_console()
+    console.print(Text(f"lab in {report.directory}"), soft_wrap=True)
+    if not report.configured:
+        console.print("not set up: run `dhcpfoctl lab up`", markup=False)
+        return
+    table = Table(pad_edge=False, box=None)
+    for column in ("process", "pid", "ports (127.0.0.1)"):
+        table.add_column(column)
+    for process in report.processes:
+        ports = "  ".join(
+            f"{label} {port}" + ("" if process.listening.get(label) else " (closed)")
+            for label, port in process.ports.items()
+        )
+        state = str(process.pid) if process.running else "not running"
+        table.add_row(
+            Text(process.name), Text(state, style="" if process.running else "red"), Text(ports)
+        )
+    console.print(table)
+    if report.relay is not None:
+        relay = report.relay
+        style = "green" if relay["mode"] == "pass" else "yellow"
+        line = Text("failover link: ")
+        line.append(str(relay["mode"]), style=style)
+        line.append(
+            f"  ({relay['links']} link(s), {relay['bytes_forwarded']} bytes passed,"
+            f" {relay['bytes_discarded']} dropped, {relay['refused']} refused)"
+        )
+        console.print(line)
+
+
+def _print_profile_hint(report: LabStatus) -> None:
+    import shlex
+
+    from rich.text import Text
+
+    from dhcpfoctl.cli.output import stdout_console
+
+    console = stdout_console()
+    # soft_wrap: the lines are to be copied, a path must not break across lines
+    console.print(Text(f"\nprofile written to {report.profile}; to use it:"), soft_wrap=True)
+    console.print(Text(f"  export DHCPFOCTL_CONFIG={shlex.quote(report.profile)}"), soft_wrap=True)
+    console.print(Text("  dhcpfoctl status --profile lab"), soft_wrap=True)
