@@ -11,7 +11,7 @@ _dhcpfoctl() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "audit balance leases partner-down set-state status --version -V --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "audit balance lab leases partner-down set-state status --version -V --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -43,6 +43,77 @@ _dhcpfoctl() {
                 --output|-o) return ;;
             esac
             COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --window --risk-free --format -f --json --csv --output -o --help" -- "$cur"))
+            ;;
+        lab)
+            local sub="" j
+            for ((j = i + 1; j < COMP_CWORD; j++)); do
+                case "${COMP_WORDS[j]}" in
+                    -*) ;;
+                    *) sub="${COMP_WORDS[j]}"; break ;;
+                esac
+            done
+            case "$sub" in
+                "") COMPREPLY=($(compgen -W "cut down heal kill start status up --help" -- "$cur")) ;;
+                cut)
+                    case "$prev" in
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--drop --dir --json --help" -- "$cur"))
+                    ;;
+                down)
+                    case "$prev" in
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                        --timeout) return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--dir --timeout --json --help" -- "$cur"))
+                    ;;
+                heal)
+                    case "$prev" in
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--dir --json --help" -- "$cur"))
+                    ;;
+                kill)
+                    case "$prev" in
+                        --signal) COMPREPLY=($(compgen -W "TERM KILL" -- "$cur")); return ;;
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--signal --dir --json --help" -- "$cur"))
+                    [[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
+                    ;;
+                start)
+                    case "$prev" in
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                        --timeout) return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--dir --timeout --json --help" -- "$cur"))
+                    [[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
+                    ;;
+                status)
+                    case "$prev" in
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--dir --json --help" -- "$cur"))
+                    ;;
+                up)
+                    case "$prev" in
+                        --pool) return ;;
+                        --mclt) return ;;
+                        --split) return ;;
+                        --max-response-delay) return ;;
+                        --max-unacked-updates) return ;;
+                        --load-balance-max-seconds) return ;;
+                        --min-balance) return ;;
+                        --max-balance) return ;;
+                        --default-lease-time) return ;;
+                        --max-lease-time) return ;;
+                        --base-port) return ;;
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                        --timeout) return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--pool --mclt --split --max-response-delay --max-unacked-updates --load-balance-max-seconds --min-balance --max-balance --default-lease-time --max-lease-time --base-port --dir --timeout --json --help" -- "$cur"))
+                    ;;
+            esac
             ;;
         leases)
             case "$prev" in

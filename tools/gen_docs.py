@@ -44,6 +44,8 @@ class CommandSpec:
     help: str
     options: tuple[OptionSpec, ...]
     arguments: tuple[str, ...]
+    #: The commands of a group (``lab up``, ``lab down``, …), named without the group.
+    subcommands: tuple[CommandSpec, ...] = ()
 
 
 def _first_line(text: str | None) -> str:
@@ -89,21 +91,27 @@ def command_specs() -> tuple[tuple[OptionSpec, ...], tuple[CommandSpec, ...]]:
     root = typer.main.get_command(app)
     root_ctx = root.context_class(root, info_name=PROG)
     global_options = tuple(_option_spec(p) for p in root.get_params(root_ctx) if _is_option(p))
+    return global_options, _subcommand_specs(root, root_ctx)
+
+
+def _subcommand_specs(group: Any, group_ctx: Any) -> tuple[CommandSpec, ...]:
     commands = []
-    for name in sorted(root.list_commands(root_ctx)):
-        command = root.get_command(root_ctx, name)
+    for name in sorted(group.list_commands(group_ctx)):
+        command = group.get_command(group_ctx, name)
         assert command is not None
-        ctx = command.context_class(command, info_name=name, parent=root_ctx)
+        ctx = command.context_class(command, info_name=name, parent=group_ctx)
         params = command.get_params(ctx)
+        is_group = hasattr(command, "list_commands")
         commands.append(
             CommandSpec(
                 name=name,
                 help=" ".join((command.help or "").split()),
                 options=tuple(_option_spec(p) for p in params if _is_option(p)),
                 arguments=tuple(_metavar(p) for p in params if _is_argument(p)),
+                subcommands=_subcommand_specs(command, ctx) if is_group else (),
             )
         )
-    return global_options, tuple(commands)
+    return tuple(commands)
 
 
 # --- bash -----------------------------------------------------------------------------------
@@ -132,32 +140,58 @@ def render_bash(global_options: tuple[OptionSpec, ...], commands: tuple[CommandS
     ]
     for command in commands:
         lines.append(f"        {command.name})")
-        lines.append('            case "$prev" in')
-        for option in command.options:
-            if not option.takes_value:
-                continue
-            pattern = "|".join(option.names)
-            if option.choices:
-                words = " ".join(option.choices)
-                lines.append(
-                    f'                {pattern}) COMPREPLY=($(compgen -W "{words}" -- "$cur"));'
-                    " return ;;"
-                )
-            elif option.is_path:
-                lines.append(
-                    f'                {pattern}) COMPREPLY=($(compgen -f -- "$cur")); return ;;'
-                )
-            else:
-                lines.append(f"                {pattern}) return ;;")
-        lines.append("            esac")
-        lines.append(
-            f'            COMPREPLY=($(compgen -W "{_all_names(command.options)}" -- "$cur"))'
-        )
-        if command.arguments:
-            lines.append('            [[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))')
+        if command.subcommands:
+            lines += _bash_group(command)
+        else:
+            lines += _bash_command(command, "            ")
         lines.append("            ;;")
     lines += ["    esac", "}", f"complete -F _{PROG} {PROG}", ""]
     return "\n".join(lines)
+
+
+def _bash_group(group: CommandSpec) -> list[str]:
+    """A group's branch: the word after the group picks the subcommand (``$i`` is the
+    group's index from the outer loop)."""
+    names = " ".join(c.name for c in group.subcommands)
+    lines = [
+        '            local sub="" j',
+        "            for ((j = i + 1; j < COMP_CWORD; j++)); do",
+        '                case "${COMP_WORDS[j]}" in',
+        "                    -*) ;;",
+        '                    *) sub="${COMP_WORDS[j]}"; break ;;',
+        "                esac",
+        "            done",
+        '            case "$sub" in',
+        f'                "") COMPREPLY=($(compgen -W "{names} --help" -- "$cur")) ;;',
+    ]
+    for command in group.subcommands:
+        lines.append(f"                {command.name})")
+        lines += _bash_command(command, "                    ")
+        lines.append("                    ;;")
+    lines.append("            esac")
+    return lines
+
+
+def _bash_command(command: CommandSpec, indent: str) -> list[str]:
+    lines = [f'{indent}case "$prev" in']
+    for option in command.options:
+        if not option.takes_value:
+            continue
+        pattern = "|".join(option.names)
+        if option.choices:
+            words = " ".join(option.choices)
+            lines.append(
+                f'{indent}    {pattern}) COMPREPLY=($(compgen -W "{words}" -- "$cur")); return ;;'
+            )
+        elif option.is_path:
+            lines.append(f'{indent}    {pattern}) COMPREPLY=($(compgen -f -- "$cur")); return ;;')
+        else:
+            lines.append(f"{indent}    {pattern}) return ;;")
+    lines.append(f"{indent}esac")
+    lines.append(f'{indent}COMPREPLY=($(compgen -W "{_all_names(command.options)}" -- "$cur"))')
+    if command.arguments:
+        lines.append(f'{indent}[[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))')
+    return lines
 
 
 def _all_names(options: tuple[OptionSpec, ...]) -> str:
@@ -221,12 +255,44 @@ def render_zsh(global_options: tuple[OptionSpec, ...], commands: tuple[CommandSp
     ]
     for command in commands:
         lines.append(f"                {command.name})")
-        lines.append("                    _arguments \\")
-        lines += [f"                        {_zsh_option(o)} \\" for o in command.options]
-        lines.append("                        '*:file:_files'")
+        if command.subcommands:
+            lines += _zsh_group(command)
+        else:
+            lines += _zsh_arguments(command, "                    ")
         lines.append("                    ;;")
     lines += ["            esac", "            ;;", "    esac", "}", "", f'_{PROG} "$@"', ""]
     return "\n".join(lines)
+
+
+def _zsh_arguments(command: CommandSpec, indent: str) -> list[str]:
+    lines = [f"{indent}_arguments \\"]
+    lines += [f"{indent}    {_zsh_option(o)} \\" for o in command.options]
+    lines.append(f"{indent}    '*:file:_files'")
+    return lines
+
+
+def _zsh_group(group: CommandSpec) -> list[str]:
+    indent = "                    "
+    lines = [
+        f"{indent}if (( CURRENT == 2 )); then",
+        f"{indent}    local -a subcommands",
+        f"{indent}    subcommands=(",
+    ]
+    lines += [
+        f"{indent}        '{c.name}:{_zsh_escape(_first_line(c.help))}'" for c in group.subcommands
+    ]
+    lines += [
+        f"{indent}    )",
+        f"{indent}    _describe '{group.name} command' subcommands",
+        f"{indent}else",
+        f"{indent}    case $words[2] in",
+    ]
+    for command in group.subcommands:
+        lines.append(f"{indent}        {command.name})")
+        lines += _zsh_arguments(command, indent + "            ")
+        lines.append(f"{indent}            ;;")
+    lines += [f"{indent}    esac", f"{indent}fi"]
+    return lines
 
 
 # --- fish -----------------------------------------------------------------------------------
@@ -265,11 +331,26 @@ def render_fish(global_options: tuple[OptionSpec, ...], commands: tuple[CommandS
         )
     for command in commands:
         condition = f"__fish_seen_subcommand_from {command.name}"
-        lines += [_fish_option(o, condition) for o in command.options]
-        if command.arguments:
-            lines.append(f"complete -c {PROG} -n '{condition}' -F")
+        lines += _fish_command(command, condition)
+        if not command.subcommands:
+            continue
+        names = " ".join(c.name for c in command.subcommands)
+        for sub in command.subcommands:
+            lines.append(
+                f"complete -c {PROG} -n '{condition}; and not __fish_seen_subcommand_from"
+                f" {names}' -a {sub.name} -d '{_fish_escape(_first_line(sub.help))}'"
+            )
+        for sub in command.subcommands:
+            lines += _fish_command(sub, f"{condition}; and __fish_seen_subcommand_from {sub.name}")
     lines.append("")
     return "\n".join(lines)
+
+
+def _fish_command(command: CommandSpec, condition: str) -> list[str]:
+    lines = [_fish_option(o, condition) for o in command.options]
+    if command.arguments:
+        lines.append(f"complete -c {PROG} -n '{condition}' -F")
+    return lines
 
 
 # --- man ------------------------------------------------------------------------------------
@@ -304,11 +385,9 @@ def render_man(global_options: tuple[OptionSpec, ...], commands: tuple[CommandSp
     lines += _man_options(global_options)
     lines.append(".SH COMMANDS")
     for command in commands:
-        synopsis = " ".join(f"\\fI{_roff(a)}\\fR" for a in command.arguments)
-        lines.append(f".SS {command.name} {synopsis}".rstrip())
-        if command.help:
-            lines.append(_roff(command.help))
-        lines += _man_options(command.options)
+        lines += _man_command(command.name, command)
+        for sub in command.subcommands:
+            lines += _man_command(f"{command.name} {sub.name}", sub)
     lines.append(".SH EXIT STATUS")
     seen: set[int] = set()
     for status in ExitStatus:
@@ -334,6 +413,14 @@ def render_man(global_options: tuple[OptionSpec, ...], commands: tuple[CommandSp
         "",
     ]
     return "\n".join(lines)
+
+
+def _man_command(name: str, command: CommandSpec) -> list[str]:
+    synopsis = " ".join(f"\\fI{_roff(a)}\\fR" for a in command.arguments)
+    lines = [f".SS {name} {synopsis}".rstrip()]
+    if command.help:
+        lines.append(_roff(command.help))
+    return lines + _man_options(command.options)
 
 
 def _man_options(options: tuple[OptionSpec, ...]) -> list[str]:
