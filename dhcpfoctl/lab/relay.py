@@ -32,10 +32,14 @@ import selectors
 import signal
 import socket
 import struct
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+
+from dhcpfoctl.times import iso_utc
 
 HOST = "127.0.0.1"
 #: Bytes buffered per direction of a link; a full buffer stops reading from its source.
@@ -158,6 +162,12 @@ class _Link:
     to_up: bytearray = field(default_factory=bytearray)
     to_down: bytearray = field(default_factory=bytearray)
     connecting: bool = False
+
+
+def log(text: str) -> None:
+    """One line on stderr (the lab sends it to relay.log), stamped like the servers' logs."""
+    sys.stderr.write(f"{iso_utc(int(time.time()))} relay {text}\n")
+    sys.stderr.flush()
 
 
 def _reset(sock: socket.socket) -> None:
@@ -318,8 +328,12 @@ class Relay:
         del self.control_lines[conn]
         text = line.split(b"\n", 1)[0].decode("ascii", "replace")
         try:
+            before, links = self.core.mode, len(self.links)
             if self.core.command(text) is Action.RESET_ALL:
                 self._reset_all()
+            if self.core.mode is not before:
+                reset = f", {links} link(s) reset" if not self.links and links else ""
+                log(f"failover link {before.value} -> {self.core.mode.value}{reset}")
             reply: dict[str, object] = self.core.snapshot(len(self.links))
         except ValueError as exc:
             reply = {"error": str(exc)}
@@ -347,6 +361,7 @@ class Relay:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         self.selector.register(wake_r, selectors.EVENT_READ, ("wake", None))
+        log("forwarding " + ", ".join(f"{port} -> {target}" for port, target in self._forwards()))
         while not stopping:
             for key, mask in self.selector.select():
                 kind, obj = key.data
@@ -364,6 +379,10 @@ class Relay:
         for listener in self.targets:
             listener.close()
         self.control.close()
+        log("stopped")
+
+    def _forwards(self) -> list[tuple[int, int]]:
+        return [(listener.getsockname()[1], target) for listener, target in self.targets.items()]
 
 
 def _forward(text: str) -> tuple[int, int]:
