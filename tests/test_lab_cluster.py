@@ -37,7 +37,8 @@ from dhcpfoctl.profile import load_profiles
 STAND_IN = """
 import argparse, re, signal, socket, sys
 parser = argparse.ArgumentParser()
-parser.add_argument("--config"); parser.add_argument("--leases"); parser.add_argument("--log")
+for flag in ("--config", "--leases", "--log", "--name"):
+    parser.add_argument(flag)
 args = parser.parse_args()
 text = open(args.config).read()
 def number(pattern):

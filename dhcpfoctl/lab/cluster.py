@@ -283,7 +283,7 @@ class Lab:
     """One lab directory: write its files, start, stop and inspect its processes.
 
     ``server_command`` and ``relay_command`` are the argv prefixes the processes start
-    with (the server gets ``--config C --leases L --log LOG`` appended).
+    with (the server gets ``--config C --leases L --log LOG --name ROLE`` appended).
     """
 
     def __init__(
@@ -414,6 +414,8 @@ class Lab:
             str(self.leases(role)),
             "--log",
             str(self.log(role)),
+            "--name",
+            role,  # log lines say which server wrote them
         ]
         return self._spawn(role, argv)
 
