@@ -53,7 +53,7 @@ _dhcpfoctl() {
                 esac
             done
             case "$sub" in
-                "") COMPREPLY=($(compgen -W "cut down heal kill start status up --help" -- "$cur")) ;;
+                "") COMPREPLY=($(compgen -W "cut down env heal kill start status up --help" -- "$cur")) ;;
                 cut)
                     case "$prev" in
                         --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -66,6 +66,12 @@ _dhcpfoctl() {
                         --timeout) return ;;
                     esac
                     COMPREPLY=($(compgen -W "--dir --timeout --json --help" -- "$cur"))
+                    ;;
+                env)
+                    case "$prev" in
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--dir --json --help" -- "$cur"))
                     ;;
                 heal)
                     case "$prev" in

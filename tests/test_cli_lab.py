@@ -110,6 +110,14 @@ def test_errors_are_one_line_with_the_mapped_status(lab_dir: Path) -> None:
     assert code == 0 and "no lab running" in out
 
 
+def test_env_points_at_the_profile(tmp_path: Path) -> None:
+    code, out, _ = run("env", "--dir", str(tmp_path / "my lab"))
+    assert code == 0
+    assert out == f"export DHCPFOCTL_CONFIG='{tmp_path / 'my lab' / 'config.toml'}'\n"
+    code, out, _ = run("env", "--dir", str(tmp_path), "--json")
+    assert json.loads(out) == {"DHCPFOCTL_CONFIG": str(tmp_path / "config.toml")}
+
+
 def test_cli_defaults_are_the_lab_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[LabOptions] = []
 

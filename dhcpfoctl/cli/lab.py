@@ -17,7 +17,8 @@ JSON (``--json``) of ``up`` and ``status``::
 
 ``down``: ``{"directory": …, "stopped": {"primary": "stopped" | "killed", …}}``;
 ``cut``/``heal``: the relay's answer (as ``relay`` above); ``kill``/``start``:
-``{"server": "primary", "pid": 4242, "signal": "KILL"}`` (``signal`` for kill only).
+``{"server": "primary", "pid": 4242, "signal": "KILL"}`` (``signal`` for kill only);
+``env``: ``{"DHCPFOCTL_CONFIG": "…/config.toml"}``.
 """
 
 from __future__ import annotations
@@ -184,6 +185,24 @@ def heal(directory: LabDir = None, json_output: Json = False) -> None:
     _relay_command(directory, json_output, "heal")
 
 
+@app.command("env")
+def env(directory: LabDir = None, json_output: Json = False) -> None:
+    """Print the shell line that points dhcpfoctl at the lab's profile file.
+
+    Use as ``eval "$(dhcpfoctl lab env)"``; then ``dhcpfoctl status`` talks to the lab.
+    """
+    import shlex
+
+    from dhcpfoctl.cli.output import print_json
+    from dhcpfoctl.profile import CONFIG_ENV
+
+    profile = str(_lab(directory).profile)
+    if json_output:
+        print_json({CONFIG_ENV: profile})
+    else:
+        typer.echo(f"export {CONFIG_ENV}={shlex.quote(profile)}")
+
+
 def _relay_command(directory: Path | None, json_output: bool, command: str) -> None:
     from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
 
@@ -286,3 +305,4 @@ def _print_profile_hint(report: LabStatus) -> None:
     console.print(Text(f"\nprofile written to {report.profile}; to use it:"), soft_wrap=True)
     console.print(Text(f"  export DHCPFOCTL_CONFIG={shlex.quote(report.profile)}"), soft_wrap=True)
     console.print(Text("  dhcpfoctl status --profile lab"), soft_wrap=True)
+    console.print(Text('(or: eval "$(dhcpfoctl lab env)")'), soft_wrap=True)
