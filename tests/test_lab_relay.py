@@ -46,6 +46,7 @@ def test_modes_decide_accept_and_data() -> None:
         "accepted": 1,
         "refused": 1,
         "resets": 0,
+        "closes": 0,
         "bytes_forwarded": 0,
         "bytes_discarded": 7,
     }
@@ -211,3 +212,35 @@ def test_unknown_control_command_answers_an_error(
     _, _, sock_path = relay
     assert "unknown command" in str(control(sock_path, "explode")["error"])
     assert control(sock_path, "status")["mode"] == "pass"
+
+
+def test_a_close_passes_after_the_data_in_pass_mode(
+    relay: tuple[int, socket.socket, Path],
+) -> None:
+    port, target, _ = relay
+    client = _connect(port)
+    server, _ = target.accept()
+    server.sendall(b"last words")
+    server.close()
+    assert _recv_exact(client, 10) == b"last words"
+    assert client.recv(1) == b""  # a clean FIN, not a reset
+    client.close()
+
+
+def test_a_close_is_not_delivered_while_dropping(relay: tuple[int, socket.socket, Path]) -> None:
+    port, target, sock_path = relay
+    client = _connect(port)
+    server, _ = target.accept()
+    assert control(sock_path, "drop")["mode"] == "drop"
+    server.close()
+    for _ in range(200):
+        if control(sock_path, "status")["closes"] == 1:
+            break
+        time.sleep(0.05)
+    assert control(sock_path, "status")["closes"] == 1
+    client.setblocking(False)
+    with pytest.raises(BlockingIOError):  # no EOF: the partner's silence is all it sees
+        client.recv(1)
+    client.setblocking(True)
+    assert control(sock_path, "heal")["resets"] == 1
+    assert _closed(client)

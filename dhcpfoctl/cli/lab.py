@@ -11,8 +11,8 @@ JSON (``--json``) of ``up`` and ``status``::
                    … "secondary" …,
                    {"name": "relay", "pid": 4240, "running": true,
                     "ports": {"to_primary": 16708, "to_secondary": 16709}, "listening": {…}}],
-     "relay": {"mode": "pass", "links": 2, "accepted": 2, "refused": 0, "resets": 0,
-               "bytes_forwarded": 1234, "bytes_discarded": 0},      # null when not running
+     "relay": {"mode": "pass", "links": 2, "accepted": 2, "refused": 0,  # null: not running
+               "resets": 0, "closes": 0, "bytes_forwarded": 1234, "bytes_discarded": 0},
      "profile": "/home/op/.local/state/dhcpfoctl/lab/config.toml"}
 
 ``down``: ``{"directory": …, "stopped": {"primary": "stopped" | "killed", …}}``;

@@ -56,6 +56,7 @@ class Mode(Enum):
 class Event(Enum):
     ACCEPT = "accept"  # a peer connected to a listening port
     DATA = "data"  # bytes arrived on a link, from either side
+    CLOSED = "closed"  # one side of a link closed its connection (EOF)
     CUT = "cut"  # control commands
     DROP = "drop"
     HEAL = "heal"
@@ -64,7 +65,9 @@ class Event(Enum):
 class Action(Enum):
     CONNECT = "connect"  # ACCEPT: open the link to the target
     REFUSE = "refuse"  # ACCEPT: reset the new connection at once
-    HOLD = "hold"  # ACCEPT: keep it open, never reach the target
+    HOLD = "hold"  # ACCEPT: keep it open, never reach the target; CLOSED: keep the other
+    # side open and silent (a lossy network would not deliver the FIN either)
+    FINISH = "finish"  # CLOSED: deliver what is buffered, then close the other side too
     FORWARD = "forward"  # DATA: pass the bytes on
     DISCARD = "discard"  # DATA: drop the bytes
     KEEP = "keep"  # command: existing links stay as they are
@@ -75,17 +78,20 @@ class Action(Enum):
 TABLE: dict[tuple[Mode, Event], tuple[Mode, Action]] = {
     (Mode.PASS, Event.ACCEPT): (Mode.PASS, Action.CONNECT),
     (Mode.PASS, Event.DATA): (Mode.PASS, Action.FORWARD),
+    (Mode.PASS, Event.CLOSED): (Mode.PASS, Action.FINISH),
     (Mode.PASS, Event.CUT): (Mode.CUT, Action.RESET_ALL),
     (Mode.PASS, Event.DROP): (Mode.DROP, Action.KEEP),
     (Mode.PASS, Event.HEAL): (Mode.PASS, Action.KEEP),
     (Mode.CUT, Event.ACCEPT): (Mode.CUT, Action.REFUSE),
     # No link survives a cut; bytes racing the reset are not delivered.
     (Mode.CUT, Event.DATA): (Mode.CUT, Action.DISCARD),
+    (Mode.CUT, Event.CLOSED): (Mode.CUT, Action.FINISH),
     (Mode.CUT, Event.CUT): (Mode.CUT, Action.KEEP),
     (Mode.CUT, Event.DROP): (Mode.DROP, Action.KEEP),
     (Mode.CUT, Event.HEAL): (Mode.PASS, Action.KEEP),
     (Mode.DROP, Event.ACCEPT): (Mode.DROP, Action.HOLD),
     (Mode.DROP, Event.DATA): (Mode.DROP, Action.DISCARD),
+    (Mode.DROP, Event.CLOSED): (Mode.DROP, Action.HOLD),
     (Mode.DROP, Event.CUT): (Mode.CUT, Action.RESET_ALL),
     (Mode.DROP, Event.DROP): (Mode.DROP, Action.KEEP),
     (Mode.DROP, Event.HEAL): (Mode.PASS, Action.RESET_ALL),
@@ -102,6 +108,8 @@ class RelayCore:
     accepted: int = 0
     refused: int = 0
     resets: int = 0
+    #: Connections a peer or a target closed (EOF), whatever was done with the other side.
+    closes: int = 0
     bytes_forwarded: int = 0
     bytes_discarded: int = 0
 
@@ -125,6 +133,10 @@ class RelayCore:
             self.bytes_discarded += size
         return action
 
+    def closed(self) -> Action:
+        self.closes += 1
+        return self._step(Event.CLOSED)
+
     def command(self, line: str) -> Action | None:
         """Apply a control command (``cut``/``drop``/``heal``); None for ``status``.
 
@@ -144,6 +156,7 @@ class RelayCore:
             "accepted": self.accepted,
             "refused": self.refused,
             "resets": self.resets,
+            "closes": self.closes,
             "bytes_forwarded": self.bytes_forwarded,
             "bytes_discarded": self.bytes_discarded,
         }
@@ -154,9 +167,10 @@ class RelayCore:
 
 @dataclass(eq=False)
 class _Link:
-    """One accepted connection and, unless held, its connection to the target."""
+    """One accepted connection and, unless held, its connection to the target; a side
+    that closed while the link was silent is None."""
 
-    down: socket.socket
+    down: socket.socket | None
     up: socket.socket | None
     #: Bytes waiting to be written to ``up`` (from ``down``) and to ``down`` (from ``up``).
     to_up: bytearray = field(default_factory=bytearray)
@@ -228,10 +242,11 @@ class Relay:
 
     def _update(self, link: _Link) -> None:
         """(Re)register both sockets for what they can do now: bounded buffers decide."""
-        down_events = selectors.EVENT_WRITE if link.to_down else 0
-        if len(link.to_up) < BUFFER_LIMIT:
-            down_events |= selectors.EVENT_READ
-        self._register(link.down, down_events, link)
+        if link.down is not None:
+            down_events = selectors.EVENT_WRITE if link.to_down else 0
+            if len(link.to_up) < BUFFER_LIMIT:
+                down_events |= selectors.EVENT_READ
+            self._register(link.down, down_events, link)
         if link.up is not None:
             if link.connecting:
                 up_events = selectors.EVENT_WRITE
@@ -253,14 +268,34 @@ class Relay:
         elif key.events != events:
             self.selector.modify(sock, events, ("link", link))
 
-    def _close(self, link: _Link) -> None:
-        for sock in (link.down, link.up):
+    def _close(self, link: _Link, *, graceful: bool = False) -> None:
+        """Reset both sides, or (``graceful``) hand each what is buffered for it, best
+        effort, and close with a FIN, as the end of a direct connection would."""
+        for sock, pending in ((link.down, link.to_down), (link.up, link.to_up)):
             if sock is None:
                 continue
             with contextlib.suppress(KeyError, ValueError):
                 self.selector.unregister(sock)
-            _reset(sock)
+            if not graceful:
+                _reset(sock)
+                continue
+            if pending and not (sock is link.up and link.connecting):
+                with contextlib.suppress(OSError):
+                    sock.send(pending)
+            sock.close()
         self.links.discard(link)
+
+    def _forget(self, link: _Link, sock: socket.socket) -> None:
+        """Drop the side ``sock`` of a silent link; the other side stays open."""
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(sock)
+        sock.close()
+        if sock is link.up:
+            link.up = None
+        else:
+            link.down = None
+        if link.up is None and link.down is None:
+            self.links.discard(link)
 
     def _reset_all(self) -> None:
         for link in list(self.links):
@@ -283,8 +318,12 @@ class Relay:
                 self._close(link)
                 return
             if data == b"":
-                # Either side closing ends the link: a half-open failover link helps nobody.
-                self._close(link)
+                if self.core.closed() is Action.FINISH:
+                    self._close(link, graceful=True)
+                else:
+                    self._forget(link, sock)
+                    if link in self.links:
+                        self._update(link)
                 return
             if data and self.core.data(len(data)) is Action.FORWARD:
                 (link.to_down if is_up else link.to_up).extend(data)
