@@ -202,3 +202,28 @@ def test_a_reused_pid_is_not_ours(tmp_path: Path) -> None:
     assert lab.pid("primary") is None
     assert lab.down() == {}
     assert not lab.pid_file("primary").exists()
+
+
+def test_down_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    script = tmp_path / "stubborn_server.py"
+    script.write_text(
+        STAND_IN.replace(
+            "signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))",
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN)",
+        )
+    )
+    lab = Lab(tmp_path / "lab", server_command=(sys.executable, str(script)))
+    try:
+        lab.up(LabOptions(base_port=free_base_port()), timeout=30)
+        pids = lab.running()
+        outcome = lab.down(timeout=0.5)
+        assert outcome == {"primary": "killed", "secondary": "killed", "relay": "stopped"}
+        assert not any(process_alive(pid) for pid in pids.values())
+    finally:
+        lab.down(timeout=0.5)
+
+
+def test_one_lab_command_at_a_time(lab: Lab) -> None:
+    with lab._exclusive(), pytest.raises(RefusedError, match="another `dhcpfoctl lab` command"):
+        lab.up(LabOptions(base_port=free_base_port()))
+    assert lab.running() == {}

@@ -3,10 +3,11 @@
 A lab directory (default ``$XDG_STATE_HOME/dhcpfoctl/lab``) holds, for each of
 ``primary`` and ``secondary``: ``ROLE.conf`` (dhcpd.conf syntax, accepted by ``dhcpd -t``,
 0600 as it holds the OMAPI key), ``ROLE.leases``, ``ROLE.log`` and ``ROLE.pid``; and
-``relay.pid``/``relay.log``/``relay.sock`` for the failover-link relay, ``lab.json`` (the
-options and ports of the last ``up``) and ``config.toml``, a dhcpfoctl profile file naming
-the pair as profile ``lab`` (use it with ``DHCPFOCTL_CONFIG=DIR/config.toml``; the user's
-own config file is never touched, so a lab cannot shadow or clobber a production profile).
+``relay.pid``/``relay.log``/``relay.sock`` for the failover-link relay, ``lab.lock`` (one
+lab command at a time), ``lab.json`` (the options and ports of the last ``up``) and
+``config.toml``, a dhcpfoctl profile file naming the pair as profile ``lab`` (use it with
+``DHCPFOCTL_CONFIG=DIR/config.toml``, or ``eval "$(dhcpfoctl lab env)"``; the user's own
+config file is never touched, so a lab cannot shadow or clobber a production profile).
 
 Every port derives from one base port (:class:`LabPorts`). Each server's failover
 ``peer port`` is the relay's port that forwards to the other server, so the relay sits on
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -30,7 +32,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -448,6 +450,10 @@ class Lab:
         """Write the files and start relay, primary and secondary; wait until each OMAPI
         port accepts. Refuses while any process of this lab runs."""
         options.validate()
+        with self._exclusive():
+            return self._up(options, timeout)
+
+    def _up(self, options: LabOptions, timeout: float) -> LabStatus:
         if running := self.running():
             pids = ", ".join(f"{name} {pid}" for name, pid in running.items())
             raise RefusedError(
@@ -466,7 +472,7 @@ class Lab:
                 port = ports.omapi(role)
                 self._wait_ready(role, pids[role], lambda port=port: _accepts(port), deadline)
         except BaseException:
-            self.down()
+            self._stop_all(timeout=5.0)
             raise
         return self.status()
 
@@ -477,10 +483,15 @@ class Lab:
         if (pid := self.pid(role)) is not None:
             raise RefusedError(f"the {role} is already running (pid {pid})")
         ports = LabPorts(options.base_port)
-        self._check_ports(ports.server_ports(role))
-        pid = self._spawn_server(role)
-        port = ports.omapi(role)
-        self._wait_ready(role, pid, lambda: _accepts(port), time.monotonic() + timeout)
+        with self._exclusive():
+            self._check_ports(ports.server_ports(role))
+            pid = self._spawn_server(role)
+            port = ports.omapi(role)
+            try:
+                self._wait_ready(role, pid, lambda: _accepts(port), time.monotonic() + timeout)
+            except BaseException:
+                self._stop({role: pid}, timeout=5.0)
+                raise
         return pid
 
     def kill(self, role: str, signum: int = signal.SIGTERM) -> int:
@@ -495,7 +506,20 @@ class Lab:
     def down(self, *, timeout: float = 10.0) -> dict[str, str]:
         """SIGTERM every process of this lab, SIGKILL what outlives ``timeout``; remove
         the pid files (and the control socket) and nothing else. Returns name -> outcome."""
-        pids = self.running()
+        if not self.directory.is_dir():
+            return {}
+        with self._exclusive():
+            return self._stop_all(timeout)
+
+    def _stop_all(self, timeout: float) -> dict[str, str]:
+        outcome = self._stop(self.running(), timeout=timeout)
+        for name in PROCESSES:  # stale ones too (a process that died on its own)
+            self.pid_file(name).unlink(missing_ok=True)
+        self.control.unlink(missing_ok=True)
+        return outcome
+
+    def _stop(self, pids: dict[str, int], *, timeout: float) -> dict[str, str]:
+        """TERM ``pids``, KILL those alive after ``timeout``; their pid files go."""
         for pid in pids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
@@ -506,10 +530,26 @@ class Lab:
                     os.kill(pid, signal.SIGKILL)
                 _wait_gone(pid, time.monotonic() + 5.0)
                 outcome[name] = "killed"
-        for name in PROCESSES:
+        for name in pids:
             self.pid_file(name).unlink(missing_ok=True)
-        self.control.unlink(missing_ok=True)
         return outcome
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """One lab command at a time changes this directory's processes (two concurrent
+        ``up`` would both find it free)."""
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self.directory / "lab.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RefusedError(
+                    f"another `dhcpfoctl lab` command is changing {self.directory}"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
 
     # -- relay
 
