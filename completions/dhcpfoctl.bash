@@ -53,7 +53,17 @@ _dhcpfoctl() {
                 esac
             done
             case "$sub" in
-                "") COMPREPLY=($(compgen -W "cut down env heal kill start status up --help" -- "$cur")) ;;
+                "") COMPREPLY=($(compgen -W "clients cut down env heal kill start status up --help" -- "$cur")) ;;
+                clients)
+                    case "$prev" in
+                        --rate) return ;;
+                        --duration) return ;;
+                        --seed) return ;;
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--rate --duration --keep --seed --dir --json --help" -- "$cur"))
+                    [[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
+                    ;;
                 cut)
                     case "$prev" in
                         --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;

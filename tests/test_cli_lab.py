@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,3 +143,33 @@ def test_lab_commands_are_in_the_completions() -> None:
     assert result.stdout.split() == ["TERM", "KILL"]
     assert "--base-port" in bash and "--drop" in bash
     assert ".SS lab up" in (ROOT / "man" / "dhcpfoctl.1").read_text()
+
+
+def test_clients_json_and_human(lab_dir: Path) -> None:
+    base = free_base_port()
+    code, _, err = run("up", "--dir", str(lab_dir), "--base-port", str(base))
+    assert code == 0, err
+    code, out, err = run(
+        "clients", "2", "--rate", "20", "--duration", "2", "--dir", str(lab_dir), "--json"
+    )
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["started"] == 2 and stats["acks"] >= 1
+    assert set(stats["latency_ms"]) == {"p50", "p90", "p99"} and "latencies" not in stats
+    code, out, err = run("clients", "1", "--duration", "1", "--keep", "--dir", str(lab_dir))
+    assert code == 0, err
+    assert "clients started" in out and "leases bound" in out
+
+
+def test_clients_that_get_nothing_exit_remote_error(lab_dir: Path) -> None:
+    code, _, err = run("up", "--dir", str(lab_dir), "--base-port", str(free_base_port()))
+    assert code == 0, err
+    Lab(lab_dir).kill("primary")  # the stand-in's secondary never answers DHCP
+    for _ in range(200):
+        if Lab(lab_dir).pid("primary") is None:
+            break
+        time.sleep(0.05)
+    code, out, err = run("clients", "1", "--duration", "1", "--dir", str(lab_dir), "--json")
+    assert code == ExitStatus.REMOTE_ERROR
+    assert json.loads(out)["acks"] == 0
+    assert "no client got a lease" in err

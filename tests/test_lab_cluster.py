@@ -35,7 +35,8 @@ from dhcpfoctl.lab.cluster import (
 from dhcpfoctl.profile import load_profiles
 
 STAND_IN = """
-import argparse, re, signal, socket, sys
+import argparse, re, select, signal, socket, sys
+from dhcpfoctl.lab.dhcp import MessageType, decode, encode, encode_address, encode_u32, reply
 parser = argparse.ArgumentParser()
 for flag in ("--config", "--leases", "--log", "--name"):
     parser.add_argument(flag)
@@ -54,8 +55,20 @@ for port in (number(r"^omapi-port (\\d+);"), number(r"^  port (\\d+);")):
     listeners.append(sock)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 open(args.log, "a").write("stand-in up\\n")
+# Only the primary answers DHCP: one offer and one ACK per client, an address per MAC.
+answers = {MessageType.DISCOVER: MessageType.OFFER, MessageType.REQUEST: MessageType.ACK}
+addresses = {}
 while True:
-    signal.pause()
+    if not select.select([udp], [], [], 0.5)[0]:
+        continue
+    data, source = udp.recvfrom(4096)
+    request = decode(data)
+    answer = answers.get(request.message_type)
+    if "  primary;" not in text or answer is None:
+        continue
+    address = addresses.setdefault(request.chaddr, f"10.99.0.{100 + len(addresses)}")
+    options = {54: encode_address("127.0.0.1"), 51: encode_u32(300)}
+    udp.sendto(encode(reply(request, answer, yiaddr=address, options=options)), source)
 """
 
 
@@ -227,3 +240,21 @@ def test_one_lab_command_at_a_time(lab: Lab) -> None:
     with lab._exclusive(), pytest.raises(RefusedError, match="another `dhcpfoctl lab` command"):
         lab.up(LabOptions(base_port=free_base_port()))
     assert lab.running() == {}
+
+
+def test_clients_get_leases_from_the_lab(lab: Lab) -> None:
+    with pytest.raises(LocalError, match="lab up"):
+        lab.clients(3, rate=10, duration=1)
+    lab.up(LabOptions(base_port=free_base_port()), timeout=30)
+    stats = lab.clients(3, rate=20, duration=3)
+    assert stats.started == 3
+    assert stats.acks >= 1 and stats.naks == 0
+    lab.kill("primary")
+    lab.kill("secondary")
+    for role in ROLES:
+        for _ in range(200):
+            if lab.pid(role) is None:
+                break
+            time.sleep(0.05)
+    with pytest.raises(LocalError, match="no lab server is running"):
+        lab.clients(3, rate=10, duration=1)

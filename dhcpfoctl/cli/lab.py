@@ -18,11 +18,15 @@ JSON (``--json``) of ``up`` and ``status``::
 ``down``: ``{"directory": …, "stopped": {"primary": "stopped" | "killed", …}}``;
 ``cut``/``heal``: the relay's answer (as ``relay`` above); ``kill``/``start``:
 ``{"server": "primary", "pid": 4242, "signal": "KILL"}`` (``signal`` for kill only);
-``env``: ``{"DHCPFOCTL_CONFIG": "…/config.toml"}``.
+``env``: ``{"DHCPFOCTL_CONFIG": "…/config.toml"}``; ``clients``: the population's counters
+(:class:`~dhcpfoctl.lab.population.PopulationStats`) with ``latency_ms``
+``{"p50": 1.2, "p90": …, "p99": …}`` (null before any ACK) instead of the latency list.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -31,6 +35,10 @@ import typer
 
 if TYPE_CHECKING:
     from dhcpfoctl.lab.cluster import Lab, LabStatus
+    from dhcpfoctl.lab.population import PopulationStats
+
+#: Latency percentiles reported by ``lab clients``.
+PERCENTILES = (50, 90, 99)
 
 app = typer.Typer(
     help="A failover pair on loopback to practise on: up, cut, kill, down.",
@@ -185,6 +193,46 @@ def heal(directory: LabDir = None, json_output: Json = False) -> None:
     _relay_command(directory, json_output, "heal")
 
 
+@app.command("clients")
+def clients(
+    count: int = typer.Argument(..., min=1, metavar="N", help="How many DHCP clients."),
+    rate: float = typer.Option(
+        50.0, "--rate", min=0.1, metavar="PER_SECOND", help="New clients started per second."
+    ),
+    duration: float = typer.Option(
+        30.0, "--duration", min=0.1, metavar="SECONDS", help="How long the clients run."
+    ),
+    keep: bool = typer.Option(
+        False, "--keep", help="Do not release the leases at the end (they stay bound)."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", metavar="N", help="Seed of the client MACs: the same seed, the same clients."
+    ),
+    directory: LabDir = None,
+    json_output: Json = False,
+) -> None:
+    """Run N DHCP clients against the lab (DORA, renew at T1, rebind at T2, release).
+
+    Exits 5 when no client got a lease (the servers answered nobody).
+    """
+    from dhcpfoctl.cli.output import print_json, reported_errors
+    from dhcpfoctl.errors import RemoteError
+
+    with reported_errors():
+        lab = _lab(directory)
+        with _population_progress(count, enabled=not json_output) as progress:
+            stats = lab.clients(
+                count, rate=rate, duration=duration, release=not keep, seed=seed,
+                progress=progress,
+            )  # fmt: skip
+        if json_output:
+            print_json(_stats_json(stats))
+        else:
+            _print_stats(stats, count)
+        if stats.acks == 0:
+            raise RemoteError("lab", "no client got a lease")
+
+
 @app.command("env")
 def env(directory: LabDir = None, json_output: Json = False) -> None:
     """Print the shell line that points dhcpfoctl at the lab's profile file.
@@ -306,3 +354,78 @@ def _print_profile_hint(report: LabStatus) -> None:
     console.print(Text(f"  export DHCPFOCTL_CONFIG={shlex.quote(report.profile)}"), soft_wrap=True)
     console.print(Text("  dhcpfoctl status --profile lab"), soft_wrap=True)
     console.print(Text('(or: eval "$(dhcpfoctl lab env)")'), soft_wrap=True)
+
+
+@contextmanager
+def _population_progress(
+    count: int, *, enabled: bool
+) -> Iterator[Callable[[PopulationStats], None] | None]:
+    """A progress callback redrawing one line on stderr, or None off a terminal."""
+    from dhcpfoctl.cli.output import stderr_console
+
+    console = stderr_console()
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    from rich.live import Live
+    from rich.text import Text
+
+    with Live(console=console, transient=True, auto_refresh=False) as live:
+
+        def update(stats: PopulationStats) -> None:
+            live.update(
+                Text(
+                    f"{stats.elapsed:5.1f}s  bound {stats.bound}/{count}  acks {stats.acks}"
+                    f"  renewals {stats.renewals}  rebinds {stats.rebinds}  naks {stats.naks}"
+                    f"  timeouts {stats.timeouts}"
+                ),
+                refresh=True,
+            )
+
+        yield update
+
+
+def _stats_json(stats: PopulationStats) -> dict[str, object]:
+    from dataclasses import asdict
+
+    data = asdict(stats)
+    del data["latencies"]  # one number per exchange: the percentiles say it
+    latency: dict[str, float | None] = {}
+    for percent in PERCENTILES:
+        value = stats.latency_percentile(percent)
+        latency[f"p{percent}"] = None if value is None else round(value * 1000, 3)
+    data["latency_ms"] = latency
+    return data
+
+
+def _print_stats(stats: PopulationStats, count: int) -> None:
+    from rich.table import Table
+
+    from dhcpfoctl.cli.output import stdout_console
+
+    table = Table(pad_edge=False, box=None, show_header=False)
+    table.add_column(justify="right")
+    table.add_column()
+    rows = [
+        (f"{stats.started}/{count}", "clients started"),
+        (str(stats.acks), "leases bound (DORA or INIT-REBOOT)"),
+        (str(stats.renewals), "renewals"),
+        (str(stats.rebinds), "rebinds"),
+        (str(stats.releases), "releases"),
+        (str(stats.naks), "NAKs"),
+        (str(stats.timeouts), "timeouts"),
+        (str(stats.expiries), "leases expired"),
+        (str(stats.bound), "bound at the end"),
+    ]
+    for value, label in rows:
+        table.add_row(value, label)
+    console = stdout_console()
+    console.print(f"{stats.elapsed:.1f}s of DHCP clients", markup=False)
+    console.print(table)
+    latencies = [
+        f"p{percent} {value * 1000:.1f} ms"
+        for percent in PERCENTILES
+        if (value := stats.latency_percentile(percent)) is not None
+    ]
+    if latencies:
+        console.print("latency: " + ", ".join(latencies), markup=False)

@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dhcpfoctl.errors import LocalError, RefusedError, RemoteError
+from dhcpfoctl.lab.population import PopulationStats, run_population
 
 ROLES = ("primary", "secondary")
 PROCESSES = (*ROLES, "relay")
@@ -48,6 +49,10 @@ DEFAULT_BASE_PORT = 16700
 #: Ports used from the base port on (see :class:`LabPorts`).
 PORT_SPAN = 10
 POOL_START = ipaddress.IPv4Address("10.99.0.100")
+#: The relay-agent address the lab's clients give (every one is its own relay on
+#: loopback): inside the lab subnet, so the servers choose its pool; they answer the UDP
+#: source of a relayed request, never giaddr.
+CLIENT_GIADDR = "10.99.0.1"
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
 
 
@@ -550,6 +555,32 @@ class Lab:
             yield
         finally:
             os.close(fd)
+
+    def clients(
+        self,
+        count: int,
+        *,
+        rate: float,
+        duration: float,
+        release: bool = True,
+        seed: int = 0,
+        progress: Callable[[PopulationStats], None] | None = None,
+    ) -> PopulationStats:
+        """Run ``count`` DHCP clients against both servers (each message goes to both, as
+        a broadcast reaches both servers of a pair) for ``duration`` seconds."""
+        ports = LabPorts(self.options().base_port)
+        if not any(self.pid(role) for role in ROLES):
+            raise LocalError(f"no lab server is running in {self.directory}")
+        return run_population(
+            [(HOST, ports.dhcp(role)) for role in ROLES],
+            clients=count,
+            rate=rate,
+            duration=duration,
+            giaddr=CLIENT_GIADDR,
+            release_at_end=release,
+            seed=seed,
+            progress=progress,
+        )
 
     # -- relay
 
