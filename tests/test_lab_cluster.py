@@ -249,6 +249,8 @@ def test_clients_get_leases_from_the_lab(lab: Lab) -> None:
     stats = lab.clients(3, rate=20, duration=3)
     assert stats.started == 3
     assert stats.acks >= 1 and stats.naks == 0
+    stopped = lab.clients(3, rate=20, duration=600, until=lambda: True)  # ends at once
+    assert stopped.acks == 0
     lab.kill("primary")
     lab.kill("secondary")
     for role in ROLES:

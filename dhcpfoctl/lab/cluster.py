@@ -565,9 +565,11 @@ class Lab:
         release: bool = True,
         seed: int = 0,
         progress: Callable[[PopulationStats], None] | None = None,
+        until: Callable[[], bool] | None = None,
     ) -> PopulationStats:
         """Run ``count`` DHCP clients against both servers (each message goes to both, as
-        a broadcast reaches both servers of a pair) for ``duration`` seconds."""
+        a broadcast reaches both servers of a pair) for ``duration`` seconds, or until
+        ``until()`` holds."""
         ports = LabPorts(self.options().base_port)
         if not any(self.pid(role) for role in ROLES):
             raise LocalError(f"no lab server is running in {self.directory}")
@@ -580,6 +582,7 @@ class Lab:
             release_at_end=release,
             seed=seed,
             progress=progress,
+            until=until,
         )
 
     # -- relay
