@@ -19,9 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from dhcpfoctl.errors import LocalError, RefusedError, RemoteError
+from dhcpfoctl.conf import read_config
+from dhcpfoctl.errors import DhcpfoctlError, LocalError, RefusedError, RemoteError
 from dhcpfoctl.lab.cluster import (
+    HOST,
+    KEY_NAME,
     PORT_SPAN,
+    RELATIONSHIP,
     ROLES,
     Lab,
     LabOptions,
@@ -32,6 +36,10 @@ from dhcpfoctl.lab.cluster import (
     process_alive,
     render_config,
 )
+from dhcpfoctl.model import FailoverState
+from dhcpfoctl.model import FailoverState as S
+from dhcpfoctl.omapi.client import OmapiClient
+from dhcpfoctl.omapi.failover import read_failover
 from dhcpfoctl.profile import load_profiles
 
 STAND_IN = """
@@ -162,12 +170,8 @@ def test_up_status_kill_start_cut_heal_down(lab: Lab) -> None:
     with pytest.raises(RefusedError, match=f"a lab is running in {lab.directory}"):
         lab.up(LabOptions(base_port=base))
 
-    killed = lab.kill("secondary", signal.SIGKILL)
-    assert killed == pids["secondary"]
-    for _ in range(200):
-        if not process_alive(killed):
-            break
-        time.sleep(0.05)
+    killed = lab.kill("secondary", signal.SIGKILL)  # returns once it is gone
+    assert killed == pids["secondary"] and not process_alive(killed)
     assert lab.pid("secondary") is None
     with pytest.raises(LocalError, match="not running"):
         lab.kill("secondary")
@@ -228,6 +232,8 @@ def test_down_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     lab = Lab(tmp_path / "lab", server_command=(sys.executable, str(script)))
     try:
         lab.up(LabOptions(base_port=free_base_port()), timeout=30)
+        with pytest.raises(RemoteError, match=r"still running 0\.5 s after SIGTERM"):
+            lab.kill("primary", timeout=0.5)
         pids = lab.running()
         outcome = lab.down(timeout=0.5)
         assert outcome == {"primary": "killed", "secondary": "killed", "relay": "stopped"}
@@ -253,10 +259,55 @@ def test_clients_get_leases_from_the_lab(lab: Lab) -> None:
     assert stopped.acks == 0
     lab.kill("primary")
     lab.kill("secondary")
-    for role in ROLES:
-        for _ in range(200):
-            if lab.pid(role) is None:
-                break
-            time.sleep(0.05)
     with pytest.raises(LocalError, match="no lab server is running"):
         lab.clients(3, rate=10, duration=1)
+
+
+# --- the real lab server ---------------------------------------------------------------
+
+
+def _state(lab: Lab, role: str) -> FailoverState | None:
+    """``role``'s local failover state over OMAPI, None while it does not answer."""
+    key = read_config(str(lab.conf(role))).keys[KEY_NAME]
+    port = LabPorts(lab.options().base_port).omapi(role)
+    try:
+        with OmapiClient(HOST, port, key, timeout=2.0) as client:
+            return read_failover(client, RELATIONSHIP).local_state
+    except DhcpfoctlError:
+        return None
+
+
+def _wait_states(lab: Lab, primary: FailoverState, secondary: FailoverState) -> None:
+    """Bounded poll (the failover link needs a few exchanges) until both states hold."""
+    seen: tuple[FailoverState | None, ...] = ()
+    for _ in range(600):
+        seen = (_state(lab, "primary"), _state(lab, "secondary"))
+        if seen == (primary, secondary):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"states {seen}, wanted {primary.keyword}/{secondary.keyword}")
+
+
+def test_real_pair_through_the_relay(tmp_path: Path) -> None:
+    """The real lab server: normal through the relay, cut -> both interrupted at once,
+    heal -> normal, a killed secondary restarts from its files, down leaves nothing."""
+    lab = Lab(tmp_path / "lab")
+    base = free_base_port()
+    try:
+        lab.up(LabOptions(base_port=base, mclt=10, pool=40), timeout=60)
+        _wait_states(lab, S.NORMAL, S.NORMAL)
+        assert lab.status().relay["bytes_forwarded"] > 0  # type: ignore[index]
+
+        lab.cut()
+        _wait_states(lab, S.COMMUNICATIONS_INTERRUPTED, S.COMMUNICATIONS_INTERRUPTED)
+        lab.heal()
+        _wait_states(lab, S.NORMAL, S.NORMAL)
+
+        lab.kill("secondary", signal.SIGKILL)
+        lab.start("secondary", timeout=60)
+        _wait_states(lab, S.NORMAL, S.NORMAL)
+        pids = lab.running()
+    finally:
+        lab.down(timeout=10)
+    assert not any(process_alive(pid) for pid in pids.values())
+    assert all(port_free(port, proto) for port, proto, _ in LabPorts(base).listening())

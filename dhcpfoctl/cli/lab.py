@@ -284,7 +284,7 @@ def kill(
     if json_output:
         print_json({"server": server.value, "pid": pid, "signal": signal_name.value})
     else:
-        stdout_console().print(f"sent SIG{signal_name.value} to {server.value} (pid {pid})")
+        stdout_console().print(f"{server.value} (pid {pid}) stopped by SIG{signal_name.value}")
 
 
 @app.command("start")

@@ -234,14 +234,23 @@ class LabStatus:
 
 
 def process_alive(pid: int) -> bool:
-    """A live, non-zombie process: a killed child stays in /proc until reaped."""
+    """A process with a live thread. A killed process's leader is a zombie until reaped,
+    and may be one while its other threads still exit and hold its sockets open: every
+    thread must be a zombie before its ports are free."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child (tests, `lab up` itself)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    for thread in threads:
+        try:
+            stat = Path(f"/proc/{pid}/task/{thread}/stat").read_text()
+        except OSError:
+            continue
+        if stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -499,13 +508,17 @@ class Lab:
                 raise
         return pid
 
-    def kill(self, role: str, signum: int = signal.SIGTERM) -> int:
-        """Send ``signum`` to one server (the pid file stays: ``start`` brings it back)."""
+    def kill(self, role: str, signum: int = signal.SIGTERM, *, timeout: float = 10.0) -> int:
+        """Send ``signum`` to one server and wait (bounded) until it is gone, so that a
+        ``start`` right after finds it stopped (the pid file stays; ``start`` reuses it)."""
         _check_role(role)
         pid = self.pid(role)
         if pid is None:
             raise LocalError(f"the {role} of {self.directory} is not running")
         os.kill(pid, signum)
+        if not _wait_gone(pid, time.monotonic() + timeout):
+            name = signal.Signals(signum).name
+            raise RemoteError(role, f"still running {timeout:g} s after {name} (pid {pid})")
         return pid
 
     def down(self, *, timeout: float = 10.0) -> dict[str, str]:
