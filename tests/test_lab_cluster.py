@@ -289,17 +289,22 @@ def _wait_states(lab: Lab, primary: FailoverState, secondary: FailoverState) -> 
 
 
 def test_real_pair_through_the_relay(tmp_path: Path) -> None:
-    """The real lab server: normal through the relay, cut -> both interrupted at once,
+    """The real lab server: normal through the relay, cut or drop -> both interrupted,
     heal -> normal, a killed secondary restarts from its files, down leaves nothing."""
     lab = Lab(tmp_path / "lab")
     base = free_base_port()
     try:
-        lab.up(LabOptions(base_port=base, mclt=10, pool=40), timeout=60)
+        lab.up(LabOptions(base_port=base, mclt=10, pool=40, max_response_delay=3), timeout=60)
         _wait_states(lab, S.NORMAL, S.NORMAL)
         assert lab.status().relay["bytes_forwarded"] > 0  # type: ignore[index]
 
         lab.cut()
         _wait_states(lab, S.COMMUNICATIONS_INTERRUPTED, S.COMMUNICATIONS_INTERRUPTED)
+        lab.heal()
+        _wait_states(lab, S.NORMAL, S.NORMAL)
+        lab.cut(drop=True)  # silence: only max-response-delay (3 s) notices
+        _wait_states(lab, S.COMMUNICATIONS_INTERRUPTED, S.COMMUNICATIONS_INTERRUPTED)
+        assert lab.status().relay["bytes_discarded"] > 0  # type: ignore[index]
         lab.heal()
         _wait_states(lab, S.NORMAL, S.NORMAL)
 
