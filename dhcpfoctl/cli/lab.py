@@ -251,6 +251,135 @@ def env(directory: LabDir = None, json_output: Json = False) -> None:
         typer.echo(f"export {CONFIG_ENV}={shlex.quote(profile)}")
 
 
+@app.command("demo")
+def demo(
+    partition: bool = typer.Option(
+        False, "--partition", help="The partition story: the link cut, both servers alive."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not pause between the steps."),
+    keep: bool = typer.Option(False, "--keep", help="Leave the lab running at the end."),
+    base_port: int = typer.Option(
+        16720, "--base-port", metavar="PORT", help="First of the 10 loopback ports it uses."
+    ),
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", metavar="DIR", help="Lab directory (default: a new temporary one)."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Play the outage story of a failover pair on a lab pair, in under a minute.
+
+    Normal with clients; the link drops and partner-down is refused; the partner dies and
+    partner-down is accepted; the MCLT countdown; the partner returns and recovers. The
+    commands it runs are the ones you would type; their output is theirs.
+    """
+    import dataclasses
+    import shutil
+    import tempfile
+
+    from dhcpfoctl.cli.output import print_json, reported_errors, stderr_console
+    from dhcpfoctl.lab.cluster import Lab
+    from dhcpfoctl.lab.demo import DEMO_OPTIONS, Demo
+
+    temporary = directory is None
+    where = directory or Path(tempfile.mkdtemp(prefix="dhcpfoctl-demo-"))
+    lab = Lab(where)
+    commands: list[dict[str, object]] = []
+    show = _demo_printer(lab, commands, pause=not yes, quiet=json_output)
+    finished = False
+    with reported_errors():
+        try:
+            if not json_output:
+                stderr_console().print(f"starting a lab pair in {where} …", markup=False)
+            lab.up(dataclasses.replace(DEMO_OPTIONS, base_port=base_port))
+            story = Demo(lab, show)
+            try:
+                story.partition() if partition else story.outage()
+            finally:
+                story.close()
+            summary = story.summary()  # it reads the servers' logs: before they go
+            finished = True
+        finally:
+            if not keep:
+                lab.down()
+            if temporary and finished and not keep:
+                shutil.rmtree(where, ignore_errors=True)
+            elif not finished:
+                stderr_console().print(f"the lab's logs are in {where}", markup=False)
+    if json_output:
+        print_json(
+            {
+                "story": "partition" if partition else "outage",
+                "directory": None if temporary and not keep else str(where),
+                "milestones": [
+                    {"elapsed": round(m.elapsed, 1), "text": m.text} for m in story.milestones
+                ],
+                "commands": commands,
+            }
+        )
+        return
+    _print_summary(summary)
+
+
+def _demo_printer(
+    lab: Lab, commands: list[dict[str, object]], *, pause: bool, quiet: bool
+) -> Callable[[object], int | None]:
+    """The demo's ``show``: narrations as text, commands run as the operator would type
+    them. ``quiet`` (``--json``): nothing printed, each command's output kept instead."""
+    import os
+    import subprocess
+    import sys
+
+    from rich.text import Text
+
+    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.lab.demo import Command, Narration
+    from dhcpfoctl.profile import CONFIG_ENV
+
+    console = stdout_console()
+
+    def show(item: object) -> int | None:
+        if isinstance(item, Narration):
+            if not quiet:
+                console.print()
+                console.print(Text(f"== {item.title}", style="bold"))
+                console.print(Text(item.text))
+                if pause and sys.stdin.isatty():
+                    input("   (Enter to go on) ")
+            return None
+        assert isinstance(item, Command)
+        if not quiet:
+            console.print(Text(f"$ dhcpfoctl {' '.join(item.argv)}", style="cyan"))
+        # In human mode the command writes to the terminal itself, colour rules included.
+        result = subprocess.run(
+            [sys.executable, "-m", "dhcpfoctl", *item.argv],
+            env={**os.environ, CONFIG_ENV: str(lab.profile)},
+            stdin=subprocess.DEVNULL,
+            capture_output=quiet,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        record: dict[str, object] = {"argv": ["dhcpfoctl", *item.argv], "exit": result.returncode}
+        if quiet:
+            record["output"] = result.stdout
+        commands.append(record)
+        return result.returncode
+
+    return show
+
+
+def _print_summary(summary: str) -> None:
+    from rich.text import Text
+
+    from dhcpfoctl.cli.output import stdout_console
+
+    console = stdout_console()
+    console.print()
+    console.print(Text("== What happened", style="bold"))
+    console.print(Text(summary))
+
+
 def _relay_command(directory: Path | None, json_output: bool, command: str) -> None:
     from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
 

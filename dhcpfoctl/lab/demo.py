@@ -16,11 +16,13 @@ Two stories:
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from dhcpfoctl.conf import read_config
 from dhcpfoctl.errors import DhcpfoctlError, ExitStatus, RemoteError
@@ -93,6 +95,7 @@ class Demo:
         self.clients = clients
         self._clock = clock
         self._start = clock()
+        self._wall_start = time.time()
         self.milestones: list[Milestone] = []
         self._stop_clients = threading.Event()
         self._clients_thread: threading.Thread | None = None
@@ -184,32 +187,35 @@ class Demo:
     def outage(self) -> None:
         self.opening()
         self._say(
-            "The failover link drops; the partner is still alive",
-            "Both servers notice at once (the relay refuses the link) and enter"
-            " communications-interrupted: each serves only its own free leases.",
+            "The secondary hangs",
+            "Its process stops (SIGSTOP): no more messages on the failover link, but its"
+            " ports still accept connections. After max-response-delay (3 s) the primary"
+            " enters communications-interrupted: it serves only its own free leases.",
         )
-        self.lab.cut()
+        hung = self.lab.pid("secondary")
+        if hung is None:
+            raise DemoFailed("the secondary is not running")
+        os.kill(hung, signal.SIGSTOP)
         self._wait(
-            "communications-interrupted on both",
-            lambda: self._states_are(S.COMMUNICATIONS_INTERRUPTED, S.COMMUNICATIONS_INTERRUPTED),
+            "the primary in communications-interrupted",
+            lambda: self._states_are(S.COMMUNICATIONS_INTERRUPTED, None),
         )
-        self._mark("link cut: both communications-interrupted")
+        self._mark("secondary hung: primary communications-interrupted")
         self._say(
-            "partner-down now would be wrong",
-            "The secondary still answers OMAPI and its failover port: dhcpfoctl refuses.",
+            "partner-down, too early",
+            "The secondary's failover port still accepts connections: something holds it."
+            " A partner that may come back at any moment must not be declared down.",
         )
         refused = self._run("partner-down", "--server", "primary", "--yes")
         if refused != ExitStatus.REFUSED:
             raise DemoFailed(f"partner-down was not refused (exit {refused})")
-        self._mark("partner-down refused: the partner is alive")
+        self._mark("partner-down refused: the partner's process still holds its ports")
         self._say(
             "The secondary dies",
-            "It is killed (SIGKILL). The primary cannot tell a dead partner from a cut link;"
-            " dhcpfoctl can, by probing the partner from here.",
+            "It is killed (SIGKILL): nothing answers on its ports any more. Now partner-down"
+            " is safe, and dhcpfoctl checks that before it acts.",
         )
         self.lab.kill("secondary", signal.SIGKILL)
-        self.lab.heal()  # the link is back: only the dead partner keeps the primary alone
-        self._wait("the secondary to stop answering", lambda: self.info("secondary") is None)
         self._mark("secondary killed")
         accepted = self._run("partner-down", "--server", "primary", "--yes")
         if accepted != ExitStatus.OK:
@@ -229,8 +235,9 @@ class Demo:
         self._mark("MCLT passed: the primary may allocate every free lease")
         self._say(
             "The secondary returns",
-            "It restarts from its lease file, learns that its partner is in partner-down,"
-            " recovers every lease (UPDREQALL), waits out MCLT, and both return to normal.",
+            "It restarts from its lease file, learns that its partner is in partner-down and"
+            " resynchronises every lease with it, as dhcpd's failover rules say (its"
+            " transitions are in the summary); both return to normal.",
         )
         self.lab.start("secondary")
         self._wait(
@@ -272,5 +279,30 @@ class Demo:
         self._run("status")
         self.close()
 
+    def transitions(self) -> list[Milestone]:
+        """Each server's own state changes during the story, from its log."""
+        found: list[Milestone] = []
+        for role in ROLES:
+            try:
+                lines = self.lab.log(role).read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for line in lines.splitlines():
+                stamp, _, rest = line.partition(" ")
+                marker = rest.find(": I move from ")
+                if marker < 0:
+                    continue
+                try:
+                    at = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+                except ValueError:
+                    continue
+                elapsed = at.timestamp() - self._wall_start
+                if elapsed >= 0:  # the pair's own start-up is not part of the story
+                    move = rest[marker + len(": I move from ") :].replace(" to ", " -> ", 1)
+                    found.append(Milestone(elapsed, f"  {role}: {move}"))
+        return found
+
     def summary(self) -> str:
-        return "\n".join(f"{m.elapsed:6.1f} s  {m.text}" for m in self.milestones)
+        """The story's milestones and the servers' transitions, in time order."""
+        timeline = sorted([*self.milestones, *self.transitions()], key=lambda m: m.elapsed)
+        return "\n".join(f"{m.elapsed:6.1f} s  {m.text}" for m in timeline)
