@@ -1,4 +1,8 @@
-"""The failover protocol core is sans-IO: no socket, clock, thread or sleep outside the driver."""
+"""The protocol cores are sans-IO: no socket, clock, thread or sleep outside their glue.
+
+Failover: everything but the driver. Lab: the DHCP codec, the client machine, the lease
+engine and the OMAPI objects (the server, relay, population and cluster are the glue).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,21 @@ from pathlib import Path
 import pytest
 
 import dhcpfoctl.failover
+import dhcpfoctl.lab
 
-CORE = Path(dhcpfoctl.failover.__file__).parent
+FAILOVER = Path(dhcpfoctl.failover.__file__).parent
+LAB = Path(dhcpfoctl.lab.__file__).parent
+CORE_MODULES = [
+    *(FAILOVER / f"{name}.py" for name in ("wire", "states", "bindings", "connection")),
+    *(LAB / f"{name}.py" for name in ("dhcp", "client", "engine", "objects")),
+]
 IO_MODULES = {"socket", "select", "selectors", "threading", "asyncio", "time", "datetime"}
 
 
-@pytest.mark.parametrize("module", ["wire", "states", "bindings", "connection"])
-def test_core_module_does_no_io(module: str) -> None:
-    tree = ast.parse((CORE / f"{module}.py").read_text())
+@pytest.mark.parametrize("path", CORE_MODULES, ids=lambda p: f"{p.parent.name}.{p.stem}")
+def test_core_module_does_no_io(path: Path) -> None:
+    module = path.stem
+    tree = ast.parse(path.read_text())
     imported = {
         alias.name.split(".")[0]
         for node in ast.walk(tree)
