@@ -53,6 +53,9 @@ POOL_START = ipaddress.IPv4Address("10.99.0.100")
 #: loopback): inside the lab subnet, so the servers choose its pool; they answer the UDP
 #: source of a relayed request, never giaddr.
 CLIENT_GIADDR = "10.99.0.1"
+#: Each server's DHCP server identifier: in the lab subnet (so that clients without a relay
+#: find it) and distinct, so that a client's REQUEST names the one server that offered.
+SERVER_IDS = {"primary": "10.99.0.2", "secondary": "10.99.0.3"}
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes with the terminating NUL
 
 
@@ -191,10 +194,17 @@ def render_config(role: str, options: LabOptions, secret: str) -> str:
         f"  max-balance {options.max_balance};\n"
         "}\n"
         "\n"
-        f"subnet {network.network_address} netmask {network.netmask} {{\n"
-        "  pool {\n"
-        f'    failover peer "{RELATIONSHIP}";\n'
-        f"    range {first} {last};\n"
+        f"server-identifier {SERVER_IDS[role]};\n"
+        "\n"
+        "# Clients and relays on loopback (perfdhcp -l 127.0.0.1) reach the lab's network too.\n"
+        f"shared-network {RELATIONSHIP} {{\n"
+        "  subnet 127.0.0.0 netmask 255.0.0.0 { }\n"
+        f"  subnet {network.network_address} netmask {network.netmask} {{\n"
+        f"    option subnet-mask {network.netmask};\n"
+        "    pool {\n"
+        f'      failover peer "{RELATIONSHIP}";\n'
+        f"      range {first} {last};\n"
+        "    }\n"
         "  }\n"
         "}\n"
     )
