@@ -53,7 +53,7 @@ _dhcpfoctl() {
                 esac
             done
             case "$sub" in
-                "") COMPREPLY=($(compgen -W "clients cut down env heal kill start status up --help" -- "$cur")) ;;
+                "") COMPREPLY=($(compgen -W "clients cut demo down env heal kill start status up --help" -- "$cur")) ;;
                 clients)
                     case "$prev" in
                         --rate) return ;;
@@ -69,6 +69,13 @@ _dhcpfoctl() {
                         --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                     esac
                     COMPREPLY=($(compgen -W "--drop --dir --json --help" -- "$cur"))
+                    ;;
+                demo)
+                    case "$prev" in
+                        --base-port) return ;;
+                        --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                    esac
+                    COMPREPLY=($(compgen -W "--partition --yes -y --keep --base-port --dir --json --help" -- "$cur"))
                     ;;
                 down)
                     case "$prev" in
