@@ -113,11 +113,67 @@ def up(
         metavar="PORT",
         help="First of the 10 loopback ports the lab uses (all derive from it).",
     ),
+    partner_address: str | None = typer.Option(
+        None,
+        "--partner-address",
+        metavar="HOST:PORT",
+        help="Mixed pair: run one lab server as the partner of the dhcpd failing over here.",
+    ),
+    role: Server = typer.Option(
+        Server.secondary, "--role", help="Mixed pair: our server's role (the dhcpd has the other)."
+    ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        metavar="HOST:PORT",
+        help="Mixed pair: our failover address and port, as the dhcpd's peer address/port"
+        " name them (default 127.0.0.1 and the base failover port).",
+    ),
+    address_range: str | None = typer.Option(
+        None,
+        "--range",
+        metavar="FIRST-LAST",
+        help="Mixed pair: the failover pool, equal to the dhcpd's (default: --pool's).",
+    ),
+    subnet: str | None = typer.Option(
+        None,
+        "--subnet",
+        metavar="CIDR",
+        help="Mixed pair: the pool's subnet (default: the /24 of --range).",
+    ),
+    relationship: str = typer.Option(
+        "lab",
+        "--relationship",
+        metavar="NAME",
+        help="Mixed pair: the failover peer name, as in the dhcpd's config.",
+    ),
+    dhcp_address: str = typer.Option(
+        "127.0.0.1", "--dhcp-address", metavar="ADDR", help="Mixed pair: where DHCP is served."
+    ),
+    omapi_address: str = typer.Option(
+        "127.0.0.1", "--omapi-address", metavar="ADDR", help="Mixed pair: where OMAPI listens."
+    ),
+    partner_omapi: str | None = typer.Option(
+        None,
+        "--partner-omapi",
+        metavar="HOST:PORT",
+        help="Mixed pair: the dhcpd's OMAPI, for the profile (status shows both).",
+    ),
+    partner_key_file: Path | None = typer.Option(
+        None,
+        "--partner-key-file",
+        metavar="FILE",
+        help="Mixed pair: a `key NAME { … }` file for the dhcpd's OMAPI (into the profile).",
+    ),
     directory: LabDir = None,
     timeout: Timeout = 20.0,
     json_output: Json = False,
 ) -> None:
-    """Write both configs and start a primary, a secondary and the link relay."""
+    """Write both configs and start a primary, a secondary and the link relay.
+
+    With --partner-address: write one config and start one server, the partner of an
+    existing dhcpd (a mixed pair; no relay, so cut/heal do not apply).
+    """
     from dhcpfoctl.cli.output import print_json, reported_errors
     from dhcpfoctl.lab.cluster import LabOptions
 
@@ -133,6 +189,16 @@ def up(
         default_lease_time=default_lease_time,
         max_lease_time=max_lease_time,
         base_port=base_port,
+        partner_address=partner_address,
+        role=role.value,
+        address=address,
+        address_range=address_range,
+        subnet=subnet,
+        relationship=relationship,
+        dhcp_address=dhcp_address,
+        omapi_address=omapi_address,
+        partner_omapi=partner_omapi,
+        partner_key_file=None if partner_key_file is None else str(partner_key_file),
     )
     with reported_errors():
         status = _lab(directory).up(options, timeout=timeout)
@@ -445,12 +511,20 @@ def _print_status(report: LabStatus) -> None:
     if not report.configured:
         console.print("not set up: run `dhcpfoctl lab up`", markup=False)
         return
+    if report.partner is not None:
+        mixed = report.partner
+        line = (
+            f"mixed pair: our {mixed['role']} (failover {mixed['address']}) with the dhcpd at"
+            f" {mixed['partner_address']}; no relay"
+        )
+        console.print(Text(line), soft_wrap=True)
     table = Table(pad_edge=False, box=None)
-    for column in ("process", "pid", "ports (127.0.0.1)"):
+    for column in ("process", "pid", "ports" if report.partner else "ports (127.0.0.1)"):
         table.add_column(column)
     for process in report.processes:
         ports = "  ".join(
-            f"{label} {port}" + ("" if process.listening.get(label) else " (closed)")
+            f"{label} {_where(process.addresses.get(label), port, report.partner is not None)}"
+            + ("" if process.listening.get(label) else " (closed)")
             for label, port in process.ports.items()
         )
         state = str(process.pid) if process.running else "not running"
@@ -468,6 +542,10 @@ def _print_status(report: LabStatus) -> None:
             f" {relay['bytes_discarded']} dropped, {relay['refused']} refused)"
         )
         console.print(line)
+
+
+def _where(address: str | None, port: int, mixed: bool) -> str:
+    return f"{address}:{port}" if mixed and address else str(port)
 
 
 def _print_profile_hint(report: LabStatus) -> None:

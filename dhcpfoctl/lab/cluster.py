@@ -16,19 +16,27 @@ the link both ways and :meth:`Lab.cut` / :meth:`Lab.heal` control it.
 Processes run in their own session (a Ctrl-C at the terminal leaves the lab up) and are
 only ever signalled by the pid in their pid file after ``/proc/PID/cmdline`` shows that
 the pid is still the process this lab started (it names this lab's files).
+
+A *mixed* lab (``LabOptions.partner_address`` set) is one lab server, ``ROLE``, as the
+failover partner of an existing dhcpd: one config whose ``failover peer`` names that dhcpd's
+address and port directly (no relay: the link is the network's, not the lab's), and a
+profile with our server and, when given, the partner's OMAPI endpoint.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import fcntl
 import ipaddress
 import json
 import os
+import re
 import secrets
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -101,9 +109,12 @@ class LabPorts:
             (self.failover(role), "tcp", f"{role} failover"),
         ]
 
+    def relay_ports(self) -> list[tuple[int, str, str]]:
+        return [(self.relay_to(role), "tcp", f"relay to {role}") for role in ROLES]
+
     def listening(self) -> list[tuple[int, str, str]]:
         """(port, protocol, what) for every port the lab's processes bind."""
-        ports = [(self.relay_to(role), "tcp", f"relay to {role}") for role in ROLES]
+        ports = self.relay_ports()
         for role in ROLES:
             ports += self.server_ports(role)
         return sorted(ports)
@@ -123,7 +134,15 @@ def _other(role: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LabOptions:
-    """What ``lab up`` configures; short times by default, so that a lab moves quickly."""
+    """What ``lab up`` configures; short times by default, so that a lab moves quickly.
+
+    With ``partner_address`` set the lab is mixed (see the module docstring): ``role`` is
+    our server's, ``address`` our failover ``HOST:PORT`` (the dhcpd's ``peer address`` and
+    ``peer port``; default 127.0.0.1 and the base failover port), ``address_range``
+    (``FIRST-LAST``) and ``subnet`` the dhcpd's pool (default the lab's ``pool``), and
+    ``partner_omapi``/``partner_key_file`` the dhcpd's OMAPI for the profile. ``mclt`` and
+    ``split`` matter for a primary only: a secondary learns both from the CONNECT.
+    """
 
     pool: int = 100
     mclt: int = 30
@@ -136,6 +155,20 @@ class LabOptions:
     default_lease_time: int = 300
     max_lease_time: int = 600
     base_port: int = DEFAULT_BASE_PORT
+    partner_address: str | None = None
+    role: str = "secondary"
+    address: str | None = None
+    address_range: str | None = None
+    subnet: str | None = None
+    relationship: str = RELATIONSHIP
+    dhcp_address: str = HOST
+    omapi_address: str = HOST
+    partner_omapi: str | None = None
+    partner_key_file: str | None = None
+
+    @property
+    def mixed(self) -> bool:
+        return self.partner_address is not None
 
     def validate(self) -> None:
         if not 1024 <= self.base_port <= 65535 - PORT_SPAN:
@@ -146,7 +179,104 @@ class LabOptions:
             raise LocalError("--pool must be at least 1")
         if self.max_lease_time < self.default_lease_time:
             raise LocalError("max-lease-time must not be below default-lease-time")
-        pool_range(self.pool)
+        if self.mixed:
+            self._validate_mixed()
+        else:
+            self._refuse_mixed_only()
+        self.pool_range()
+
+    def _refuse_mixed_only(self) -> None:
+        defaults = LabOptions()
+        for name, flag in _MIXED_ONLY.items():
+            if getattr(self, name) != getattr(defaults, name):
+                raise LocalError(f"{flag} is for a mixed pair only (with --partner-address)")
+
+    def _validate_mixed(self) -> None:
+        if self.role not in ROLES:
+            raise LocalError(f"--role must be primary or secondary, not {self.role!r}")
+        partner = parse_host_port(str(self.partner_address), "--partner-address")
+        ours = self.failover_address()
+        for flag, (host, _) in (("--partner-address", partner), ("--address", ours)):
+            if ipaddress.IPv4Address(host).is_unspecified:
+                raise LocalError(f"{flag} must name one address, not {host}")
+        if partner == ours:
+            raise LocalError("--address and --partner-address must differ")
+        if not _NAME_OK(self.relationship):
+            raise LocalError("--relationship must be letters, digits, '.', '_' or '-'")
+        _ipv4(self.dhcp_address, "--dhcp-address")
+        _ipv4(self.omapi_address, "--omapi-address")
+        if self.partner_omapi is not None:
+            parse_host_port(self.partner_omapi, "--partner-omapi")
+        if self.partner_key_file is not None:
+            if self.partner_omapi is None:
+                raise LocalError("--partner-key-file needs --partner-omapi")
+            if not Path(self.partner_key_file).is_file():
+                raise LocalError(f"--partner-key-file {self.partner_key_file}: no such file")
+
+    def failover_address(self) -> tuple[str, int]:
+        """Our failover listen address and port (mixed: ``--address``)."""
+        if self.address is None:
+            return HOST, LabPorts(self.base_port).failover(self.role)
+        return parse_host_port(self.address, "--address")
+
+    def pool_range(self) -> tuple[ipaddress.IPv4Network, str, str]:
+        """The subnet and first/last address of the failover pool."""
+        if self.address_range is None and self.subnet is None:
+            return pool_range(self.pool)
+        if self.address_range is None:
+            raise LocalError("--subnet needs --range FIRST-LAST (the pool, as the dhcpd has it)")
+        first, sep, last = self.address_range.partition("-")
+        if not sep:
+            raise LocalError(f"--range {self.address_range!r}: use FIRST-LAST")
+        low = _ipv4(first.strip(), "--range")
+        high = _ipv4(last.strip(), "--range")
+        if high < low:
+            raise LocalError(f"--range {self.address_range}: the last address is below the first")
+        if self.subnet is None:
+            network = ipaddress.IPv4Network(f"{low}/24", strict=False)
+        else:
+            try:
+                network = ipaddress.IPv4Network(self.subnet)
+            except ValueError as exc:
+                raise LocalError(f"--subnet {self.subnet!r}: {exc}") from None
+        if network.overlaps(LOOPBACK):
+            raise LocalError(f"--subnet {network} overlaps 127.0.0.0/8 (the lab's own)")
+        inside = (network.network_address, network.broadcast_address)
+        if not (inside[0] < low and high < inside[1]):
+            hint = "" if self.subnet else " (give --subnet)"
+            raise LocalError(f"--range {low}-{high} is not inside subnet {network}{hint}")
+        return network, str(low), str(high)
+
+
+#: Options of a mixed pair only, and their flags (a plain lab refuses them).
+_MIXED_ONLY = {
+    "role": "--role",
+    "address": "--address",
+    "address_range": "--range",
+    "subnet": "--subnet",
+    "dhcp_address": "--dhcp-address",
+    "omapi_address": "--omapi-address",
+    "partner_omapi": "--partner-omapi",
+    "partner_key_file": "--partner-key-file",
+    "relationship": "--relationship",
+}
+LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+_NAME_OK = re.compile(r"[A-Za-z0-9._-]{1,64}").fullmatch
+
+
+def _ipv4(text: str, flag: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(text)
+    except ValueError:
+        raise LocalError(f"{flag}: {text!r} is not an IPv4 address") from None
+
+
+def parse_host_port(text: str, flag: str) -> tuple[str, int]:
+    """``A.B.C.D:PORT`` (failover addresses are IPv4 literals in dhcpd.conf here)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise LocalError(f"{flag}: {text!r} is not HOST:PORT (e.g. 192.0.2.1:647)")
+    return str(_ipv4(host, flag)), int(port)
 
 
 def pool_range(size: int) -> tuple[ipaddress.IPv4Network, str, str]:
@@ -162,12 +292,29 @@ def pool_range(size: int) -> tuple[ipaddress.IPv4Network, str, str]:
 
 
 def render_config(role: str, options: LabOptions, secret: str) -> str:
-    """``role``'s dhcpd.conf: one failover peer "lab", one pool, the OMAPI key."""
+    """``role``'s dhcpd.conf: one failover peer, one pool, the OMAPI key. In a lab pair the
+    peer port is the relay's; in a mixed pair it is the dhcpd's own."""
     ports = LabPorts(options.base_port)
-    network, first, last = pool_range(options.pool)
+    network, first, last = options.pool_range()
     primary_only = (
         f"  mclt {options.mclt};\n  split {options.split};\n" if role == "primary" else ""
     )
+    name = options.relationship
+    if options.mixed:
+        (host, port), (peer_host, peer_port) = (
+            options.failover_address(),
+            parse_host_port(str(options.partner_address), "--partner-address"),
+        )
+        peer = "  # the existing dhcpd (a mixed pair: no relay on this link)\n"
+        # dhcpd uses an address of its own; a lab serving on every address uses the one
+        # its partner knows it by.
+        dhcp = ipaddress.IPv4Address(options.dhcp_address)
+        server_id = host if dhcp.is_unspecified else str(dhcp)
+    else:
+        host, port = HOST, ports.failover(role)
+        peer_host, peer_port = HOST, ports.relay_to(_other(role))
+        peer = f"  # the relay's port forwarding to the {_other(role)} (lab cut/heal act there)\n"
+        server_id = SERVER_IDS[role]
     return (
         f"# dhcpfoctl lab: the {role} (written by `dhcpfoctl lab up`, rewritten at each up)\n"
         "authoritative;\n"
@@ -179,13 +326,13 @@ def render_config(role: str, options: LabOptions, secret: str) -> str:
         f"default-lease-time {options.default_lease_time};\n"
         f"max-lease-time {options.max_lease_time};\n"
         "\n"
-        f'failover peer "{RELATIONSHIP}" {{\n'
+        f'failover peer "{name}" {{\n'
         f"  {role};\n"
-        f"  address {HOST};\n"
-        f"  port {ports.failover(role)};\n"
-        f"  peer address {HOST};\n"
-        f"  # the relay's port forwarding to the {_other(role)} (lab cut/heal act there)\n"
-        f"  peer port {ports.relay_to(_other(role))};\n"
+        f"  address {host};\n"
+        f"  port {port};\n"
+        f"  peer address {peer_host};\n"
+        f"{peer}"
+        f"  peer port {peer_port};\n"
         f"  max-response-delay {options.max_response_delay};\n"
         f"  max-unacked-updates {options.max_unacked_updates};\n"
         f"  load balance max seconds {options.load_balance_max_seconds};\n"
@@ -194,15 +341,15 @@ def render_config(role: str, options: LabOptions, secret: str) -> str:
         f"  max-balance {options.max_balance};\n"
         "}\n"
         "\n"
-        f"server-identifier {SERVER_IDS[role]};\n"
+        f"server-identifier {server_id};\n"
         "\n"
         "# Clients and relays on loopback (perfdhcp -l 127.0.0.1) reach the lab's network too.\n"
-        f"shared-network {RELATIONSHIP} {{\n"
+        f"shared-network {name} {{\n"
         "  subnet 127.0.0.0 netmask 255.0.0.0 { }\n"
         f"  subnet {network.network_address} netmask {network.netmask} {{\n"
         f"    option subnet-mask {network.netmask};\n"
         "    pool {\n"
-        f'      failover peer "{RELATIONSHIP}";\n'
+        f'      failover peer "{name}";\n'
         f"      range {first} {last};\n"
         "    }\n"
         "  }\n"
@@ -222,6 +369,8 @@ class ProcessStatus:
     ports: dict[str, int] = field(default_factory=dict)
     #: port -> listening now (read from /proc/net, without touching the process).
     listening: dict[str, bool] = field(default_factory=dict)
+    #: Where each port is bound ("127.0.0.1" throughout a lab pair).
+    addresses: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -232,6 +381,10 @@ class LabStatus:
     relay: dict[str, object] | None
     profile: str
     configured: bool
+    #: "pair" (two lab servers and the relay) or "mixed" (one, partner of a dhcpd).
+    mode: str = "pair"
+    #: A mixed lab's role, its failover address and the partner's (``HOST:PORT``).
+    partner: dict[str, str] | None = None
 
     @property
     def running(self) -> bool:
@@ -271,35 +424,55 @@ def _cmdline(pid: int) -> list[str]:
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
-def _listening_ports(protocol: str) -> set[int]:
-    """Ports bound on 127.0.0.1 or any address, from /proc/net/{tcp,udp} (LISTEN for tcp)."""
-    ports: set[int] = set()
+def _bound_sockets(protocol: str) -> set[tuple[str, int]]:
+    """(address, port) bound, from /proc/net/{tcp,udp} (LISTEN for tcp)."""
+    bound: set[tuple[str, int]] = set()
     try:
         lines = Path(f"/proc/net/{protocol}").read_text().splitlines()[1:]
     except OSError:
-        return ports
+        return bound
     for line in lines:
         fields = line.split()
         address, port = fields[1].split(":")
-        if address in ("0100007F", "00000000") and (protocol == "udp" or fields[3] == "0A"):
-            ports.add(int(port, 16))
-    return ports
+        if protocol == "udp" or fields[3] == "0A":
+            # the kernel prints the address as a host-order integer in hex
+            dotted = socket.inet_ntoa(struct.pack("=I", int(address, 16)))
+            bound.add((dotted, int(port, 16)))
+    return bound
 
 
-def port_free(port: int, protocol: str) -> bool:
+def _is_bound(bound: set[tuple[str, int]], address: str, port: int) -> bool:
+    return (address, port) in bound or ("0.0.0.0", port) in bound
+
+
+def _bind_problem(port: int, protocol: str, host: str) -> str | None:
+    """Why ``host:port`` cannot be bound now (None: it can)."""
     kind = socket.SOCK_DGRAM if protocol == "udp" else socket.SOCK_STREAM
     with socket.socket(socket.AF_INET, kind) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+            probe.bind((host, port))
+        except OSError as exc:
+            return (
+                "is in use"
+                if exc.errno == errno.EADDRINUSE
+                else f"cannot be bound ({exc.strerror})"
+            )
+    return None
 
 
-def _accepts(port: int) -> bool:
+def port_free(port: int, protocol: str, host: str = HOST) -> bool:
+    return _bind_problem(port, protocol, host) is None
+
+
+def _reachable(address: str) -> str:
+    """Where to connect to a socket bound on ``address`` (any address: loopback)."""
+    return HOST if ipaddress.IPv4Address(address).is_unspecified else address
+
+
+def _accepts(port: int, host: str = HOST) -> bool:
     try:
-        with socket.create_connection((HOST, port), timeout=1.0):
+        with socket.create_connection((host, port), timeout=1.0):
             return True
     except OSError:
         return False
@@ -351,6 +524,21 @@ class Lab:
 
     # -- files
 
+    @staticmethod
+    def _check_role(role: str, options: LabOptions | None) -> None:
+        if role not in ROLES:
+            raise LocalError(f"unknown server {role!r} (primary or secondary)")
+        if options is not None and options.mixed and role != options.role:
+            raise LocalError(
+                f"this mixed lab runs only the {options.role}; the {role} is the dhcpd at"
+                f" {options.partner_address}"
+            )
+
+    @staticmethod
+    def roles(options: LabOptions) -> tuple[str, ...]:
+        """The lab's own servers: both, or a mixed lab's one."""
+        return (options.role,) if options.mixed else ROLES
+
     def options(self) -> LabOptions:
         """The options of the last ``up`` (from ``lab.json``)."""
         try:
@@ -369,11 +557,12 @@ class Lab:
             raise LocalError(f"lab directory path too long for a unix socket: {self.directory}")
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         secret = base64.b64encode(secrets.token_bytes(32)).decode()
-        for role in ROLES:
+        for role in self.roles(options):
             _write_private(self.conf(role), render_config(role, options, secret))
             self.leases(role).touch(mode=0o600, exist_ok=True)
         _write_private(self.profile, self._profile_text(options, secret))
-        _write_private(self.state_file, json.dumps({"options": asdict(options)}, indent=2) + "\n")
+        state = {"mode": "mixed" if options.mixed else "pair", "options": asdict(options)}
+        _write_private(self.state_file, json.dumps(state, indent=2) + "\n")
 
     def _profile_text(self, options: LabOptions, secret: str) -> str:
         ports = LabPorts(options.base_port)
@@ -383,20 +572,38 @@ class Lab:
             'default = "lab"',
             "",
             "[profiles.lab]",
-            f'relationships = ["{RELATIONSHIP}"]',
+            f"relationships = [{_toml_string(options.relationship)}]",
         ]
-        for role in ROLES:
+        for role in self.roles(options):
+            failover_host, failover_port = (
+                options.failover_address() if options.mixed else (HOST, ports.failover(role))
+            )
             lines += [
                 "",
                 f"[profiles.lab.servers.{role}]",
-                f'host = "{HOST}"',
+                f"host = {_toml_string(_reachable(options.omapi_address))}",
                 f"port = {ports.omapi(role)}",
                 f'key = "{KEY_ALGORITHM}:{KEY_NAME}:{secret}"',
-                f'failover_address = "{HOST}"',
-                f"failover_port = {ports.failover(role)}",
+                f"failover_address = {_toml_string(failover_host)}",
+                f"failover_port = {failover_port}",
                 f"config = {_toml_string(str(self.conf(role)))}",
                 f"leases = {_toml_string(str(self.leases(role)))}",
             ]
+        if options.partner_omapi is not None:
+            # The dhcpd partner: its OMAPI (and key, if given); its files are not ours.
+            host, port = parse_host_port(options.partner_omapi, "--partner-omapi")
+            peer_host, peer_port = parse_host_port(str(options.partner_address), "")
+            lines += [
+                "",
+                f"[profiles.lab.servers.{_other(options.role)}]",
+                f"host = {_toml_string(host)}",
+                f"port = {port}",
+                f"failover_address = {_toml_string(peer_host)}",
+                f"failover_port = {peer_port}",
+            ]
+            if options.partner_key_file is not None:
+                key_file = str(Path(options.partner_key_file).resolve())
+                lines.append(f"key_file = {_toml_string(key_file)}")
         return "\n".join(lines) + "\n"
 
     # -- processes
@@ -431,7 +638,7 @@ class Lab:
         self.pid_file(name).write_text(f"{process.pid}\n")
         return process.pid
 
-    def _spawn_server(self, role: str) -> int:
+    def _spawn_server(self, role: str, options: LabOptions) -> int:
         argv = [
             *self.server_command,
             "--config",
@@ -443,7 +650,25 @@ class Lab:
             "--name",
             role,  # log lines say which server wrote them
         ]
+        if options.mixed:
+            argv += ["--dhcp-address", options.dhcp_address]
+            argv += ["--omapi-address", options.omapi_address]
         return self._spawn(role, argv)
+
+    @staticmethod
+    def _server_ports(options: LabOptions, role: str) -> list[tuple[str, int, str, str]]:
+        """(address, port, protocol, what) for the ports the server ``role`` binds."""
+        ports = LabPorts(options.base_port)
+        if not options.mixed:
+            return [
+                (HOST, port, protocol, what) for port, protocol, what in ports.server_ports(role)
+            ]
+        host, port = options.failover_address()
+        return [
+            (options.dhcp_address, ports.dhcp(role), "udp", f"{role} DHCP"),
+            (options.omapi_address, ports.omapi(role), "tcp", f"{role} OMAPI"),
+            (host, port, "tcp", f"{role} failover"),
+        ]
 
     def _spawn_relay(self, ports: LabPorts) -> int:
         argv = [*self.relay_command, "--control", str(self.control)]
@@ -451,12 +676,12 @@ class Lab:
             argv += ["--forward", f"{ports.relay_to(role)}:{ports.failover(role)}"]
         return self._spawn("relay", argv)
 
-    def _check_ports(self, ports: Sequence[tuple[int, str, str]]) -> None:
-        for port, protocol, what in ports:
-            if not port_free(port, protocol):
+    def _check_ports(self, options: LabOptions, ports: Sequence[tuple[str, int, str, str]]) -> None:
+        for host, port, protocol, what in ports:
+            if problem := _bind_problem(port, protocol, host):
+                flag = "--address" if options.mixed and what.endswith("failover") else "--base-port"
                 raise LocalError(
-                    f"port {port}/{protocol} ({what}) on {HOST} is in use;"
-                    " choose another --base-port"
+                    f"port {port}/{protocol} ({what}) on {host} {problem}; choose another {flag}"
                 )
 
     def _wait_ready(self, name: str, pid: int, ready: Callable[[], bool], deadline: float) -> None:
@@ -485,16 +710,24 @@ class Lab:
                 " first"
             )
         ports = LabPorts(options.base_port)
-        self._check_ports(ports.listening())
+        roles = self.roles(options)
+        wanted = [] if options.mixed else [(HOST, *port) for port in ports.relay_ports()]
+        for role in roles:
+            wanted += self._server_ports(options, role)
+        self._check_ports(options, wanted)
         self.write_files(options)
         deadline = time.monotonic() + timeout
+        omapi_host = _reachable(options.omapi_address)
         try:
-            pid = self._spawn_relay(ports)
-            self._wait_ready("relay", pid, self._relay_answers, deadline)
-            pids = {role: self._spawn_server(role) for role in ROLES}
-            for role in ROLES:
+            if not options.mixed:
+                pid = self._spawn_relay(ports)
+                self._wait_ready("relay", pid, self._relay_answers, deadline)
+            pids = {role: self._spawn_server(role, options) for role in roles}
+            for role in roles:
                 port = ports.omapi(role)
-                self._wait_ready(role, pids[role], lambda port=port: _accepts(port), deadline)
+                self._wait_ready(
+                    role, pids[role], lambda port=port: _accepts(port, omapi_host), deadline
+                )
         except BaseException:
             self._stop_all(timeout=5.0)
             raise
@@ -502,17 +735,19 @@ class Lab:
 
     def start(self, role: str, *, timeout: float = 20.0) -> int:
         """Start one server of a lab that is up (e.g. after :meth:`kill`)."""
-        _check_role(role)
         options = self.options()
+        self._check_role(role, options)
         if (pid := self.pid(role)) is not None:
             raise RefusedError(f"the {role} is already running (pid {pid})")
         ports = LabPorts(options.base_port)
         with self._exclusive():
-            self._check_ports(ports.server_ports(role))
-            pid = self._spawn_server(role)
-            port = ports.omapi(role)
+            self._check_ports(options, self._server_ports(options, role))
+            pid = self._spawn_server(role, options)
+            port, host = ports.omapi(role), _reachable(options.omapi_address)
             try:
-                self._wait_ready(role, pid, lambda: _accepts(port), time.monotonic() + timeout)
+                self._wait_ready(
+                    role, pid, lambda: _accepts(port, host), time.monotonic() + timeout
+                )
             except BaseException:
                 self._stop({role: pid}, timeout=5.0)
                 raise
@@ -521,7 +756,7 @@ class Lab:
     def kill(self, role: str, signum: int = signal.SIGTERM, *, timeout: float = 10.0) -> int:
         """Send ``signum`` to one server and wait (bounded) until it is gone, so that a
         ``start`` right after finds it stopped (the pid file stays; ``start`` reuses it)."""
-        _check_role(role)
+        self._check_role(role, self.options() if self.state_file.exists() else None)
         pid = self.pid(role)
         if pid is None:
             raise LocalError(f"the {role} of {self.directory} is not running")
@@ -593,15 +828,21 @@ class Lab:
         """Run ``count`` DHCP clients against both servers (each message goes to both, as
         a broadcast reaches both servers of a pair) for ``duration`` seconds, or until
         ``until()`` holds."""
-        ports = LabPorts(self.options().base_port)
-        if not any(self.pid(role) for role in ROLES):
+        options = self.options()
+        ports = LabPorts(options.base_port)
+        roles = self.roles(options)
+        if not any(self.pid(role) for role in roles):
             raise LocalError(f"no lab server is running in {self.directory}")
+        # The clients relay from inside the pool's subnet, so that the server picks it.
+        network = options.pool_range()[0]
+        giaddr = str(network.network_address + 1) if options.mixed else CLIENT_GIADDR
+        host = _reachable(options.dhcp_address)
         return run_population(
-            [(HOST, ports.dhcp(role)) for role in ROLES],
+            [(host, ports.dhcp(role)) for role in roles],
             clients=count,
             rate=rate,
             duration=duration,
-            giaddr=CLIENT_GIADDR,
+            giaddr=giaddr,
             release_at_end=release,
             seed=seed,
             progress=progress,
@@ -634,36 +875,70 @@ class Lab:
             raise RemoteError(str(self.control), "the relay refused the command")
         return answer
 
+    def _no_relay_in_mixed(self, command: str) -> None:
+        if self.state_file.exists() and (options := self.options()).mixed:
+            raise LocalError(
+                f"a mixed lab has no relay: `lab {command}` cannot act on the link to the dhcpd"
+                f" at {options.partner_address} (stop our {options.role} with `lab kill`,"
+                " or cut the link in the network)"
+            )
+
     def cut(self, *, drop: bool = False) -> dict[str, object]:
+        self._no_relay_in_mixed("cut")
         return self.relay("drop" if drop else "cut")
 
     def heal(self) -> dict[str, object]:
+        self._no_relay_in_mixed("heal")
         return self.relay("heal")
 
     # -- status
 
     def status(self) -> LabStatus:
         configured = self.state_file.exists()
-        ports = LabPorts(self.options().base_port) if configured else None
-        tcp, udp = _listening_ports("tcp"), _listening_ports("udp")
+        options = self.options() if configured else None
+        ports = LabPorts(options.base_port) if options is not None else None
+        bound = {"tcp": _bound_sockets("tcp"), "udp": _bound_sockets("udp")}
+        names = self.roles(options) if options is not None and options.mixed else PROCESSES
         processes: list[ProcessStatus] = []
-        for name in PROCESSES:
-            own: dict[str, int] = {}
-            listening: dict[str, bool] = {}
-            if ports is not None:
+        for name in names:
+            where: list[tuple[str, str, int, str]] = []  # label, address, port, protocol
+            if options is not None and ports is not None:
                 if name == "relay":
-                    own = {f"to_{role}": ports.relay_to(role) for role in ROLES}
+                    where = [(f"to_{role}", HOST, ports.relay_to(role), "tcp") for role in ROLES]
                 else:
-                    own = ports.of(name)
-                    del own["peer_port"]
-                for label, port in own.items():
-                    listening[label] = port in (udp if label == "dhcp" else tcp)
+                    labels = ("dhcp", "omapi", "failover")
+                    for label, (host, port, protocol, _) in zip(
+                        labels, self._server_ports(options, name), strict=True
+                    ):
+                        where.append((label, host, port, protocol))
             pid = self.pid(name)
-            processes.append(ProcessStatus(name, pid, pid is not None, own, listening))
+            processes.append(
+                ProcessStatus(
+                    name,
+                    pid,
+                    pid is not None,
+                    ports={label: port for label, _, port, _ in where},
+                    listening={
+                        label: _is_bound(bound[protocol], host, port)
+                        for label, host, port, protocol in where
+                    },
+                    addresses={label: host for label, host, _, _ in where},
+                )
+            )
         relay = None
-        if processes[-1].running:
+        if processes[-1].name == "relay" and processes[-1].running:
             with contextlib.suppress(RemoteError):
                 relay = self.relay("status")
+        partner = None
+        if options is not None and options.mixed:
+            host, port = options.failover_address()
+            partner = {
+                "role": options.role,
+                "address": f"{host}:{port}",
+                "partner_address": str(options.partner_address),
+            }
+            if options.partner_omapi is not None:
+                partner["partner_omapi"] = options.partner_omapi
         return LabStatus(
             directory=str(self.directory),
             base_port=ports.base if ports else None,
@@ -671,12 +946,9 @@ class Lab:
             relay=relay,
             profile=str(self.profile),
             configured=configured,
+            mode="mixed" if partner is not None else "pair",
+            partner=partner,
         )
-
-
-def _check_role(role: str) -> None:
-    if role not in ROLES:
-        raise LocalError(f"unknown server {role!r} (primary or secondary)")
 
 
 def _wait_gone(pid: int, deadline: float) -> bool:
