@@ -131,10 +131,20 @@ _dhcpfoctl() {
                         --default-lease-time) return ;;
                         --max-lease-time) return ;;
                         --base-port) return ;;
+                        --partner-address) return ;;
+                        --role) COMPREPLY=($(compgen -W "primary secondary" -- "$cur")); return ;;
+                        --address) return ;;
+                        --range) return ;;
+                        --subnet) return ;;
+                        --relationship) return ;;
+                        --dhcp-address) return ;;
+                        --omapi-address) return ;;
+                        --partner-omapi) return ;;
+                        --partner-key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                         --dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                         --timeout) return ;;
                     esac
-                    COMPREPLY=($(compgen -W "--pool --mclt --split --max-response-delay --max-unacked-updates --load-balance-max-seconds --min-balance --max-balance --default-lease-time --max-lease-time --base-port --dir --timeout --json --help" -- "$cur"))
+                    COMPREPLY=($(compgen -W "--pool --mclt --split --max-response-delay --max-unacked-updates --load-balance-max-seconds --min-balance --max-balance --default-lease-time --max-lease-time --base-port --partner-address --role --address --range --subnet --relationship --dhcp-address --omapi-address --partner-omapi --partner-key-file --dir --timeout --json --help" -- "$cur"))
                     ;;
             esac
             ;;

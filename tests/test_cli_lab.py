@@ -168,3 +168,43 @@ def test_clients_that_get_nothing_exit_remote_error(lab_dir: Path) -> None:
     assert code == ExitStatus.REMOTE_ERROR
     assert json.loads(out)["acks"] == 0
     assert "no client got a lease" in err
+
+
+def test_mixed_up_status_cut_down(lab_dir: Path) -> None:
+    base = free_base_port()
+    args = ("--dir", str(lab_dir), "--base-port", str(base))
+    mixed = ("--partner-address", "127.0.0.1:647", "--partner-omapi", "127.0.0.1:7911")
+    code, out, err = run("up", *mixed, *args)
+    assert code == 0, err
+    assert "mixed pair: our secondary (failover 127.0.0.1:" in out
+    assert f"failover 127.0.0.1:{base + 7}" in out and "dhcpfoctl status --profile lab" in out
+    code, out, _ = run("status", "--dir", str(lab_dir), "--json")
+    status = json.loads(out)
+    assert status["mode"] == "mixed" and status["partner"]["partner_omapi"] == "127.0.0.1:7911"
+    assert [p["name"] for p in status["processes"]] == ["secondary"]
+    for command in ("cut", "heal"):
+        code, _, err = run(command, "--dir", str(lab_dir))
+        assert code == ExitStatus.INPUT_ERROR
+        assert err.count("\n") == 1 and "a mixed lab has no relay" in err
+    code, _, err = run("kill", "primary", "--dir", str(lab_dir))
+    assert code == ExitStatus.INPUT_ERROR and "the primary is the dhcpd at 127.0.0.1:647" in err
+    code, out, _ = run("down", "--dir", str(lab_dir))
+    assert code == 0 and out == "secondary: stopped\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--partner-address", "dhcp1"), "--partner-address: 'dhcp1' is not HOST:PORT"),
+        (("--range", "10.1.0.10-10.1.0.20"), "--range is for a mixed pair only"),
+        (
+            ("--partner-address", "10.0.0.1:647", "--range", "10.1.0.10-10.1.1.20"),
+            "is not inside subnet 10.1.0.0/24 (give --subnet)",
+        ),
+    ],
+)
+def test_mixed_refusals_are_one_line(lab_dir: Path, args: tuple[str, ...], message: str) -> None:
+    code, _, err = run("up", *args, "--dir", str(lab_dir))
+    assert code == ExitStatus.INPUT_ERROR
+    assert err.count("\n") == 1 and message in err
+    assert not (lab_dir / "lab.json").exists()

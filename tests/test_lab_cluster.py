@@ -6,6 +6,9 @@ server's command line, binds the ports its config names, and exits 0 on SIGTERM.
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+import json
 import os
 import random
 import shutil
@@ -46,7 +49,7 @@ STAND_IN = """
 import argparse, re, select, signal, socket, sys
 from dhcpfoctl.lab.dhcp import MessageType, decode, encode, encode_address, encode_u32, reply
 parser = argparse.ArgumentParser()
-for flag in ("--config", "--leases", "--log", "--name"):
+for flag in ("--config", "--leases", "--log", "--name", "--dhcp-address", "--omapi-address"):
     parser.add_argument(flag)
 args = parser.parse_args()
 text = open(args.config).read()
@@ -316,3 +319,216 @@ def test_real_pair_through_the_relay(tmp_path: Path) -> None:
         lab.down(timeout=10)
     assert not any(process_alive(pid) for pid in pids.values())
     assert all(port_free(port, proto) for port, proto, _ in LabPorts(base).listening())
+
+
+# --- mixed pairs: one lab server as the partner of an existing dhcpd --------------------
+
+
+def _mixed(**changes: object) -> LabOptions:
+    return dataclasses.replace(LabOptions(partner_address="127.0.0.1:647"), **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"partner_address": "10.0.0.1"}, "--partner-address: '10.0.0.1' is not HOST:PORT"),
+        ({"partner_address": "10.0.0.1:70000"}, "is not HOST:PORT"),
+        ({"partner_address": "dhcp1:647"}, "'dhcp1' is not an IPv4 address"),
+        ({"partner_address": "0.0.0.0:647"}, "--partner-address must name one address"),
+        ({"address": "0.0.0.0:847"}, "--address must name one address"),
+        ({"address": "127.0.0.1:647"}, "--address and --partner-address must differ"),
+        ({"role": "tertiary"}, "--role must be primary or secondary"),
+        ({"address_range": "10.1.0.10"}, "use FIRST-LAST"),
+        ({"address_range": "10.1.0.20-10.1.0.10"}, "last address is below the first"),
+        ({"address_range": "10.1.0.10-10.1.1.10"}, "not inside subnet 10.1.0.0/24 (give --subnet"),
+        (
+            {"address_range": "10.1.0.10-10.1.0.20", "subnet": "10.2.0.0/24"},
+            "--range 10.1.0.10-10.1.0.20 is not inside subnet 10.2.0.0/24",
+        ),
+        ({"address_range": "10.1.0.0-10.1.0.20"}, "not inside subnet"),  # the network address
+        ({"address_range": "10.1.0.1-10.1.0.9", "subnet": "10.1.0.1/24"}, "host bits set"),
+        ({"address_range": "127.1.0.1-127.1.0.9"}, "overlaps 127.0.0.0/8"),
+        ({"subnet": "10.1.0.0/24"}, "--subnet needs --range"),
+        ({"relationship": "a b"}, "--relationship must be"),
+        ({"dhcp_address": "any"}, "--dhcp-address: 'any' is not an IPv4 address"),
+        ({"partner_omapi": "10.0.0.1"}, "--partner-omapi: '10.0.0.1' is not HOST:PORT"),
+        ({"partner_key_file": "/k"}, "--partner-key-file needs --partner-omapi"),
+        (
+            {"partner_omapi": "10.0.0.1:7911", "partner_key_file": "/nonexistent/k"},
+            "--partner-key-file /nonexistent/k: no such file",
+        ),
+    ],
+)
+def test_mixed_options_are_checked(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(LocalError) as raised:
+        dataclasses.replace(_mixed(), **changes).validate()
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("flag", ["--range", "--role", "--address", "--partner-omapi"])
+def test_mixed_only_options_need_a_partner(flag: str) -> None:
+    field = {
+        "--range": ("address_range", "10.1.0.10-10.1.0.20"),
+        "--role": ("role", "primary"),
+        "--address": ("address", "127.0.0.1:847"),
+        "--partner-omapi": ("partner_omapi", "127.0.0.1:7911"),
+    }[flag]
+    with pytest.raises(LocalError, match=f"{flag} is for a mixed pair only"):
+        LabOptions(**{field[0]: field[1]}).validate()  # type: ignore[arg-type]
+
+
+def test_mixed_pool_defaults() -> None:
+    assert _mixed().pool_range() == pool_range(100)
+    network, first, last = _mixed(address_range="10.1.2.10 - 10.1.2.20").pool_range()
+    assert (str(network), first, last) == ("10.1.2.0/24", "10.1.2.10", "10.1.2.20")
+    wide = _mixed(address_range="10.1.2.10-10.1.3.20", subnet="10.1.0.0/16").pool_range()
+    assert str(wide[0]) == "10.1.0.0/16"
+    assert _mixed().failover_address() == (HOST, LabPorts().failover("secondary"))
+    assert _mixed(role="primary").failover_address() == (HOST, LabPorts().failover("primary"))
+
+
+MIXED_SECONDARY = _mixed(
+    partner_address="192.0.2.1:647",
+    address="192.0.2.2:847",
+    address_range="10.99.0.100-10.99.0.250",
+    subnet="10.99.0.0/24",
+    relationship="campus",
+    dhcp_address="0.0.0.0",
+)
+
+
+@pytest.mark.parametrize(
+    "options", [MIXED_SECONDARY, dataclasses.replace(MIXED_SECONDARY, role="primary", mclt=60)]
+)
+def test_mixed_config_names_the_dhcpd_and_passes_dhcpd_t(
+    tmp_path: Path, options: LabOptions
+) -> None:
+    conf = tmp_path / "dhcpd.conf"
+    conf.write_text(render_config(options.role, options, "c2VjcmV0"))
+    config = read_config(str(conf))
+    peer = config.failover_peers["campus"]
+    assert (peer.address, peer.port, peer.peer_address, peer.peer_port) == (
+        "192.0.2.2",
+        847,
+        "192.0.2.1",
+        647,
+    )
+    # a secondary learns MCLT and split from the primary's CONNECT, as dhcpd's must
+    assert ("mclt 60;" in conf.read_text()) is (options.role == "primary")
+    assert config.server_identifier == "192.0.2.2"  # serving on every address: the known one
+    (pool,) = config.pools
+    assert [(r.first, r.last) for r in pool.ranges] == [
+        (int(ipaddress.IPv4Address("10.99.0.100")), int(ipaddress.IPv4Address("10.99.0.250")))
+    ]
+    dhcpd = shutil.which("dhcpd") or "/usr/sbin/dhcpd"
+    if not Path(dhcpd).exists() and not os.environ.get("CI"):
+        pytest.skip("dhcpd not installed")
+    result = subprocess.run([dhcpd, "-t", "-cf", str(conf)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_mixed_files_profile_and_mode(tmp_path: Path) -> None:
+    key_file = tmp_path / "partner.key"
+    key_file.write_text('key omapi_key { algorithm hmac-md5; secret "c2VjcmV0"; }\n')
+    key_file.chmod(0o600)
+    lab = Lab(tmp_path / "lab")
+    options = dataclasses.replace(
+        MIXED_SECONDARY,
+        base_port=30000,
+        omapi_address="0.0.0.0",
+        partner_omapi="192.0.2.1:7911",
+        partner_key_file=str(key_file),
+    )
+    lab.write_files(options)
+    assert not lab.conf("primary").exists() and lab.conf("secondary").exists()
+    assert json.loads(lab.state_file.read_text())["mode"] == "mixed"
+    assert lab.options() == options
+    profiles, default, warnings = load_profiles(lab.profile)
+    assert default == "lab" and warnings == []
+    profile = profiles["lab"]
+    assert profile.relationships == ("campus",)
+    servers = {spec.label: spec for spec in profile.servers}
+    ours, theirs = servers["secondary"], servers["primary"]
+    assert (ours.host, ours.port, ours.failover_address, ours.failover_port) == (
+        HOST,
+        30005,
+        "192.0.2.2",
+        847,
+    )
+    assert ours.key is not None and ours.leases == str(lab.leases("secondary"))
+    assert (theirs.host, theirs.port, theirs.failover_address, theirs.failover_port) == (
+        "192.0.2.1",
+        7911,
+        "192.0.2.1",
+        647,
+    )
+    assert theirs.key is not None and theirs.key.name == "omapi_key" and theirs.leases is None
+
+    lab.write_files(dataclasses.replace(options, partner_omapi=None, partner_key_file=None))
+    profiles, _, _ = load_profiles(lab.profile)
+    assert [spec.label for spec in profiles["lab"].servers] == ["secondary"]
+
+
+def test_mixed_lab_refuses_the_relay_and_the_other_role(lab: Lab) -> None:
+    lab.write_files(dataclasses.replace(MIXED_SECONDARY, dhcp_address=HOST, address=None))
+    for command in (lab.cut, lab.heal):
+        with pytest.raises(LocalError, match="a mixed lab has no relay"):
+            command()
+    for action in (lab.kill, lab.start):
+        with pytest.raises(LocalError, match="runs only the secondary; the primary is the dhcpd"):
+            action("primary")
+
+
+def test_mixed_failover_address_not_on_this_host_is_a_clear_error(lab: Lab) -> None:
+    # documentation addresses; this host may hold one of them (bounded choice)
+    candidates = ("203.0.113.254", "198.51.100.254", "192.0.2.254")
+    foreign = next(a for a in candidates if not port_free(free_base_port(), "tcp", a))
+    options = _mixed(address=f"{foreign}:847", base_port=free_base_port())
+    with pytest.raises(
+        LocalError, match=rf"on {foreign} cannot be bound .*choose another --address"
+    ):
+        lab.up(options)
+    assert lab.running() == {}
+
+
+def test_mixed_lab_with_stand_in_up_status_down(lab: Lab) -> None:
+    base = free_base_port()
+    status = lab.up(_mixed(base_port=base), timeout=30)
+    assert status.mode == "mixed" and status.relay is None
+    assert status.partner == {
+        "role": "secondary",
+        "address": f"{HOST}:{base + 7}",
+        "partner_address": "127.0.0.1:647",
+    }
+    (process,) = status.processes
+    assert process.name == "secondary" and process.running
+    assert process.ports == {"dhcp": base + 2, "omapi": base + 5, "failover": base + 7}
+    assert all(process.listening.values())
+    assert set(lab.running()) == {"secondary"}
+    assert set(lab.down()) == {"secondary"}
+    assert not lab.status().running
+
+
+def test_two_mixed_labs_pair_on_loopback(tmp_path: Path) -> None:
+    """The real lab server on both sides of a mixed pair: each names the other's failover
+    address directly (what a dhcpd partner sees), and they reach normal."""
+    primary, secondary = Lab(tmp_path / "p"), Lab(tmp_path / "s")
+    base_p, base_s = free_base_port(), free_base_port()
+    to_p, to_s = f"{HOST}:{base_p + 6}", f"{HOST}:{base_s + 7}"
+    try:
+        primary.up(
+            _mixed(role="primary", partner_address=to_s, base_port=base_p, mclt=10), timeout=60
+        )
+        secondary.up(_mixed(partner_address=to_p, base_port=base_s), timeout=60)
+        seen: tuple[FailoverState | None, ...] = ()
+        for _ in range(600):
+            seen = (_state(primary, "primary"), _state(secondary, "secondary"))
+            if seen == (S.NORMAL, S.NORMAL):
+                break
+            time.sleep(0.1)
+        assert seen == (S.NORMAL, S.NORMAL)
+        pids = {**primary.running(), **secondary.running()}
+    finally:
+        primary.down(timeout=10)
+        secondary.down(timeout=10)
+    assert not any(process_alive(pid) for pid in pids.values())

@@ -13,7 +13,13 @@ JSON (``--json``) of ``up`` and ``status``::
                     "ports": {"to_primary": 16708, "to_secondary": 16709}, "listening": {…}}],
      "relay": {"mode": "pass", "links": 2, "accepted": 2, "refused": 0,  # null: not running
                "resets": 0, "closes": 0, "bytes_forwarded": 1234, "bytes_discarded": 0},
-     "profile": "/home/op/.local/state/dhcpfoctl/lab/config.toml"}
+     "profile": "/home/op/.local/state/dhcpfoctl/lab/config.toml",
+     "mode": "pair",                  # "mixed": one lab server, partner of a dhcpd
+     "partner": null}                 # mixed: {"role": "secondary", "address": "H:P",
+                                      #   "partner_address": "H:P", "partner_omapi": "H:P"}
+
+Each process also has ``addresses`` (label -> bound address). A mixed lab (``up
+--partner-address``) lists only its one server, and ``relay`` is null.
 
 ``down``: ``{"directory": …, "stopped": {"primary": "stopped" | "killed", …}}``;
 ``cut``/``heal``: the relay's answer (as ``relay`` above); ``kill``/``start``:
