@@ -21,6 +21,7 @@ import dataclasses
 import selectors
 import signal
 import socket
+import struct
 import sys
 import time
 from collections.abc import Callable
@@ -64,6 +65,10 @@ SHUTDOWN_WAIT = 5.0
 #: DHCP clients listen here; a reply to a client without an address is broadcast to it.
 CLIENT_PORT = 68
 _DATAGRAM = 4096
+#: struct in_pktinfo {int ipi_ifindex; in_addr ipi_spec_dst, ipi_addr} (Linux ip(7)).
+_PKTINFO = struct.Struct("=i4s4s")
+#: Linux's IP_PKTINFO (<linux/in.h>); this Python's socket module does not name it.
+_IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,8 @@ class LabServer:
         port = options.dhcp_port or self.config.local_port or 67
         self.dhcp = _listen(socket.SOCK_DGRAM, options.dhcp_address, port, "DHCP port")
         self.dhcp.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        # The arrival interface of each request (see _serve_dhcp's broadcast).
+        self.dhcp.setsockopt(socket.IPPROTO_IP, _IP_PKTINFO, 1)
         self._sockets.append(self.dhcp)
         self.dhcp.setblocking(False)
         self._selector.register(self.dhcp, selectors.EVENT_READ, "dhcp")
@@ -321,7 +328,9 @@ class LabServer:
     def _serve_dhcp(self) -> None:
         for _ in range(64):  # a burst at most per round, so OMAPI is never starved
             try:
-                data, (address, port) = self.dhcp.recvfrom(_DATAGRAM)
+                data, ancillary, _flags, (address, port) = self.dhcp.recvmsg(
+                    _DATAGRAM, socket.CMSG_SPACE(_PKTINFO.size)
+                )
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -339,8 +348,16 @@ class LabServer:
             # from its server port, so that is where a real relay listens too); a client
             # with no address yet is reached by broadcast, as dhcpd does without raw sockets.
             target = (address, port) if address != "0.0.0.0" else ("255.255.255.255", CLIENT_PORT)
+            # A broadcast must leave by the interface the request came in on: without
+            # that, 255.255.255.255 follows the routing table and a host with no default
+            # route (a namespace) gets ENETUNREACH. IP_PKTINFO names the interface.
+            pktinfo = [
+                (level, kind, _PKTINFO.pack(_PKTINFO.unpack(value)[0], bytes(4), bytes(4)))
+                for level, kind, value in ancillary
+                if address == "0.0.0.0" and (level, kind) == (socket.IPPROTO_IP, _IP_PKTINFO)
+            ]
             try:
-                self.dhcp.sendto(encode(reply), target)
+                self.dhcp.sendmsg([encode(reply)], pktinfo, 0, target)
             except OSError as exc:
                 self.log.line(f"DHCP reply to {target[0]}:{target[1]} failed: {exc}")
 

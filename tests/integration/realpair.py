@@ -225,9 +225,21 @@ class PairConfig:
     #: A role whose dhcpd is never started: its namespace, links and dhcpd.conf are there,
     #: but the test drives its own failover endpoint in that namespace (see the module doc).
     external: Role | None = None
-    #: A role served by dhcpfoctl's lab server (``python -m dhcpfoctl.lab.server``) instead
-    #: of dhcpd, on the same dhcpd.conf, namespace and addresses: a mixed pair.
-    lab: Role | None = None
+    #: The role(s) served by dhcpfoctl's lab server (``python -m dhcpfoctl.lab.server``)
+    #: instead of dhcpd, on the same dhcpd.conf, namespace and addresses: one role for a
+    #: mixed pair, ``ROLES`` (or ``"both"``) for a lab-lab pair.
+    lab: Role | tuple[Role, ...] | Literal["both"] | None = None
+
+    @property
+    def lab_roles(self) -> frozenset[Role]:
+        """The roles run by the lab server (``lab`` normalised)."""
+        if self.lab is None:
+            return frozenset()
+        if self.lab == "both":
+            return frozenset(ROLES)
+        if isinstance(self.lab, tuple):
+            return frozenset(self.lab)
+        return frozenset({self.lab})
 
 
 class FailoverView(NamedTuple):
@@ -340,11 +352,10 @@ def _netns_pids(namespace: str) -> list[int]:
 def _remove_network(prefix: str) -> list[str]:
     """Kill what lives in ``prefix``'s namespaces and delete them; returns problems seen."""
     problems = []
-    existing = set(_run("ip", "netns", "list", check=False).stdout.split())
-    for suffix in ("p", "s", "lan"):
-        namespace = f"{prefix}-{suffix}"
-        if namespace not in existing:
-            continue
+    listed = _run("ip", "netns", "list", check=False).stdout.splitlines()
+    existing = {line.split()[0] for line in listed if line.strip()}
+    # The servers' and the LAN's namespaces, and any host added with add_lan_host.
+    for namespace in sorted(n for n in existing if n.startswith(f"{prefix}-")):
         # Everything in a namespace this harness created was started by this harness.
         for pid in _netns_pids(namespace):
             with contextlib.suppress(ProcessLookupError):
@@ -475,6 +486,10 @@ class RealPair:
         if self.config.external is not None and self.config.external not in ROLES:
             raise ValueError(
                 f"external must be one of {ROLES} or None, not {self.config.external!r}"
+            )
+        if not self.config.lab_roles <= set(ROLES):
+            raise ValueError(
+                f"lab must name roles of {ROLES} or be 'both', not {self.config.lab!r}"
             )
         self.relationship = self.config.relationship
         self.prefix = "dfo" + secrets.token_hex(3)[:5]
@@ -768,6 +783,28 @@ class RealPair:
                 link,
             )
 
+    def add_lan_host(self, name: str, address: str | None = None, mac: str | None = None) -> str:
+        """A namespace ``PREFIX-NAME`` with ``eth0`` on the pair's LAN bridge; its name.
+
+        ``address`` (CIDR, e.g. ``"10.99.0.3/24"``) is configured if given (a relay, a
+        load generator); without it the host is a bare DHCP client. ``mac`` sets eth0's
+        hardware address. It goes with the pair (every ``PREFIX-*`` namespace does).
+        """
+        namespace = f"{self.prefix}-{name}"
+        leg = f"h-{name}"[:15]
+        _run("ip", "netns", "add", namespace)
+        _run("ip", "-n", namespace, "link", "set", "lo", "up")
+        _run("ip", "netns", "exec", namespace, "sh", "-c", _NO_IPV6, check=False)
+        _run("ip", "link", "add", leg, "netns", self.lan_namespace, "type", "veth",
+             "peer", "name", "eth0", "netns", namespace)  # fmt: skip
+        _run("ip", "-n", self.lan_namespace, "link", "set", leg, "master", "br0", "up")
+        if mac is not None:
+            _run("ip", "-n", namespace, "link", "set", "eth0", "address", mac)
+        if address is not None:
+            _run("ip", "-n", namespace, "addr", "add", address, "dev", "eth0")
+        _run("ip", "-n", namespace, "link", "set", "eth0", "up")
+        return namespace
+
     def cut_link(self) -> None:
         """Take the failover veth down (primary's end); OMAPI and the LAN stay up."""
         _run("ip", "-n", self.primary.namespace, "link", "set", "fo0", "down")
@@ -834,6 +871,10 @@ class RealPair:
             f"max-lease-time {cfg.max_lease_time};",
             f"omapi-port {server.omapi_port};",
         ]
+        if which in cfg.lab_roles:
+            # The lab server binds 0.0.0.0 and cannot tell which interface a broadcast came
+            # in on, as dhcpd can: its LAN address is its identifier and locates the subnet.
+            lines.append(f"server-identifier {server.lan_address};")
         if server.key is not None:
             secret = base64.b64encode(server.key.secret.reveal()).decode()
             lines += [
@@ -894,7 +935,7 @@ class RealPair:
         seen = len(server._log)
         read_end, write_end = os.pipe()
         # `ip netns exec` execs the server in place, so the child's PID is the server's.
-        if which == self.config.lab:
+        if which in self.config.lab_roles:
             command = [
                 sys.executable,
                 "-m",
