@@ -49,8 +49,20 @@ SERVER_PORT = 67
 SETTLE = 30.0
 RECOVER = 90.0
 DHCLIENT = "/sbin/dhclient"
-#: The script from the lab recipe: it sets the address inside the client's namespace only.
-DHCLIENT_SCRIPT = Path("/work/shared/lab-recipe/dhclient-script.sh")
+#: dhclient-script for a client namespace: logs each event and sets the address on the
+#: namespace's own interface only (never resolv.conf, routes or the hostname). dhclient
+#: scrubs the environment, so the log path comes with ``-e LAB_CLIENT_LOG=...``.
+DHCLIENT_SCRIPT = """\
+#!/bin/sh
+echo "$interface $reason ip=${new_ip_address:-}" >>"$LAB_CLIENT_LOG"
+case "$reason" in
+  PREINIT) ip link set dev "$interface" up ;;
+  BOUND|RENEW|REBIND|REBOOT)
+    ip -4 addr replace "$new_ip_address/${new_subnet_mask:-255.255.255.0}" dev "$interface" ;;
+  EXPIRE|FAIL|RELEASE|STOP) ip -4 addr flush dev "$interface" ;;
+esac
+exit 0
+"""
 DHCLIENT_CONF = """\
 timeout 30;
 retry 5;
@@ -169,10 +181,13 @@ def test_dhclient_gets_renews_and_releases_a_lease_from_the_lab_pair(
     mac = "02:99:00:01:00:01"
     namespace = pair.add_lan_host("c1", mac=mac)
     (tmp_path / "dhclient.conf").write_text(DHCLIENT_CONF)
+    script = tmp_path / "dhclient-script"
+    script.write_text(DHCLIENT_SCRIPT)
+    script.chmod(0o755)
     files = {name: tmp_path / name for name in ("lease", "pid", "script.log", "out")}
     base = [
         "ip", "netns", "exec", namespace, DHCLIENT, "-4", "-cf", str(tmp_path / "dhclient.conf"),
-        "-sf", str(DHCLIENT_SCRIPT), "-e", f"LAB_CLIENT_LOG={files['script.log']}",
+        "-sf", str(script), "-e", f"LAB_CLIENT_LOG={files['script.log']}",
         "-lf", str(files["lease"]), "-pf", str(files["pid"]),
     ]  # fmt: skip
     with files["out"].open("wb") as out:
