@@ -98,7 +98,15 @@ Lab role (dhcpfoctl's lab server against ONE real dhcpd): ``PairConfig(lab="seco
 runs ``python -m dhcpfoctl.lab.server`` for that role on the same dhcpd.conf, in the same
 namespace, with OMAPI on every address as dhcpd has it; every operation (start, stop, kill,
 omshell, wait_states, log_lines, snapshot, cut_link) works on it as on a dhcpd. Its log
-lines are the lab server's, dhcpd's wording for failover transitions.
+lines are the lab server's, dhcpd's wording for failover transitions. ``lab="both"`` (or
+``lab=ROLES``) runs both roles as lab servers: a lab-lab pair on the same network. A lab
+role's dhcpd.conf also says ``server-identifier`` (its LAN address): the lab server binds
+DHCP to 0.0.0.0:67 and, unlike dhcpd, cannot tell which interface a broadcast came in on.
+
+Clients on the LAN: ``add_lan_host(name, address=None, mac=None)`` makes a namespace
+``PREFIX-NAME`` whose ``eth0`` is a port of the LAN bridge (an address in CIDR form for a
+relay or a load generator; none for a DHCP client such as dhclient). It goes with the
+pair, like every ``PREFIX-*`` namespace.
 
 What the real dhcpd 4.4.3 does there: a primary connects (again 5 s after a refusal) and
 sends CONNECT first on every link, made or accepted; a secondary also connects out but never
