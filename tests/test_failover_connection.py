@@ -35,9 +35,11 @@ from dhcpfoctl.failover.bindings import may_allocate
 from dhcpfoctl.failover.connection import (
     ConnectRefused,
     FailoverEndpoint,
+    LeaseRetimed,
     LinkDown,
     PoolResponse,
     StateChanged,
+    UpdateAcked,
     UpdateRefused,
 )
 from dhcpfoctl.failover.states import TABLE, Trigger
@@ -862,3 +864,36 @@ def test_unknown_partner_state_value_shuts_down() -> None:
     pair.inject(P_ROLE, state)
     pair.pump()
     assert pair.S.state is S.SHUTDOWN
+
+
+def test_an_acked_expiry_is_reported_with_the_freed_lease_for_the_journal() -> None:
+    """A server persists what an acknowledgement changed: the expired lease is FREE once
+    the partner acknowledged it, with tsfp/atsfp from our tstp (dhcpd writes it then)."""
+    pair = normal_pair()
+    address = next(a for a in pair.P.addresses() if pair.P.lease(a).binding_state is B.FREE)
+    pair.P.update_lease(active(address, pair.now, 1), pair.now)
+    pair.pump()
+    expired = dataclasses.replace(
+        pair.P.lease(address), binding_state=B.EXPIRED, tstp=int(pair.now) + 5
+    )
+    pair.P.update_lease(expired, pair.now)
+    pair.pump()
+    acks = [e for e in pair.events_of(P_ROLE, UpdateAcked) if e.address == address]
+    freed = acks[-1].lease
+    assert freed == pair.P.lease(address)
+    assert freed.binding_state is B.FREE and freed.tsfp == freed.atsfp == expired.tstp
+
+
+def test_entering_partner_down_reports_every_retimed_expired_lease() -> None:
+    pair = normal_pair()
+    expired = "10.20.0.20"
+    pair.P.db.leases.upsert(
+        dataclasses.replace(pair.P.lease(expired), binding_state=B.EXPIRED, ends=int(pair.now))
+    )
+    pair.cut()
+    pair.run_for(30)
+    pair.P.set_state(S.PARTNER_DOWN, pair.now)
+    pair.run_for(1)  # the harness collects events as it runs
+    retimed = [e.lease for e in pair.events_of(P_ROLE, LeaseRetimed)]
+    assert [lease.address for lease in retimed] == [expired]
+    assert retimed[0].tsfp == int(pair.P.machine.stos) + pair.P.mclt == pair.P.lease(expired).tsfp

@@ -126,7 +126,19 @@ class LeaseUpdated:
 
 @dataclass(frozen=True, slots=True)
 class UpdateAcked:
+    """The partner acknowledged our update: ``lease`` as it stands now (tsfp/atsfp set, an
+    expired or released lease freed), for a server to persist as dhcpd writes it then."""
+
     address: str
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRetimed:
+    """A lease's times changed with no update to the partner (tsfp = STOS + MCLT on entering
+    partner-down): a server persists it, or a restart would reuse the lease too early."""
+
+    lease: Lease
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +184,7 @@ Event = (
     | StateChanged
     | PartnerStateChanged
     | LeaseUpdated
+    | LeaseRetimed
     | UpdateAcked
     | UpdateRefused
     | UpdatesDone
@@ -589,7 +602,7 @@ class FailoverEndpoint:
                 free = B.BACKUP if lease.reserved and self.role is Role.SECONDARY else B.FREE
                 lease = dataclasses.replace(lease, binding_state=free, rewind_binding_state=free)
             self.db.leases.upsert(lease)
-            self._emit(UpdateAcked(str(address)))
+            self._emit(UpdateAcked(str(address), lease))
 
     def _on_update_request(self, message: Message, now: float) -> None:
         # A new request replaces one still being answered (dhcpd: "still flying").
@@ -739,7 +752,9 @@ class FailoverEndpoint:
             for address in self.addresses():
                 lease = self.lease(address)
                 if lease.binding_state in _RETURNING:
-                    self.db.leases.upsert(dataclasses.replace(lease, tsfp=restart))
+                    retimed = dataclasses.replace(lease, tsfp=restart)
+                    self.db.leases.upsert(retimed)
+                    self._emit(LeaseRetimed(retimed))
 
     def _persist_state(self) -> None:
         machine = self.machine

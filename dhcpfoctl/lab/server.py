@@ -36,6 +36,7 @@ from dhcpfoctl.failover.connection import (
     ConnectRefused,
     Event,
     FailoverEndpoint,
+    LeaseRetimed,
     LeaseUpdated,
     LinkDown,
     LinkUp,
@@ -44,6 +45,7 @@ from dhcpfoctl.failover.connection import (
     PoolResponse,
     ProtocolViolation,
     StateChanged,
+    UpdateAcked,
     UpdateRefused,
     UpdatesDone,
 )
@@ -236,7 +238,7 @@ class LabServer:
     # -- persistence and the log (on whichever thread holds the driver's lock) ----------
     def _persist(self, now: float, events: list[Event]) -> None:
         for event in events:
-            if isinstance(event, LeaseUpdated):
+            if isinstance(event, LeaseUpdated | LeaseRetimed | UpdateAcked):
                 self.journal.record_lease(event.lease)
             line = describe(event, self.peer.name, self._partner_state)
             if isinstance(event, PartnerStateChanged):
