@@ -50,7 +50,7 @@ from dhcpfoctl.failover.connection import (
     UpdatesDone,
 )
 from dhcpfoctl.failover.driver import EndpointDriver
-from dhcpfoctl.lab.dhcp import DhcpDecodeError, decode, encode
+from dhcpfoctl.lab.dhcp import DhcpDecodeError, Packet, decode, encode
 from dhcpfoctl.lab.engine import LeaseEngine
 from dhcpfoctl.lab.journal import LeaseJournal
 from dhcpfoctl.lab.objects import LabObjects
@@ -328,22 +328,30 @@ class LabServer:
             self.journal.rewrite(self.db, now)
 
     def _serve_dhcp(self) -> None:
-        for _ in range(64):  # a burst at most per round, so OMAPI is never starved
+        # A burst at most per round, so OMAPI is never starved; the burst is handled under
+        # one lock and one journal commit (one fsync), then its replies leave.
+        requests = []
+        for _ in range(64):
             try:
                 data, ancillary, _flags, (address, port) = self.dhcp.recvmsg(
                     _DATAGRAM, socket.CMSG_SPACE(_PKTINFO.size)
                 )
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as exc:
                 self.log.line(f"DHCP socket error: {exc}")
-                return
+                break
             try:
-                request = decode(data)
+                requests.append((decode(data), address, port))
             except DhcpDecodeError as exc:
                 self.log.line(f"dropped a packet from {address}:{port}: {exc.message}")
-                continue
-            reply = self._step(lambda now, request=request: self.engine.handle(request, now))
+        if not requests:
+            return
+
+        def handle_all(now: float) -> list[tuple[Packet | None, str, int]]:
+            return [(self.engine.handle(request, now), a, p) for request, a, p in requests]
+
+        for reply, address, port in self._step(handle_all):
             if reply is None:
                 continue
             # On loopback a relayed request's reply goes back to its sender (a relay sends
