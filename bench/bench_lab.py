@@ -20,9 +20,11 @@ them, as on a real LAN.
 Figures per pair:
 
 * ``DORA/s acked``: perfdhcp's completed DORAs divided by the time from perfdhcp's start
-  until both servers' lease files agree on every active binding (address, client and end
-  time): every BNDUPD of the run was received, written and fsynced by the partner, and so
-  acknowledged (each server fsyncs before its BNDACK);
+  until both servers' OMAPI ``cur-unacked-updates`` read 0 after perfdhcp ended (polled with
+  omshell every 50 ms): every BNDUPD of the run was acknowledged, so written and fsynced by
+  the partner (each server fsyncs before its BNDACK);
+* then both lease files are compared: active bindings, and how many the two files give
+  another client or another end time (a refused BNDUPD leaves the partner's older record);
 * perfdhcp's own rate line (4-way exchanges/s while it sent) and drops;
 * latency percentiles of the DISCOVER-OFFER and REQUEST-ACK round trips, computed from
   perfdhcp's per-exchange timers (``-x t``).
@@ -44,7 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,6 +91,10 @@ class Result:
     offer_ms: dict[str, float]
     ack_ms: dict[str, float]
     active_bindings: int
+    #: Active bindings of the primary's file that the secondary's file gives another
+    #: client, or the same client with another end time, once every BNDUPD was acked.
+    other_client: int
+    other_end: int
 
 
 def _run(*args: str, timeout: float = 20) -> str:
@@ -153,35 +159,63 @@ def _exchange_delays(output: str) -> dict[str, list[float]]:
     return delays
 
 
-# -- "every BNDUPD acknowledged": both lease files agree ---------------------------------
-def _bindings(path: Path) -> dict[str, tuple[bytes | None, int | None]] | None:
+# -- "every BNDUPD acknowledged" --------------------------------------------------------
+def omshell_unacked(prefix: list[str], host: str, port: int, relationship: str) -> int | None:
+    """The failover-state's cur-unacked-updates read with omshell (``None``: no answer)."""
+    script = f"server {host}\nport {port}\nconnect\nnew failover-state\n"
+    script += f'set name = "{relationship}"\nopen\n'
     try:
-        db = read_leases(path)
-    except Exception:  # a record being appended: read again at the next poll
+        done = subprocess.run(
+            [*prefix, "omshell"], input=script, capture_output=True, text=True, timeout=5
+        )
+    except subprocess.TimeoutExpired:
         return None
+    match = re.search(r"^cur-unacked-updates = ((?:[0-9a-f]{2}:){3}[0-9a-f]{2})$",
+                      done.stdout, re.M)  # fmt: skip
+    return int(match[1].replace(":", ""), 16) if match else None
+
+
+def wait_acked(unacked: Callable[[str], int | None]) -> float:
+    """Poll both servers (after perfdhcp ended: no new lease changes) until neither has a
+    BNDUPD awaiting its BNDACK; the epoch time of the poll that saw it."""
+    deadline = time.monotonic() + ACK_TIMEOUT
+    for _ in range(int(ACK_TIMEOUT / POLL) + 1):
+        seen = time.time()
+        if all(unacked(role) == 0 for role in ("primary", "secondary")):
+            return seen
+        if time.monotonic() > deadline:
+            break
+        time.sleep(POLL)
+    raise SystemExit(f"BNDUPDs still unacknowledged after {ACK_TIMEOUT} s")
+
+
+def _bindings(path: Path) -> dict[str, tuple[bytes | None, int | None]]:
     return {
         lease.address: (lease.hardware_address, lease.ends)
-        for lease in db.leases
+        for lease in read_leases(path).leases
         if lease.binding_state is BindingState.ACTIVE
     }
 
 
-def wait_agreement(primary: Path, secondary: Path) -> tuple[float, int]:
-    """Poll both lease files until their active bindings agree; (epoch time, count)."""
-    deadline = time.monotonic() + ACK_TIMEOUT
-    for _ in range(int(ACK_TIMEOUT / POLL) + 1):
-        seen = time.time()
-        left, right = _bindings(primary), _bindings(secondary)
-        if left is not None and left == right and left:
-            return seen, len(left)
-        if time.monotonic() > deadline:
-            break
-        time.sleep(POLL)
-    raise SystemExit(f"the lease files of {primary.parent} did not agree in {ACK_TIMEOUT} s")
+def compare_files(primary: Path, secondary: Path) -> tuple[int, int, int]:
+    """Active bindings in the primary's file; how many of them the secondary's file gives
+    another client, and another end time."""
+    left, right = _bindings(primary), _bindings(secondary)
+    addresses = left.keys() | right.keys()
+    clients = sum(
+        1 for a in addresses if (left.get(a) or (None,))[0] != (right.get(a) or (None,))[0]
+    )
+    ends = sum(1 for a in addresses if left.get(a) != right.get(a)) - clients
+    return len(left), clients, ends
 
 
 def summarise(
-    pair: str, args: argparse.Namespace, output: str, started: float, acked: float, active: int
+    pair: str,
+    args: argparse.Namespace,
+    output: str,
+    started: float,
+    acked: float,
+    files: tuple[int, int, int],
 ) -> Result:
     counts = _section_counts(output)
     offers = counts.get("DISCOVER-OFFER", (0, 0))
@@ -204,7 +238,9 @@ def summarise(
         dora_per_s_acked=round(acks[1] / took, 1),
         offer_ms=_percentiles(delays.get("DISCOVER-OFFER", [])),
         ack_ms=_percentiles(delays.get("REQUEST-ACK", [])),
-        active_bindings=active,
+        active_bindings=files[0],
+        other_client=files[1],
+        other_end=files[2],
     )
 
 
@@ -229,8 +265,14 @@ def load_namespace_on(pair: RealPair) -> Iterator[str]:
 def bench_real(args: argparse.Namespace) -> Result:
     with RealPair(PairConfig()) as pair, load_namespace_on(pair) as namespace:
         output, started = perfdhcp(namespace, args, ["-l", "eth0"])
-        acked, active = wait_agreement(pair.primary.leases_path, pair.secondary.leases_path)
-        return summarise("real dhcpd 4.4.3 pair", args, output, started, acked, active)
+
+        def unacked(role: str) -> int | None:
+            server = pair.server(role)  # type: ignore[arg-type]
+            return omshell_unacked([], server.omapi_host, server.omapi_port, pair.relationship)
+
+        acked = wait_acked(unacked)
+        files = compare_files(pair.primary.leases_path, pair.secondary.leases_path)
+        return summarise("real dhcpd 4.4.3 pair", args, output, started, acked, files)
 
 
 # -- the lab pair ------------------------------------------------------------------------
@@ -342,12 +384,17 @@ def bench_lab(args: argparse.Namespace) -> Result:
             output, started = perfdhcp(
                 namespace, args, ["-l", LOAD_ADDRESS, "-L", str(LAB_LOAD_PORT), "255.255.255.255"]
             )
-            acked, active = wait_agreement(workdir / "primary.leases", workdir / "secondary.leases")
+            prefix = ["ip", "netns", "exec", namespace]
+            relationship = PairConfig().relationship
+            acked = wait_acked(
+                lambda role: omshell_unacked(prefix, "127.0.0.1", LAB_PORTS[role][1], relationship)
+            )
+            files = compare_files(workdir / "primary.leases", workdir / "secondary.leases")
             if args.keep:
                 (args.keep / "perfdhcp.out").write_text(output)
                 for item in workdir.iterdir():
                     (args.keep / item.name).write_bytes(item.read_bytes())
-            return summarise("lab pair", args, output, started, acked, active)
+            return summarise("lab pair", args, output, started, acked, files)
 
 
 def _row(result: Result) -> str:
@@ -357,7 +404,8 @@ def _row(result: Result) -> str:
     return (
         f"| {result.pair} | {result.dora_per_s_acked:.0f} | {result.perfdhcp_rate:.0f} |"
         f" {result.acks}/{result.discovers_sent} | {result.sent_to_acked_s:.2f} s |"
-        f" {ms(result.offer_ms)} | {ms(result.ack_ms)} |"
+        f" {ms(result.offer_ms)} | {ms(result.ack_ms)} | {result.active_bindings}"
+        f" ({result.other_client} client, {result.other_end} end) |"
     )
 
 
@@ -379,7 +427,7 @@ def main() -> None:
         f"perfdhcp -R {args.clients} -r {args.rate} -p {args.seconds}; latency in ms"
         " (p50/p95/p99)\n"
         "| pair | DORA/s acked | perfdhcp rate | ACKs/DISCOVERs | start to acked |"
-        " DISCOVER-OFFER | REQUEST-ACK |\n|---|---|---|---|---|---|---|"
+        " DISCOVER-OFFER | REQUEST-ACK | active (differ) |\n|---|---|---|---|---|---|---|---|"
     )
     for result in results:
         print(_row(result))
