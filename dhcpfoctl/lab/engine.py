@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
-from dhcpfoctl.conf.model import Config, Parameters, Pool
+from dhcpfoctl.conf.model import Config, Parameters, Pool, SubnetConfig
 from dhcpfoctl.failover.bindings import (
     granted_lease_time,
     may_allocate,
@@ -77,6 +77,8 @@ _FREE_STATES: Final = frozenset({B.FREE, B.BACKUP})
 _UNTIMED: Final = frozenset({0, B.FREE, B.BACKUP})
 _FREE: Final = int(B.FREE)
 _RESERVED: Final = int(LeaseFlag.RESERVED)
+#: Most addresses whose subnet the engine remembers (giaddrs, requested addresses).
+_SUBNET_MEMO: Final = 4096
 
 
 class Service(enum.Enum):
@@ -201,6 +203,7 @@ class LeaseEngine:
             )
             for pool in config.pools
         ]
+        self._subnets: dict[str, SubnetConfig | None] = {}
         self._changes: list[Lease] = []
         self._log: list[str] = []
         self._deadline: float | None = None
@@ -265,13 +268,24 @@ class LeaseEngine:
         via = packet.giaddr if packet.giaddr != "0.0.0.0" else self.server_address
         return _Client(packet.htype, packet.chaddr, packet.client_id, packet.hostname, via)
 
+    def _subnet_of(self, address: str) -> SubnetConfig | None:
+        """find_subnet: the configured subnet holding ``address``. Memoised: every request
+        asks it of its giaddr, and parsing an address dominated the lookup."""
+        try:
+            return self._subnets[address]
+        except KeyError:
+            pass
+        ip = ipaddress.IPv4Address(address)
+        found = next((subnet for subnet in self.config.subnets if ip in subnet.network), None)
+        if len(self._subnets) >= _SUBNET_MEMO:  # addresses come from packets: bounded
+            self._subnets.clear()
+        self._subnets[address] = found
+        return found
+
     def _share_of(self, address: str) -> str | None:
         """The shared network of the subnet holding ``address`` (find_subnet)."""
-        ip = ipaddress.IPv4Address(address)
-        for subnet in self.config.subnets:
-            if ip in subnet.network:
-                return subnet.shared_network
-        return None
+        subnet = self._subnet_of(address)
+        return None if subnet is None else subnet.shared_network
 
     def _packet_share(self, packet: Packet) -> str | None:
         """locate_network: the giaddr's subnet, else the server's own."""
@@ -279,11 +293,8 @@ class LeaseEngine:
         return self._share_of(giaddr if giaddr != "0.0.0.0" else self.server_address)
 
     def _subnet_parameters(self, address: str) -> Parameters:
-        ip = ipaddress.IPv4Address(address)
-        for subnet in self.config.subnets:
-            if ip in subnet.network:
-                return subnet.parameters
-        return self.config.parameters
+        subnet = self._subnet_of(address)
+        return self.config.parameters if subnet is None else subnet.parameters
 
     def _view_of(self, address: int) -> _PoolView | None:
         for view in self.views:
@@ -770,11 +781,8 @@ class LeaseEngine:
         """The configured options, innermost scope first; the subnet mask as dhcpd adds it."""
         options: dict[int, bytes] = {}
         mask = params.value("option subnet-mask")
-        if mask is None:
-            for subnet in self.config.subnets:
-                if ipaddress.IPv4Address(address) in subnet.network:
-                    mask = str(subnet.network.netmask)
-                    break
+        if mask is None and (subnet := self._subnet_of(address)) is not None:
+            mask = str(subnet.network.netmask)
         if mask is not None:
             options[Option.SUBNET_MASK.value] = encode_address(str(mask))
         for name, code in (
