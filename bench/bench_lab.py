@@ -26,6 +26,8 @@ Figures per pair:
 * then both lease files are compared: active bindings, and how many the two files give
   another client or another end time (a refused BNDUPD leaves the partner's older record);
 * perfdhcp's own rate line (4-way exchanges/s while it sent) and drops;
+* ``CPU ms/DORA``: CPU time (user + system) both servers used over that span, per completed
+  DORA: the cost of a DORA, less sensitive than DORA/s to other work on the machine;
 * latency percentiles of the DISCOVER-OFFER and REQUEST-ACK round trips, computed from
   perfdhcp's per-exchange timers (``-x t``).
 
@@ -90,6 +92,9 @@ class Result:
     dora_per_s_acked: float
     offer_ms: dict[str, float]
     ack_ms: dict[str, float]
+    #: CPU time both servers used from perfdhcp's start until acked, per completed DORA
+    #: (less sensitive than DORA/s to other work on the machine).
+    cpu_ms_per_dora: float
     active_bindings: int
     #: Active bindings of the primary's file that the secondary's file gives another
     #: client, or the same client with another end time, once every BNDUPD was acked.
@@ -105,6 +110,16 @@ def _run(*args: str, timeout: float = 20) -> str:
 
 
 # -- perfdhcp ----------------------------------------------------------------------------
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes used so far (/proc/PID/stat fields 14, 15)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def perfdhcp(namespace: str, args: argparse.Namespace, extra: list[str]) -> tuple[str, float]:
     """Run perfdhcp in ``namespace``; its output and its start time (epoch seconds)."""
     command = ["ip", "netns", "exec", namespace, PERFDHCP, "-4", "-B", "-x", "t",
@@ -216,6 +231,7 @@ def summarise(
     started: float,
     acked: float,
     files: tuple[int, int, int],
+    cpu: float,
 ) -> Result:
     counts = _section_counts(output)
     offers = counts.get("DISCOVER-OFFER", (0, 0))
@@ -238,6 +254,7 @@ def summarise(
         dora_per_s_acked=round(acks[1] / took, 1),
         offer_ms=_percentiles(delays.get("DISCOVER-OFFER", [])),
         ack_ms=_percentiles(delays.get("REQUEST-ACK", [])),
+        cpu_ms_per_dora=round(cpu * 1000 / max(acks[1], 1), 3),
         active_bindings=files[0],
         other_client=files[1],
         other_end=files[2],
@@ -264,6 +281,8 @@ def load_namespace_on(pair: RealPair) -> Iterator[str]:
 
 def bench_real(args: argparse.Namespace) -> Result:
     with RealPair(PairConfig()) as pair, load_namespace_on(pair) as namespace:
+        pids = [pair.primary.pid or 0, pair.secondary.pid or 0]
+        cpu = cpu_seconds(pids)
         output, started = perfdhcp(namespace, args, ["-l", "eth0"])
 
         def unacked(role: str) -> int | None:
@@ -271,8 +290,9 @@ def bench_real(args: argparse.Namespace) -> Result:
             return omshell_unacked([], server.omapi_host, server.omapi_port, pair.relationship)
 
         acked = wait_acked(unacked)
+        cpu = cpu_seconds(pids) - cpu
         files = compare_files(pair.primary.leases_path, pair.secondary.leases_path)
-        return summarise("real dhcpd 4.4.3 pair", args, output, started, acked, files)
+        return summarise("real dhcpd 4.4.3 pair", args, output, started, acked, files, cpu)
 
 
 # -- the lab pair ------------------------------------------------------------------------
@@ -315,8 +335,8 @@ def lab_conf(role: str, config: PairConfig) -> str:
 
 
 @contextlib.contextmanager
-def lab_pair(workdir: Path) -> Iterator[str]:
-    """Both lab servers in a namespace of ours, normal/normal; yields the namespace."""
+def lab_pair(workdir: Path) -> Iterator[tuple[str, list[int]]]:
+    """Both lab servers in a namespace of ours, normal/normal; the namespace and PIDs."""
     namespace, wire = f"dflb{os.getpid()}", f"dflb{os.getpid()}-wire"
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -362,7 +382,7 @@ def lab_pair(workdir: Path) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise SystemExit("the lab pair did not reach normal:\n" + "\n".join(texts))
             time.sleep(POLL)
-        yield namespace
+        yield namespace, [process.pid for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
@@ -380,7 +400,8 @@ def lab_pair(workdir: Path) -> Iterator[str]:
 def bench_lab(args: argparse.Namespace) -> Result:
     with tempfile.TemporaryDirectory(prefix="dhcpfoctl-bench-lab-") as name:
         workdir = Path(name)
-        with lab_pair(workdir) as namespace:
+        with lab_pair(workdir) as (namespace, pids):
+            cpu = cpu_seconds(pids)
             output, started = perfdhcp(
                 namespace, args, ["-l", LOAD_ADDRESS, "-L", str(LAB_LOAD_PORT), "255.255.255.255"]
             )
@@ -389,12 +410,13 @@ def bench_lab(args: argparse.Namespace) -> Result:
             acked = wait_acked(
                 lambda role: omshell_unacked(prefix, "127.0.0.1", LAB_PORTS[role][1], relationship)
             )
+            cpu = cpu_seconds(pids) - cpu
             files = compare_files(workdir / "primary.leases", workdir / "secondary.leases")
             if args.keep:
                 (args.keep / "perfdhcp.out").write_text(output)
                 for item in workdir.iterdir():
                     (args.keep / item.name).write_bytes(item.read_bytes())
-            return summarise("lab pair", args, output, started, acked, files)
+            return summarise("lab pair", args, output, started, acked, files, cpu)
 
 
 def _row(result: Result) -> str:
@@ -404,7 +426,8 @@ def _row(result: Result) -> str:
     return (
         f"| {result.pair} | {result.dora_per_s_acked:.0f} | {result.perfdhcp_rate:.0f} |"
         f" {result.acks}/{result.discovers_sent} | {result.sent_to_acked_s:.2f} s |"
-        f" {ms(result.offer_ms)} | {ms(result.ack_ms)} | {result.active_bindings}"
+        f" {ms(result.offer_ms)} | {ms(result.ack_ms)} | {result.cpu_ms_per_dora:.3f} |"
+        f" {result.active_bindings}"
         f" ({result.other_client} client, {result.other_end} end) |"
     )
 
@@ -427,7 +450,8 @@ def main() -> None:
         f"perfdhcp -R {args.clients} -r {args.rate} -p {args.seconds}; latency in ms"
         " (p50/p95/p99)\n"
         "| pair | DORA/s acked | perfdhcp rate | ACKs/DISCOVERs | start to acked |"
-        " DISCOVER-OFFER | REQUEST-ACK | active (differ) |\n|---|---|---|---|---|---|---|---|"
+        " DISCOVER-OFFER | REQUEST-ACK | CPU ms/DORA | active (differ) |\n"
+        "|---|---|---|---|---|---|---|---|---|"
     )
     for result in results:
         print(_row(result))
