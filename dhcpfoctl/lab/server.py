@@ -354,16 +354,17 @@ class LabServer:
                 self.log.line(f"DHCP socket error: {exc}")
                 break
             try:
-                requests.append((decode(data), address, port))
+                requests.append((decode(data), address, port, ancillary))
             except DhcpDecodeError as exc:
                 self.log.line(f"dropped a packet from {address}:{port}: {exc.message}")
         if not requests:
             return
 
-        def handle_all(now: float) -> list[tuple[Packet | None, str, int]]:
-            return [(self.engine.handle(request, now), a, p) for request, a, p in requests]
+        def handle_all(now: float) -> list[Packet | None]:
+            return [self.engine.handle(request, now) for request, _, _, _ in requests]
 
-        for reply, address, port in self._step(handle_all):
+        replies = self._step(handle_all)
+        for reply, (_, address, port, ancillary) in zip(replies, requests, strict=True):
             if reply is None:
                 continue
             # On loopback a relayed request's reply goes back to its sender (a relay sends
