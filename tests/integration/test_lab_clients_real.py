@@ -497,16 +497,9 @@ def _balance_json(conf: Path, leases: Path, as_of: float) -> dict[str, Any]:
     return document
 
 
-# ---- known divergence ----------------------------------------------------------------------
+# ---- expiry through the partner's acknowledgement ------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="lab failover: a lease the secondary served expires; the secondary applies the "
-    "primary's EXPIRED update (FREE, tsfp = the primary's tstp) but the primary keeps it "
-    "EXPIRED for good (tsfp/atsfp still from the secondary's ACTIVE update: the BNDACK of "
-    "its EXPIRED update was not taken)",
-)
 def test_expired_leases_end_in_the_same_state_in_both_files(
     make_pair: Callable[[PairConfig], RealPair],
 ) -> None:
