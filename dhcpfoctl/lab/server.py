@@ -86,12 +86,17 @@ class ServerOptions:
 
 
 class EventLog:
-    """One line per event, dhcpd's wording after an ISO time and the server's name."""
+    """One line per event in dhcpd's wording. In a log file each line starts with an ISO
+    time and the server's name; on stderr a line is the bare message, as ``dhcpd -d``
+    prints it (whatever supervises the process stamps it)."""
 
-    def __init__(self, name: str, stream: TextIO, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, name: str, stream: TextIO, clock: Callable[[], float], *, stamped: bool = True
+    ) -> None:
         self.name = name
         self._stream = stream
         self._clock = clock
+        self._stamped = stamped
 
     def line(self, text: str) -> None:
         self.lines([text])
@@ -100,6 +105,10 @@ class EventLog:
         """Write ``texts`` with one time stamp and one flush: a busy server logs several
         lines per request, and a flush per line was a system call each."""
         if not texts:
+            return
+        if not self._stamped:
+            self._stream.write("".join(f"{printable(t)}\n" for t in texts))
+            self._stream.flush()
             return
         now = self._clock()
         # Milliseconds: the demo and the tests order the two servers' lines by them.
@@ -488,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
         log=args.log,
     )
     stream = args.log.open("a", encoding="utf-8") if args.log else sys.stderr
-    log = EventLog(args.name, stream, time.time)
+    log = EventLog(args.name, stream, time.time, stamped=args.log is not None)
     try:
         server = LabServer(options, log=log)
     except DhcpfoctlError as exc:

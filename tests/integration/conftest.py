@@ -4,12 +4,14 @@
   but fails instead when ``CI=true``, so that CI never passes by skipping.
 * ``real_pair``: ONE pair for the whole session (primary OMAPI without a key, secondary
   keyed with ``LAB_KEY``), because reaching normal/normal costs seconds.
-* ``normal_pair``: ``real_pair``, guaranteed normal/normal (link healed, both servers up)
-  before the test and brought back there after it, so tests may cut, kill and force states.
+* ``lab_pair``: the same pair served by two dhcpfoctl lab servers (``PairConfig(lab="both")``).
+* ``normal_pair``: ``real_pair``, then ``lab_pair`` (each test runs on both), guaranteed
+  normal/normal (link healed, both servers up) before the test and brought back there after
+  it, so tests may cut, kill and force states.
 * ``make_pair``: ``make_pair(PairConfig(...))`` starts a pair of one's own (e.g. a small pool
   with a fast balance timer); it is torn down at the end of the test.
 * ``run_cli``: ``run_cli("status", "--json")`` runs the real ``dhcpfoctl`` command in a
-  subprocess (end to end) with ``DHCPFOCTL_CONFIG`` pointing at a profile of ``real_pair``
+  subprocess (end to end) with ``DHCPFOCTL_CONFIG`` pointing at a profile of ``normal_pair``
   (default profile ``lab``); ``run_cli(..., profile=False)`` runs it without any profile.
 """
 
@@ -60,11 +62,26 @@ def restore_normal(pair: RealPair) -> None:
     )
 
 
-@pytest.fixture
-def normal_pair(real_pair: RealPair) -> Iterator[RealPair]:
-    restore_normal(real_pair)
-    yield real_pair
-    restore_normal(real_pair)
+@pytest.fixture(scope="session")
+def lab_pair(
+    require_real_dhcpd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealPair]:
+    """``real_pair``'s twin served by two dhcpfoctl lab servers (same confs and keys)."""
+    config = PairConfig(secondary_key=LAB_KEY, lab="both")
+    with RealPair(config, workdir=tmp_path_factory.mktemp("lab-pair")) as pair:
+        yield pair
+
+
+@pytest.fixture(params=["dhcpd", "lab"])
+def normal_pair(request: pytest.FixtureRequest) -> Iterator[RealPair]:
+    """Every scenario on a normal pair runs twice: on real dhcpd and on the lab servers,
+    which must behave the same for every command."""
+    pair: RealPair = request.getfixturevalue(
+        "real_pair" if request.param == "dhcpd" else "lab_pair"
+    )
+    restore_normal(pair)
+    yield pair
+    restore_normal(pair)
 
 
 @pytest.fixture
@@ -82,8 +99,8 @@ def make_pair(
         yield make
 
 
-@pytest.fixture(scope="session")
-def run_cli(real_pair: RealPair, tmp_path_factory: pytest.TempPathFactory) -> RunCli:
+@pytest.fixture
+def run_cli(normal_pair: RealPair, tmp_path_factory: pytest.TempPathFactory) -> RunCli:
     directory = tmp_path_factory.mktemp("dhcpfoctl-config")
-    profile = real_pair.write_profile(directory / "config.toml", name="lab")
+    profile = normal_pair.write_profile(directory / "config.toml", name="lab")
     return RunCli(profile, directory / "absent.toml")
