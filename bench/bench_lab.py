@@ -62,6 +62,7 @@ from tests.integration.realpair import (  # noqa: E402
     LAN_NETWORK,
     PairConfig,
     RealPair,
+    perfdhcp_counts,
 )
 
 PERFDHCP = "/usr/sbin/perfdhcp"
@@ -132,18 +133,6 @@ def perfdhcp(namespace: str, args: argparse.Namespace, extra: list[str]) -> tupl
     if done.returncode not in (0, 3):  # 3: some packets were dropped
         raise SystemExit(f"perfdhcp exited {done.returncode}: {done.stderr.strip()[-2000:]}")
     return done.stdout + done.stderr, started
-
-
-def _section_counts(output: str) -> dict[str, tuple[int, int]]:
-    counts: dict[str, list[int]] = {}
-    section = ""
-    for line in output.splitlines():
-        if line.startswith("***Statistics for: "):
-            section = line.removeprefix("***Statistics for: ").strip("*")
-            counts[section] = [0, 0]
-        elif section and line.startswith(("sent packets: ", "received packets: ")):
-            counts[section][0 if line.startswith("sent") else 1] = int(line.split(":")[1])
-    return {name: (sent, received) for name, (sent, received) in counts.items()}
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -233,7 +222,7 @@ def summarise(
     files: tuple[int, int, int],
     cpu: float,
 ) -> Result:
-    counts = _section_counts(output)
+    counts = perfdhcp_counts(output)
     offers = counts.get("DISCOVER-OFFER", (0, 0))
     acks = counts.get("REQUEST-ACK", (0, 0))
     rate = re.search(r"^Rate: ([0-9.]+)", output, re.M)

@@ -1282,3 +1282,16 @@ class RunCli:
             (view.get("local_state"), view.get("partner_state")) for view in document["views"]
         }
         return code == 0 and states == {("normal", "normal")}
+
+
+def perfdhcp_counts(output: str) -> dict[str, tuple[int, int]]:
+    """(sent, received) per exchange ("DISCOVER-OFFER", "REQUEST-ACK") of perfdhcp's report."""
+    counts: dict[str, list[int]] = {}
+    section = ""
+    for line in output.splitlines():
+        if line.startswith("***Statistics for: "):
+            section = line.removeprefix("***Statistics for: ").strip("*")
+            counts[section] = [0, 0]
+        elif section and line.startswith(("sent packets: ", "received packets: ")):
+            counts[section][0 if line.startswith("sent") else 1] = int(line.split(":")[1])
+    return {name: (sent, received) for name, (sent, received) in counts.items()}

@@ -36,8 +36,7 @@ from dhcpfoctl.leases import read_leases
 from dhcpfoctl.model import BindingState, FailoverState, Lease, Role
 
 from .netns import socket_in_namespace
-from .realpair import CLI, DHCPD, LAN_NETWORK, ROLES, PairConfig, RealPair
-from .test_lab_population_real import _perfdhcp_counts
+from .realpair import CLI, DHCPD, LAN_NETWORK, ROLES, PairConfig, RealPair, perfdhcp_counts
 
 pytestmark = pytest.mark.integration
 
@@ -282,7 +281,7 @@ def test_perfdhcp_dora_load_against_the_lab_pair_is_answered_in_full(
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    counts = _perfdhcp_counts(output)
+    counts = perfdhcp_counts(output)
     sent, received = counts["DISCOVER-OFFER"]
     assert sent > 0 and received == sent, output
     sent, received = counts["REQUEST-ACK"]

@@ -40,7 +40,7 @@ from dhcpfoctl.leases import read_leases
 from dhcpfoctl.model import BindingState
 
 from .netns import socket_in_namespace
-from .realpair import DHCPD
+from .realpair import DHCPD, perfdhcp_counts
 
 pytestmark = pytest.mark.integration
 
@@ -227,21 +227,8 @@ def test_perfdhcp_relayed_dora_against_a_real_dhcpd(dhcpd_lab: Lab, perfdhcp: st
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     output = result.stdout + result.stderr
-    counts = _perfdhcp_counts(output)
+    counts = perfdhcp_counts(output)
     assert counts["DISCOVER-OFFER"][0] > 0, output
     assert counts["DISCOVER-OFFER"][1] > 0, output
     assert counts["REQUEST-ACK"][1] > 0, output
     assert "Malformed packets: 0" in output, output
-
-
-def _perfdhcp_counts(output: str) -> dict[str, tuple[int, int]]:
-    """(sent, received) per exchange ("DISCOVER-OFFER", "REQUEST-ACK") of perfdhcp's report."""
-    counts: dict[str, list[int]] = {}
-    section = ""
-    for line in output.splitlines():
-        if line.startswith("***Statistics for: "):
-            section = line.removeprefix("***Statistics for: ").strip("*")
-            counts[section] = [0, 0]
-        elif section and line.startswith(("sent packets: ", "received packets: ")):
-            counts[section][0 if line.startswith("sent") else 1] = int(line.split(":")[1])
-    return {name: (sent, received) for name, (sent, received) in counts.items()}
