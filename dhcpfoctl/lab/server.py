@@ -175,6 +175,13 @@ class LabServer:
         now = clock()
         self.config = read_config(str(options.config))
         self.peer = self._the_peer(self.config)
+        if self.config.server_identifier is None and options.dhcp_address == "0.0.0.0":
+            # dhcpd takes its identifier from the interface a request came in on; the lab
+            # has one address per server and cannot guess it from 0.0.0.0.
+            raise LocalError(
+                f"{options.config}: serving DHCP on 0.0.0.0 needs a `server-identifier`"
+                " statement (this server's address on the clients' network)"
+            )
         self.journal, self.db = LeaseJournal.open(options.leases, now=now)
         # dhcpd makes a lease for every address of every range when it reads its config,
         # and its start-up rewrite writes them all: so does the lab.
@@ -501,7 +508,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         server = LabServer(options, log=log)
     except DhcpfoctlError as exc:
-        log.line(f"cannot start: {exc}")
+        if args.log is not None:  # on stderr the one line below says it
+            log.line(f"cannot start: {exc}")
         print(f"dhcpfoctl lab server: {printable(str(exc))}", file=sys.stderr)
         return int(exc.exit_status)
     server.serve()
