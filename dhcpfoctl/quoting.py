@@ -18,6 +18,20 @@ _SIMPLE_ESCAPES: Final = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "e": "\x1b
 _SIMPLE_ESCAPE_BYTES: Final = {k.encode(): v.encode() for k, v in _SIMPLE_ESCAPES.items()}
 
 
+def parse_decimal(text: str | bytes, maximum: int) -> int | None:
+    """The value of a number of ASCII digits that is at most ``maximum``, else None.
+
+    ``str.isdigit`` also admits other scripts' digits and superscripts (``²``), which dhcpd
+    does not read as numbers, and ``int`` refuses strings beyond Python's digit limit with a
+    ValueError: every number read from a file goes through here instead.
+    """
+    digits = text.encode("ascii", "replace") if isinstance(text, str) else text
+    if not digits.isdigit() or len(digits.lstrip(b"0")) > len(str(maximum)):
+        return None
+    value = int(digits)
+    return value if value <= maximum else None
+
+
 def _escaped_char(octal: str | None, hexa: str | None, other: str | None) -> str:
     """The character an escape stands for (a byte value, as its Latin-1 character)."""
     if octal is not None:

@@ -78,7 +78,11 @@ def format_local_time(epoch: int | None, now: int) -> str:
         return "-"
     if epoch == NEVER:
         return "never"
-    moment = datetime.fromtimestamp(epoch).astimezone()
+    try:
+        moment = datetime.fromtimestamp(epoch).astimezone()
+    except (OverflowError, OSError, ValueError):
+        # A server may send any 32- or 64-bit time; past the calendar, the epoch is the date.
+        return f"@{epoch} ({format_relative(epoch, now)})"
     return f"{moment:%Y-%m-%d %H:%M:%S} ({format_relative(epoch, now)})"
 
 
@@ -88,4 +92,7 @@ def iso_utc(epoch: int | None) -> str | None:
         return None
     if epoch == NEVER:
         return "never"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return f"@{epoch}"  # past the calendar (see format_local_time): the command-line form

@@ -384,13 +384,17 @@ def _looks_like_v6(path: str) -> bool:
 
     if path == "-":
         return False
+    from dhcpfoctl.errors import InputFileError
+    from dhcpfoctl.files import open_regular
+
     try:
-        with open(path, "rb") as raw:
+        with open_regular(path) as raw:
             head = raw.read(1 << 16)
-        if head[:2] == b"\x1f\x8b":
-            with gzip.open(path) as unpacked:
-                head = unpacked.read(1 << 16)
-    except (OSError, EOFError):
+            if head[:2] == b"\x1f\x8b":
+                raw.seek(0)
+                with gzip.GzipFile(fileobj=raw) as unpacked:
+                    head = unpacked.read(1 << 16)
+    except (InputFileError, OSError, EOFError):
         return False  # the v4 reader reports the problem with the file's name
     has_ia = re.search(rb"^ia-(?:na|ta|pd) ", head, re.M) is not None
     return has_ia and re.search(rb"^lease ", head, re.M) is None
@@ -515,8 +519,15 @@ def _leases6(file: str, filters: Filters, json_output: bool, csv_output: bool, n
             "DHCPv6 leases have no MAC or client-hostname to filter on",
             param_hint="--mac/--hostname",
         )
+    from dhcpfoctl.cli.output import warn
+    from dhcpfoctl.model import ReadWarning
+
+    problems: list[ReadWarning] = []
+    current = read_leases6(file, problems)
+    for problem in problems:
+        warn(str(problem))
     selected = []
-    for lease in read_leases6(file):
+    for lease in current:
         if filters.states is not None and lease.binding_state not in filters.states:
             continue
         if filters.network is not None and (

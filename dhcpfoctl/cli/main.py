@@ -7,6 +7,8 @@ that ``dhcpfoctl --version`` and ``--help`` stay fast.
 
 from __future__ import annotations
 
+import sys
+import traceback
 from typing import Any
 
 import typer
@@ -48,13 +50,36 @@ def root(
     """Operate ISC dhcpd failover pairs."""
 
 
-class CheckCommand(TyperCommand):
+class GuardedCommand(TyperCommand):
+    """A command whose crash exits with a status from the README's table, not Python's 1.
+
+    A bug in a reader or a renderer (anything but a :class:`DhcpfoctlError`, which the
+    commands report themselves, and click's own exits) ends here: the traceback stays for the
+    bug report, with the exception's text escaped since it may quote a file or a server.
+    """
+
+    monitoring = False
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if isinstance(exc, typer.Exit | typer.Abort) or hasattr(exc, "exit_code"):
+                raise  # click's exits and usage errors carry their own status
+            sys.stderr.write("".join(traceback.format_tb(exc.__traceback__)))
+            sys.stderr.write(f"dhcpfoctl: internal error: {type(exc).__name__}: {str(exc)!r}\n")
+            exit_with(exc, monitoring=self.monitoring)
+
+
+class CheckCommand(GuardedCommand):
     """A monitoring check (``status``, ``audit``): a usage error exits UNKNOWN (3).
 
     click exits 2 on a mistyped option, which Nagios-style monitors read as CRITICAL; for a
     check it means "could not check". (click's usage errors carry their status in
     ``exit_code``; typer vendors click privately, so the attribute is what we rely on.)
     """
+
+    monitoring = True
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -65,10 +90,10 @@ class CheckCommand(TyperCommand):
             raise
 
 
-app.command("leases")(leases.leases)
+app.command("leases", cls=GuardedCommand)(leases.leases)
 app.command("status", cls=CheckCommand)(status.status)
-app.command("partner-down")(partner_down.partner_down)
-app.command("set-state")(partner_down.set_state)
-app.command("balance")(balance.balance)
+app.command("partner-down", cls=GuardedCommand)(partner_down.partner_down)
+app.command("set-state", cls=GuardedCommand)(partner_down.set_state)
+app.command("balance", cls=GuardedCommand)(balance.balance)
 app.command("audit", cls=CheckCommand)(audit.audit)
 app.add_typer(lab.app, name="lab")

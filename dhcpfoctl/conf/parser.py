@@ -17,7 +17,6 @@ import ipaddress
 import itertools
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Final
 
 from dhcpfoctl.conf.lexer import Kind, Token, tokenize
@@ -34,10 +33,14 @@ from dhcpfoctl.conf.model import (
     SubnetConfig,
 )
 from dhcpfoctl.errors import InputFileError
+from dhcpfoctl.files import open_regular
 from dhcpfoctl.keys import ALGORITHMS, OmapiKey, Secret, canonical_algorithm
 from dhcpfoctl.model import Role, address_to_int, int_to_address
+from dhcpfoctl.quoting import parse_decimal
 
 _MAX_INCLUDE_DEPTH: Final = 16
+#: dhcpd reads the numbers of a peer declaration as 32-bit unsigned integers.
+_MAX_NUMBER: Final = 2**32 - 1
 #: Blocks within blocks (real configs nest a handful); the reader recurses per level, so a
 #: pathological file must end in a clear error rather than Python's RecursionError.
 _MAX_NESTING: Final = 100
@@ -123,9 +126,12 @@ class _Stream:
 
     def number(self) -> int:
         token = self.next()
-        if token.kind is not Kind.WORD or not token.text.isdigit():
-            raise InputFileError(token.where, f"expecting a number, found {token.describe()}")
-        return int(token.text)
+        value = parse_decimal(token.text, _MAX_NUMBER) if token.kind is Kind.WORD else None
+        if value is None:
+            raise InputFileError(
+                token.where, f"expecting a number up to {_MAX_NUMBER}, found {token.describe()}"
+            )
+        return value
 
     def address(self) -> tuple[int, Token]:
         token = self.next()
@@ -177,19 +183,31 @@ class _Reader:
         self._nesting = 0
         self._peer_referenced: set[str] = set()
         self._omapi_key_token: Token | None = None
+        #: Real paths of the files being read, outermost first: an include of one is a loop.
+        self._open_files: list[str] = []
 
     # -- files ---------------------------------------------------------------------------
 
     def read_file(self, path: str, scope: _Scope, where: str | None) -> None:
+        # The main file's name is already the location; an include is reported where it is.
+        location, prefix = (path, "") if where is None else (where, f"{path}: ")
         try:
-            text = Path(path).read_bytes().decode("utf-8", errors="surrogateescape")
+            with open_regular(path) as raw:
+                data = raw.read()
+        except InputFileError as exc:
+            raise InputFileError(location, f"{prefix}{exc.message}") from None
         except OSError as exc:
-            if where is None:  # the main file: its name is already the location
-                raise InputFileError(path, f"cannot read: {exc.strerror}") from None
-            raise InputFileError(where, f"cannot read {path}: {exc.strerror}") from None
+            raise InputFileError(location, f"{prefix}cannot read: {exc.strerror}") from None
+        real = os.path.realpath(path)
+        if real in self._open_files:
+            raise InputFileError(location, f"include loop: {path} includes itself")
         self.config.files.append(path)
-        stream = _Stream(tokenize(text, path))
-        self._body(stream, scope, closing=None)
+        stream = _Stream(tokenize(data.decode("utf-8", errors="surrogateescape"), path))
+        self._open_files.append(real)
+        try:
+            self._body(stream, scope, closing=None)
+        finally:
+            self._open_files.pop()
 
     def _include(self, stream: _Stream, scope: _Scope, keyword: Token) -> None:
         token = stream.next()
@@ -197,6 +215,9 @@ class _Reader:
             raise InputFileError(token.where, "expecting a quoted file name after include")
         stream.expect_semi()
         target = token.text
+        if "\0" in target:
+            # No file name holds a NUL (the OS refuses it with a ValueError, not an OSError).
+            raise InputFileError(token.where, "include file name contains a NUL character")
         # dhcpd opens relative names from its working directory; an operator running us
         # elsewhere means the including file's directory, so that is tried second.
         if not os.path.isabs(target) and not os.path.exists(target):
@@ -658,7 +679,7 @@ class _Reader:
             raise InputFileError(closing.where, "peer address may not be omitted")
         role = Role(values.get("role", Role.PRIMARY))
         if role is Role.PRIMARY:
-            if "mclt" not in given:
+            if not values.get("mclt"):  # dhcpd refuses "mclt 0;" with the same message
                 raise InputFileError(closing.where, "primary failover server must have mclt.")
             if "split" not in given and "hba" not in given:
                 raise InputFileError(
@@ -679,8 +700,9 @@ class _Reader:
             **{k: v for k, v in values.items() if k != "role"},  # type: ignore[arg-type]
         )
         if peer.load_balance_max_seconds == 0:
+            setting = "is 0" if "load_balance_max_seconds" in given else "is not set (default 0)"
             self.config.warnings.append(
-                f"{source}: failover peer {peer.name}: load balance max seconds is 0, which"
+                f"{source}: failover peer {peer.name}: load balance max seconds {setting}, which"
                 " disables load balancing (both servers answer every client); use 3 to 5"
             )
         self.config.failover_peers[peer.name] = peer

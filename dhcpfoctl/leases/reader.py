@@ -28,6 +28,7 @@ from itertools import accumulate, chain, compress, filterfalse, repeat
 from typing import BinaryIO, Final
 
 from dhcpfoctl.errors import InputFileError
+from dhcpfoctl.files import open_regular
 from dhcpfoctl.leases import syntax
 from dhcpfoctl.model import (
     BindingState,
@@ -44,6 +45,8 @@ from dhcpfoctl.model import (
 Progress = Callable[[int, int], None]
 
 CHUNK_SIZE: Final = 1 << 20
+#: How every message names the lease file read from standard input (given as ``-``).
+STDIN_NAME: Final = "<stdin>"
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 
 #: A date in a fixed-width field (``W YYYY/MM/DD HH:MM:SS``: ``.{21}`` is one fast loop in
@@ -57,14 +60,15 @@ _DATE: Final = rb"(.{21}|never|epoch [0-9]+);(?: #[^\n]*+|)\n"
 _STRING: Final = rb'"[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"'
 _HEXSEQ: Final = rb"[0-9a-fA-F]{1,2}+(?::[0-9a-fA-F]{1,2}+)*+"
 #: Lease-body lines the fast path stores as raw text (decoded when a Lease is built). Each
-#: alternative admits only text that :func:`syntax.decode_lease_body` reads without error.
+#: alternative admits only text that :func:`syntax.decode_lease_body` reads without error
+#: (a ``%N`` of 19 digits always fits its bound; longer ones take the full parser).
 _EXTRA_LINE: Final = (
     rb"  (?:uid (?:" + _STRING + rb"|" + _HEXSEQ + rb")"
     rb"|client-hostname "
     + _STRING
     + rb"|set [A-Za-z0-9_-]++ = (?:"
     + _STRING
-    + rb"|%[0-9]++|true|false)"
+    + rb"|%[0-9]{1,19}+|true|false)"
     rb"|option agent\.[A-Za-z0-9_-]++ (?:" + _STRING + rb"|" + _HEXSEQ + rb")"
     rb");\n"
 )
@@ -837,11 +841,8 @@ def _open(path: str | os.PathLike[str]) -> tuple[BinaryIO, str, int]:
     """(binary stream, display name, total size for progress) for a path or ``-``."""
     name = os.fspath(path)
     if name == "-":
-        return sys.stdin.buffer, "<stdin>", 0
-    try:
-        raw = open(name, "rb")  # noqa: SIM115 - closed by the caller
-    except OSError as exc:
-        raise InputFileError(name, exc.strerror or str(exc)) from None
+        return sys.stdin.buffer, STDIN_NAME, 0
+    raw = open_regular(name)
     size = os.fstat(raw.fileno()).st_size
     return raw, name, size
 
@@ -1054,7 +1055,7 @@ def read_leases_incremental(
     """
     name = os.fspath(path)
     if name == "-":
-        raise InputFileError("-", "incremental reading needs a file, not standard input")
+        raise InputFileError(STDIN_NAME, "incremental reading needs a file, not standard input")
     try:
         info = os.stat(name)
     except OSError as exc:

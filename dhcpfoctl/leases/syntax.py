@@ -20,6 +20,8 @@ from itertools import compress, repeat
 from typing import Final
 
 from dhcpfoctl.model import (
+    EARLIEST_TIME,
+    LATEST_TIME,
     NEVER,
     TIME_FIELDS,
     BindingState,
@@ -35,7 +37,7 @@ from dhcpfoctl.model import (
     VariableValue,
     int_to_address,
 )
-from dhcpfoctl.quoting import unescape
+from dhcpfoctl.quoting import parse_decimal, unescape
 
 #: One token: whitespace and comments are separate tokens so that positions stay exact.
 _TOKEN: Final = re.compile(
@@ -50,6 +52,10 @@ _IPV4: Final = re.compile(rb"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
 
 #: Year from which dhcpd reads a date as ``never`` (its time_t is 32-bit in the file).
 _NEVER_YEAR: Final = 2038
+#: The mclt is a 32-bit count of seconds on the failover wire; a ``set`` number is bounded
+#: to 64 bits so that no lease file can make one of any length.
+_MAX_U32: Final = 2**32 - 1
+_MAX_SET_NUMBER: Final = 2**64 - 1
 _STATE_KEYWORDS: Final = {"binding": 0, "next": 1, "rewind": 2}
 #: Legacy ``binding state`` values that mean active plus a flag.
 _LEGACY_STATE_FLAGS: Final = {
@@ -137,9 +143,8 @@ def _parse_full_date(text: bytes) -> int | None:
     if parts[0] == b"never" and len(parts) == 1:
         return NEVER
     if parts[0] == b"epoch":
-        if len(parts) == 2 and parts[1].isdigit():
-            return int(parts[1])
-        return None
+        epoch = parse_decimal(parts[1], LATEST_TIME) if len(parts) == 2 else None
+        return None if epoch is None else _within_calendar(epoch)
     if len(parts) not in (3, 4) or not parts[0].isdigit():
         return None
     date = _DATE.fullmatch(parts[1])
@@ -150,17 +155,28 @@ def _parse_full_date(text: bytes) -> int | None:
     hour, minute, second = (int(x) for x in clock.groups())
     if year < 100:  # two-digit years, as dhcpd reads them
         year += 1900 if year >= 70 else 2000
-    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+    if not (1 <= month <= 12 and hour < 24 and minute < 60 and second < 61):
+        return None
+    # dhcpd counts days past the month's end into the next month (February 31 is March 3);
+    # such a date is no date dhcpd wrote, so it is refused rather than moved.
+    if not 1 <= day <= calendar.monthrange(year, month)[1]:
         return None
     if year >= _NEVER_YEAR:
         return NEVER
     offset = 0
     if len(parts) == 4:
-        try:
-            offset = int(parts[3])
-        except ValueError:
+        sign = -1 if parts[3][:1] == b"-" else 1
+        digits = parts[3][1:] if parts[3][:1] in (b"-", b"+") else parts[3]
+        magnitude = parse_decimal(digits, LATEST_TIME)
+        if magnitude is None:
             return None
-    return calendar.timegm((year, month, day, hour, minute, second)) + offset
+        offset = sign * magnitude
+    return _within_calendar(calendar.timegm((year, month, day, hour, minute, second)) + offset)
+
+
+def _within_calendar(epoch: int) -> int | None:
+    """``epoch``, or None when it is outside the times the model keeps (see LATEST_TIME)."""
+    return epoch if EARLIEST_TIME <= epoch <= LATEST_TIME else None
 
 
 def format_date(epoch: int) -> str:
@@ -549,11 +565,13 @@ def _set_statement(tokens: Tokens, start: int, fields: _ExtrasBuilder) -> None:
         value = unescape(text)
     elif text in (b"true", b"false"):
         value = text == b"true"
-    elif text.startswith(b"%") and text[1:].isdigit():
-        value = int(text[1:])
+    elif text.startswith(b"%") and (number := parse_decimal(text[1:], _MAX_SET_NUMBER)) is not None:
+        value = number
     else:
         # dhcpd 4.4 reads no other form (not even colon hex): "expecting a constant value".
-        raise SyntaxProblem(start, f"set {name}: expected a quoted string, %N, true or false")
+        raise SyntaxProblem(
+            start, f"set {name}: expected a quoted string, %N (N up to 2^64-1), true or false"
+        )
     fields.variables[name] = value
 
 
@@ -595,9 +613,9 @@ def _parse_failover(tokens: Tokens) -> FailoverPeerRecord:
             found[word.decode()] = (state, stos)
         elif word == b"mclt":
             words = tokens.words_until_semicolon()
-            if len(words) != 1 or not words[0][1].isdigit():
-                raise SyntaxProblem(at, "mclt expects a number of seconds")
-            mclt = int(words[0][1])
+            mclt = parse_decimal(words[0][1], _MAX_U32) if len(words) == 1 else None
+            if mclt is None:
+                raise SyntaxProblem(at, "mclt expects a number of seconds (up to 2^32-1)")
         else:
             raise SyntaxProblem(at, f"expecting state setting, found {_show(text)}")
     if "my" not in found or "partner" not in found:
