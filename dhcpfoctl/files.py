@@ -23,16 +23,13 @@ _KINDS = (
 
 
 def open_regular(path: str) -> BinaryIO:
-    """``path`` opened for binary reading; :class:`InputFileError` at ``path`` if it cannot
-    be opened or is not a regular file."""
+    """``path`` opened for binary reading: OSError if it cannot be opened (the caller words
+    it), :class:`InputFileError` at ``path`` if it is not a regular file."""
     if "\0" in path:
         # The OS cannot name such a file; open() would raise ValueError, not OSError.
         raise InputFileError(path.replace("\0", "\\0"), "a file name cannot contain a NUL")
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    # O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):
         os.close(fd)

@@ -93,6 +93,17 @@ def parse_key(text: str, origin: str = "--key") -> OmapiKey:
     return OmapiKey(name, algorithm, Secret(decoded))
 
 
+def usable_key(key: OmapiKey, origin: str) -> OmapiKey:
+    """``key`` if it can sign OMAPI messages; a :class:`LocalError` naming ``origin`` if its
+    algorithm is one dhcpd does not know (a config only warns of such a key: dhcpd reads it
+    and fails at its first use, as signing would)."""
+    if key.algorithm not in ALGORITHMS:
+        raise LocalError(
+            f"{origin}: key {key.name}: unknown algorithm (dhcpd accepts {', '.join(ALGORITHMS)})"
+        )
+    return key
+
+
 def readable_by_others(path: str) -> bool:
     """True when group or others may read ``path`` (a secret should be mode 0600/0400)."""
     try:

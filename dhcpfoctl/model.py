@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, Final, Self
 
-from dhcpfoctl.quoting import parse_decimal
-
 #: dhcpd's ``never``: sorts after every real time and differs from all of them.
 NEVER: Final = 0x7FFF_FFFF_FFFF_FFFF
 #: The times a reader keeps: a day inside the calendar's years 1-9999 on either side, so that
@@ -61,10 +59,8 @@ class WireEnum(enum.IntEnum):
     def from_keyword(cls, word: str) -> Self:
         """Parse the lease-file / log spelling (case-insensitive); raises ``ValueError``."""
         word = word.lower()
-        # Every wire code is one byte (a hardware type, a binding or failover state).
-        code = parse_decimal(word[8:], 255) if word.startswith("unknown-") else None
-        if code is not None:
-            return cls(code)
+        if word.startswith("unknown-") and word[8:].isdigit():
+            return cls(int(word[8:]))
         try:
             return cls[word.replace("-", "_").upper()]
         except KeyError:

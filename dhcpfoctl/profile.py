@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from dhcpfoctl.errors import InputFileError, LocalError
-from dhcpfoctl.keys import OmapiKey, parse_key, readable_by_others
+from dhcpfoctl.keys import OmapiKey, parse_key, readable_by_others, usable_key
 from dhcpfoctl.omapi import OMAPI_PORT, format_endpoint
 
 CONFIG_ENV = "DHCPFOCTL_CONFIG"
@@ -315,7 +315,8 @@ def resolve_targets(
     offered = shared_key(keys, env)
     if offered is None and config is not None and config.omapi_key:
         # The dhcpd.conf then serves as our key file, and is judged like one.
-        offered = config.keys[config.omapi_key], f"{config_file_path} (omapi-key)"
+        origin = f"{config_file_path} (omapi-key)"
+        offered = usable_key(config.keys[config.omapi_key], origin), origin
         if readable_by_others(str(config_file_path)):
             warnings.append(
                 f"{config_file_path} holds the OMAPI key and is readable by group/others"

@@ -11,21 +11,24 @@ import re
 from datetime import UTC, datetime
 
 from dhcpfoctl.errors import LocalError
-from dhcpfoctl.model import NEVER
+from dhcpfoctl.model import LATEST_TIME, NEVER
+from dhcpfoctl.quoting import parse_decimal
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
 
 
 def parse_duration(text: str) -> int:
     """Seconds in ``text`` (``1h30m``, ``90``); raises :class:`LocalError` when malformed."""
     text = text.strip().lower()
-    if text.isdigit():
-        return int(text)
+    whole = parse_decimal(text, LATEST_TIME)
+    if whole is not None:
+        return whole
     parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    numbers = [parse_decimal(n, LATEST_TIME) for n, _ in parts]
+    if not parts or "".join(n + u for n, u in parts) != text or None in numbers:
         raise LocalError(f"invalid duration {text!r} (use e.g. 90s, 15m, 2h, 1d, 1h30m)")
-    return sum(int(n) * _UNIT_SECONDS[u] for n, u in parts)
+    return sum(n * _UNIT_SECONDS[u] for n, (_, u) in zip(numbers, parts, strict=True))  # type: ignore[operator]
 
 
 def parse_time(text: str, now: int) -> int:
@@ -33,8 +36,8 @@ def parse_time(text: str, now: int) -> int:
     text = text.strip()
     if text == "now":
         return now
-    if text.startswith("@") and text[1:].isdigit():
-        return int(text[1:])
+    if text.startswith("@") and (epoch := parse_decimal(text[1:], LATEST_TIME)) is not None:
+        return epoch
     if text[:1] in "+-" and len(text) > 1:
         sign = -1 if text[0] == "-" else 1
         return now + sign * parse_duration(text[1:])

@@ -218,7 +218,7 @@ def test_config_warning_is_a_warning(tmp_path: Path) -> None:
     )
     code, out, _ = run("ok.leases", conf=str(conf))
     assert code == 1
-    assert "load balance max seconds is 0, which disables load balancing" in out
+    assert "load balance max seconds is not set (default 0), which disables load balancing" in out
 
 
 @pytest.mark.parametrize(

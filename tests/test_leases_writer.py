@@ -86,10 +86,14 @@ def leases(draw: st.DrawFn, address: int) -> Lease:
             st.tuples(st.sampled_from(list(HardwareType)), st.binary(min_size=1, max_size=16)),
         )
     )
+    starts, ends = draw(times), draw(times)
+    if starts is not None and ends is not None and ends < starts:
+        # dhcpd writes no lease that ends before it starts (the reader warns of one).
+        starts, ends = ends, starts
     return Lease(
         address=int_to_address(address),
-        starts=draw(times),
-        ends=draw(times),
+        starts=starts,
+        ends=ends,
         tstp=draw(times),
         tsfp=draw(times),
         atsfp=draw(times),
@@ -140,7 +144,10 @@ def _round_trip(db: LeaseDB, tmp_path: Path) -> LeaseDB:
     path = tmp_path / "written.leases"
     path.write_text(out.getvalue(), encoding="utf-8", errors="surrogateescape")
     again = read_leases(path)  # backwards, through the fast path where it applies
-    assert not again.stats.warnings, [str(w) for w in again.stats.warnings]
+    # What the writer wrote must parse cleanly; a warning about a lease's own times (the
+    # edge-case fixture holds one that ends before it starts) is about the data.
+    problems = [str(w) for w in again.stats.warnings if "ends before starts" not in w.message]
+    assert not problems, problems
     packed = tmp_path / "written.leases.gz"
     packed.write_bytes(gzip.compress(path.read_bytes()))
     assert _content(read_leases(packed)) == _content(again)  # forwards, as a stream

@@ -322,3 +322,21 @@ def test_human_output_shows_countdown_and_unreachable_server() -> None:
     assert out.count(f"{dead}: cannot connect") == 1 and "no answer (see below)" in out
     assert f"UNKNOWN: {dead}: cannot connect" in out
     assert re.search(r"WARNING: 127\.0\.0\.1:\d+: partner-down for \ds", out)
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "cell"),
+    [
+        ("garbage", "unusable answer (see below)"),
+        ("bad-startup", "unusable answer (see below)"),
+        ("silent", "no answer (see below)"),
+    ],
+)
+def test_table_tells_a_silent_server_from_one_that_answered_garbage(
+    behaviour: str, cell: str
+) -> None:
+    with FakeOmapiServer({}, behaviour=behaviour) as server:
+        code, out, _ = run("--server", server.endpoint, "--peer", "lab", "--timeout", "0.5")
+    assert code == 3
+    assert cell in out
+    assert f"UNKNOWN: {server.endpoint}: " in out  # what it answered, said once below

@@ -54,6 +54,11 @@ def connect(spec: ServerSpec, timeout: float) -> tuple[OmapiClient, tuple[str, .
     return client, ()
 
 
+def _silence(exc: DhcpfoctlError) -> bool:
+    """The error is the server saying nothing, rather than saying something wrong."""
+    return isinstance(exc, UnreachableError | TimedOutError)
+
+
 def query_server(
     spec: ServerSpec,
     relationships: Sequence[str],
@@ -65,7 +70,7 @@ def query_server(
     try:
         client, notes = connect(spec, timeout)
     except DhcpfoctlError as exc:
-        return replace(answer, error=str(exc))
+        return replace(answer, error=str(exc), silent=_silence(exc))
     failover: dict[str, FailoverInfo] = {}
     pools: dict[str, tuple[PoolCounts, ...]] = {}
     errors: dict[str, str] = {}
@@ -85,7 +90,7 @@ def query_server(
                         continue  # e.g. no lease for that address here: counts unavailable
                 pools[name] = tuple(counts)
         except OmapiError as exc:
-            return replace(answer, error=str(exc), notes=notes)
+            return replace(answer, error=str(exc), silent=_silence(exc), notes=notes)
         signed = client.signed
     return replace(
         answer,

@@ -66,6 +66,8 @@ class ServerAnswer:
     pools: dict[str, tuple[PoolCounts, ...]] = field(default_factory=dict)
     #: One line when the server could not be queried at all (unreachable, key refused…).
     error: str | None = None
+    #: ``error`` is the server's silence (unreachable, timed out), not something it sent.
+    silent: bool = False
     #: relationship name → one line, when only that relationship failed (e.g. NOTFOUND).
     relationship_errors: dict[str, str] = field(default_factory=dict)
     signed: bool = False
@@ -96,6 +98,8 @@ class ServerView:
     signed: bool = False
     #: The whole server could not be queried (reported once, not per relationship).
     server_failed: bool = False
+    #: The server failed by not answering (see :attr:`ServerAnswer.silent`).
+    server_silent: bool = False
     endurance: EnduranceEstimate | None = None
 
     @property
@@ -161,6 +165,7 @@ def _view(answer: ServerAnswer, name: str) -> ServerView:
         pools=answer.pools.get(name, ()),
         signed=answer.signed,
         server_failed=answer.error is not None,
+        server_silent=answer.silent,
         endurance=answer.endurance.get(name),
     )
 

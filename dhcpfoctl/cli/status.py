@@ -381,13 +381,17 @@ def render(
         for view in (v for v in report.views if v.relationship == name):
             info = view.info
             if info is None:
-                # The reason is the finding printed below the table; one line keeps it compact.
-                unreachable = Text("unknown", "magenta")
+                # The reason is the finding printed below the table; one line keeps it compact,
+                # but tells silence from an answer that was garbage, a refusal or NOTFOUND.
+                silent = view.server_failed and view.server_silent
                 table.add_row(
                     _server_cell(view.server, view.endpoint, None),
-                    unreachable,
+                    Text("unknown", "magenta"),
                     "-",
-                    Text("no answer (see below)", "magenta"),
+                    Text(
+                        "no answer (see below)" if silent else "unusable answer (see below)",
+                        "magenta",
+                    ),
                 )
                 continue
             state = info.local_state.keyword

@@ -34,7 +34,7 @@ from dhcpfoctl.conf.model import (
 )
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.files import open_regular
-from dhcpfoctl.keys import ALGORITHMS, OmapiKey, Secret, canonical_algorithm
+from dhcpfoctl.keys import ALGORITHMS, OmapiKey, Secret, canonical_algorithm, usable_key
 from dhcpfoctl.model import Role, address_to_int, int_to_address
 from dhcpfoctl.quoting import parse_decimal
 
@@ -197,7 +197,8 @@ class _Reader:
         except InputFileError as exc:
             raise InputFileError(location, f"{prefix}{exc.message}") from None
         except OSError as exc:
-            raise InputFileError(location, f"{prefix}cannot read: {exc.strerror}") from None
+            read = "cannot read" if where is None else f"cannot read {path}"
+            raise InputFileError(location, f"{read}: {exc.strerror}") from None
         real = os.path.realpath(path)
         if real in self._open_files:
             raise InputFileError(location, f"include loop: {path} includes itself")
@@ -852,8 +853,8 @@ def load_key_file(path: str, name: str | None = None) -> OmapiKey:
         if name not in keys:
             known = ", ".join(sorted(keys)) or "none"
             raise InputFileError(path, f"no key named {name!r} (keys here: {known})")
-        return keys[name]
+        return usable_key(keys[name], path)
     if len(keys) != 1:
         found = f"{len(keys)} keys ({', '.join(sorted(keys))})" if keys else "no key stanza"
         raise InputFileError(path, f"expected one `key NAME {{ … }}` stanza, found {found}")
-    return next(iter(keys.values()))
+    return usable_key(next(iter(keys.values())), path)

@@ -247,11 +247,12 @@ class _Reader:
         consequence: str = "",
         *,
         truncated_tail: bool = False,
+        fatal: bool = True,
     ) -> None:
-        """Report a problem at ``buf[pos]``: fatal when strict, else a warning that also
-        says what the reader did about it (``consequence``)."""
+        """Report a problem at ``buf[pos]``: fatal when strict (unless not ``fatal``: a record
+        dhcpd keeps), else a warning that also says what the reader did (``consequence``)."""
         line = self._line_at(buf, pos)
-        if self.strict:
+        if self.strict and fatal:
             raise InputFileError(f"{self.name}:{line}", message)
         text = f"{message}; {consequence}" if consequence else message
         self.db.stats.warnings.append(ReadWarning(self.name, line, text, truncated_tail))
@@ -339,6 +340,8 @@ class _Reader:
             return False
         dates = self.dates
         times = [list(map(dates.__getitem__, column)) for column in time_columns]
+        if any(map(_ends_before_starts, times[0], times[1])):
+            return False  # the full parser warns of each such record
         states = [list(map(_STATES.__getitem__, column)) for column in (state, next_state, rewind)]
         if any(flag_lines):
             flags = bytes(map(_FLAG_LINES.__getitem__, flag_lines))
@@ -449,7 +452,12 @@ class _Reader:
                 base = prefixes.get(prefix)
                 times = tuple(map(dget, (starts, ends, tstp, tsfp, atsfp, cltt)))
                 states = tuple(map(sget, (state, next_state, rewind)))
-                if base is None or None in times or None in states:
+                if (
+                    base is None
+                    or None in times
+                    or None in states
+                    or _ends_before_starts(times[0], times[1])  # the full parser warns
+                ):
                     pos = self._gap(buf, start, match.end(), end, final=True, truncated=False)
                     if pos != match.end():
                         break
@@ -524,6 +532,12 @@ class _Reader:
                 continue
             if isinstance(statement, syntax.SkippedRecord):
                 self._problem(buf, pos, statement.note)
+            elif isinstance(statement, syntax.LeaseRow) and _ends_before_starts(
+                statement.times[0], statement.times[1]
+            ):
+                # dhcpd keeps such a lease (its times come from a clock that jumped, or a
+                # hand edit); its durations are then negative, so the operator hears of it.
+                self._problem(buf, pos, "ends before starts", "lease kept", fatal=False)
             self._store(statement)
             pos = tokens.pos
         return pos
@@ -584,7 +598,7 @@ class _BackwardReader(_Reader):
         #: other records (failover, hosts, …).
         self.share = share
         self.offset = 0  # absolute offset of the current buffer's first byte
-        self.problems: list[tuple[int, str, bool]] = []
+        self.problems: list[tuple[int, str, bool, bool]] = []
         self.collected: list[syntax.Statement] | None = None
         self.truncated_at: int | None = None
 
@@ -623,11 +637,13 @@ class _BackwardReader(_Reader):
         consequence: str = "",
         *,
         truncated_tail: bool = False,
+        fatal: bool = True,
     ) -> None:
-        if consequence and not self.strict:
+        fatal = fatal and self.strict
+        if consequence and not fatal:
             message = f"{message}; {consequence}"
-        self.problems.append((self.offset + pos, message, truncated_tail))
-        if self.strict:
+        self.problems.append((self.offset + pos, message, truncated_tail, fatal))
+        if fatal:
             self._number_problems()
 
     def _number_problems(self) -> None:
@@ -637,14 +653,14 @@ class _BackwardReader(_Reader):
         self.problems.sort()
         line, done = 1, 0
         self.raw.seek(0)
-        for offset, message, truncated_tail in self.problems:
+        for offset, message, truncated_tail, fatal in self.problems:
             while done < offset:
                 chunk = self.raw.read(min(CHUNK_SIZE, offset - done))
                 if not chunk:
                     break
                 line += chunk.count(b"\n")
                 done += len(chunk)
-            if self.strict:
+            if fatal:
                 raise InputFileError(f"{self.name}:{line}", message)
             self.db.stats.warnings.append(ReadWarning(self.name, line, message, truncated_tail))
         self.problems.clear()
@@ -787,6 +803,11 @@ class _BackwardReader(_Reader):
             self.offset = base
 
 
+def _ends_before_starts(starts: int | None, ends: int | None) -> bool:
+    """Both times given (0: absent) and the lease ends before it starts."""
+    return bool(starts and ends and ends < starts)
+
+
 def _canonical_columns(texts: list[bytes]) -> list[tuple[bytes, ...]] | None:
     """Field columns (``b""`` where absent) of lease record texts from a record split, or
     None unless every one of them is in the canonical layout."""
@@ -842,7 +863,10 @@ def _open(path: str | os.PathLike[str]) -> tuple[BinaryIO, str, int]:
     name = os.fspath(path)
     if name == "-":
         return sys.stdin.buffer, STDIN_NAME, 0
-    raw = open_regular(name)
+    try:
+        raw = open_regular(name)
+    except OSError as exc:
+        raise InputFileError(name, exc.strerror or str(exc)) from None
     size = os.fstat(raw.fileno()).st_size
     return raw, name, size
 

@@ -56,6 +56,8 @@ _NEVER_YEAR: Final = 2038
 #: to 64 bits so that no lease file can make one of any length.
 _MAX_U32: Final = 2**32 - 1
 _MAX_SET_NUMBER: Final = 2**64 - 1
+#: The hardware type is the first byte of dhcpd's hardware address (``htype``).
+_MAX_HARDWARE_TYPE: Final = 255
 _STATE_KEYWORDS: Final = {"binding": 0, "next": 1, "rewind": 2}
 #: Legacy ``binding state`` values that mean active plus a flag.
 _LEGACY_STATE_FLAGS: Final = {
@@ -504,6 +506,8 @@ def _lease_statement(tokens: Tokens, word: bytes, row: LeaseRow, fields: _Extras
             )
         except ValueError:
             raise SyntaxProblem(start, f"unknown hardware type {type_word!r}") from None
+        if row.hw_type > _MAX_HARDWARE_TYPE:
+            raise SyntaxProblem(start, f"hardware type {row.hw_type} is not a byte (0-255)")
         row.hw = parse_hex_bytes(words[1][1])
         if row.hw is None:
             raise SyntaxProblem(start, f"bad hardware address {_show(words[1][1])}")

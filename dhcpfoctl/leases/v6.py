@@ -48,13 +48,13 @@ def read_leases6(
     the v4 reader does, and the rest of the file is still read.
     """
     name = os.fspath(path)
-    with open_regular(name) as raw:
-        try:
+    try:
+        with open_regular(name) as raw:
             data = raw.read()
-            if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise InputFileError(name, f"read failed: {exc}") from None
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as exc:
+        raise InputFileError(name, getattr(exc, "strerror", None) or str(exc)) from None
     text = data.decode("utf-8", "surrogateescape")
     current: dict[str, Lease6] = {}
     line, counted = 1, 0
