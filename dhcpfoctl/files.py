@@ -34,8 +34,6 @@ def open_regular(path: str) -> BinaryIO:
     if not stat.S_ISREG(mode):
         os.close(fd)
         kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-        raise InputFileError(
-            path, f"{kind}, not a regular file (a stream can be given on standard input)"
-        )
+        raise InputFileError(path, f"{kind}, not a regular file")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")

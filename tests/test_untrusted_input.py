@@ -89,7 +89,7 @@ def test_a_time_past_the_calendar_is_shown_as_its_epoch() -> None:
     assert format_local_time(-(10**30), 0).startswith(f"@{-(10**30)} (")
 
 
-@pytest.mark.parametrize("text", ["²", "١٢", "12a", "", "-1", "9" * 5000, "4294967296"])
+@pytest.mark.parametrize("text", ["²", "\u0661\u0662", "12a", "", "-1", "9" * 5000, "4294967296"])
 def test_parse_decimal_refuses_what_is_not_an_ascii_number_in_range(text: str) -> None:
     assert parse_decimal(text, 2**32 - 1) is None
 
@@ -118,7 +118,7 @@ subnet 10.0.0.0 netmask 255.255.255.0 {{
 """
 
 
-@pytest.mark.parametrize("mclt", ["²", "٣٦٠٠", "9" * 5000, "4294967296"])
+@pytest.mark.parametrize("mclt", ["²", "\u0663\u0666\u0660\u0660", "9" * 5000, "4294967296"])
 def test_config_numbers_must_be_ascii_and_in_range(tmp_path: Path, mclt: str) -> None:
     path = tmp_path / "dhcpd.conf"
     path.write_text(PEER.format(mclt=mclt, extra=""))
@@ -365,7 +365,9 @@ def test_ends_before_starts_in_a_canonical_batch_is_found(tmp_path: Path) -> Non
     assert len(db.leases) == 199
 
 
-@pytest.mark.parametrize("option", ["@" + "9" * 5000, "@²", "-" + "9" * 5000 + "h", "-²h", "-١h"])
+@pytest.mark.parametrize(
+    "option", ["@" + "9" * 5000, "@²", "-" + "9" * 5000 + "h", "-²h", "-\u0661h"]
+)
 def test_command_line_times_past_the_digit_limit_or_not_ascii_are_usage_errors(
     tmp_path: Path, option: str
 ) -> None:
@@ -391,3 +393,32 @@ def test_nul_bytes_in_config_strings_are_read(tmp_path: Path) -> None:
     path = tmp_path / "dhcpd.conf"
     path.write_bytes(PEER.format(mclt="3600", extra="").replace('"fo"', '"f\x00o"').encode())
     assert list(read_config(path).failover_peers) == ["f\x00o"]
+
+
+def test_a_v6_file_on_standard_input_is_named_like_a_v4_one() -> None:
+    text = V6_RECORD.format(n=1, ends="garbage")
+    result = runner.invoke(app, ["leases", "-6", "-"], input=text)
+    assert result.exit_code == 0
+    assert "<stdin>:1: unreadable ia-na record" in result.stderr
+
+
+def test_partner_down_and_balance_exit_4_on_an_internal_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dhcpfoctl.checks.inputs
+    import dhcpfoctl.profile
+
+    def broken(*_: object, **__: object) -> None:
+        raise ZeroDivisionError("bug")
+
+    monkeypatch.setattr(dhcpfoctl.profile, "resolve_targets", broken)
+    monkeypatch.setattr(dhcpfoctl.checks.inputs, "gather", broken)
+    path = tmp_path / "dhcpd.leases"
+    path.write_text(GOOD)
+    for args in (
+        ["partner-down", "--server", "127.0.0.1:9", "--peer", "fo", "--yes"],
+        ["balance", "--config", str(path), "--leases", str(path)],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 4, (args, result.stderr)
+        assert "internal error: ZeroDivisionError" in result.stderr

@@ -12,6 +12,7 @@ import gzip
 import os
 import re
 import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from isc_dhcp_leases.iscdhcpleases import Lease6 as IscLease6
 
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.files import open_regular
+from dhcpfoctl.leases.reader import STDIN_NAME
 from dhcpfoctl.model import EARLIEST_TIME, LATEST_TIME, NEVER, ReadWarning
 
 
@@ -42,15 +44,19 @@ class Lease6:
 def read_leases6(
     path: str | os.PathLike[str], warnings: list[ReadWarning] | None = None
 ) -> list[Lease6]:
-    """Current DHCPv6 leases of a file (gzip detected), in file order of last record.
+    """Current DHCPv6 leases of a file (gzip detected; ``-`` is standard input), in file
+    order of last record.
 
     A record that cannot be read is skipped with a ``FILE:LINE`` entry in ``warnings``, as
     the v4 reader does, and the rest of the file is still read.
     """
     name = os.fspath(path)
     try:
-        with open_regular(name) as raw:
-            data = raw.read()
+        if name == "-":
+            name, data = STDIN_NAME, sys.stdin.buffer.read()
+        else:
+            with open_regular(name) as raw:
+                data = raw.read()
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
     except (OSError, EOFError) as exc:
