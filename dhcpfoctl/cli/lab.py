@@ -348,6 +348,7 @@ def demo(
     import dataclasses
     import shutil
     import tempfile
+    import time
 
     from dhcpfoctl.cli.output import print_json, reported_errors, stderr_console
     from dhcpfoctl.lab.cluster import Lab
@@ -363,8 +364,9 @@ def demo(
         try:
             if not json_output:
                 stderr_console().print(f"starting a lab pair in {where} …", markup=False)
+            started_at = time.time()
             lab.up(dataclasses.replace(DEMO_OPTIONS, base_port=base_port))
-            story = Demo(lab, show)
+            story = Demo(lab, show, started_at=started_at)
             try:
                 story.partition() if partition else story.outage()
             finally:
