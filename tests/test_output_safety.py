@@ -414,3 +414,22 @@ def test_key_option_error_through_the_cli_names_the_field_only() -> None:
     code, out, err = invoke("status", "--server", "127.0.0.1:9", "--key", f"{SECRET}:omapi_key")
     assert code == ExitStatus.UNKNOWN
     assert SECRET not in out + err and "the last field" in err
+
+
+def test_a_crash_escaping_its_command_is_reported_literally(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dhcpfoctl import __main__ as entry
+    from dhcpfoctl.cli import main
+
+    def crash() -> None:
+        raise ValueError(HOSTILE + "caf\udce9")
+
+    monkeypatch.setattr(main, "app", crash)
+    with pytest.raises(SystemExit) as stopped:
+        entry.main()
+    assert stopped.value.code == ExitStatus.INPUT_ERROR
+    err = capsys.readouterr().err
+    assert_safe(err)
+    assert "ValueError: [/x][bold red]red" in err and "\\x1b[2J\\nOK - fine" in err
+    assert "caf\\xe9" in err

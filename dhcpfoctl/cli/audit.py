@@ -94,7 +94,7 @@ def audit(
             # Python's own exit status 1 would read as WARNING to a monitor.
             if chosen is AuditFormat.nagios:
                 echo(_nagios_unknown(f"internal error: {type(exc).__name__}"))
-            print_traceback()
+            print_traceback(exc)
             exit_with(exc, monitoring=True)
     _emit(result, inputs.report, thresholds, chosen)
     exit_with(result.severity)

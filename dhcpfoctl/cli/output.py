@@ -254,12 +254,27 @@ def reported_errors(*, monitoring: bool = False) -> Iterator[None]:
         exit_with(exc)
 
 
-def print_traceback() -> None:
-    """The traceback of the exception being handled, on stderr: a bug report, whose
-    messages may quote input, so its lines are literal too."""
+def print_traceback(exc: BaseException) -> None:
+    """``exc``'s traceback on stderr: a bug report, whose exception message may quote input,
+    so that message is one literal line and the stack's lines are literal too."""
     import traceback
 
-    sys.stderr.write(literal_lines(traceback.format_exc()))
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    message = "".join(traceback.format_exception_only(exc)).rstrip("\n")
+    sys.stderr.write(
+        f"Traceback (most recent call last):\n{literal_lines(stack)}{literal(message)}\n"
+    )
+
+
+def exit_after_crash(exc: Exception) -> NoReturn:
+    """End the process after a bug escaped its command (the entry point's last resort).
+
+    The report goes through this layer rather than typer's own console, as its message may
+    quote a lease file or a server; the status is still one from the documented table.
+    Outside a command, typer's ``Exit`` would not be turned into a status: exit directly.
+    """
+    print_traceback(exc)
+    raise SystemExit(int(exit_status_for(exc))) from None
 
 
 @contextmanager
