@@ -69,7 +69,9 @@ def lines(*parts: Part | Text) -> Text:
     return Text("\n").join(rendered)
 
 
-def _console(**options: Any) -> Console:
+@cache
+def _literal_console_class() -> type[Console]:
+    # Built on first use: rich is imported only by commands that print with it.
     from rich.console import Console
 
     class LiteralConsole(Console):
@@ -94,7 +96,11 @@ def _console(**options: Any) -> Console:
                 for segment in buffer
             )
 
-    return LiteralConsole(markup=False, emoji=False, highlight=False, **options)
+    return LiteralConsole
+
+
+def _console(**options: Any) -> Console:
+    return _literal_console_class()(markup=False, emoji=False, highlight=False, **options)
 
 
 @cache
