@@ -68,7 +68,9 @@ def canonical_algorithm(text: str) -> str:
 def parse_key(text: str, origin: str = "--key") -> OmapiKey:
     """A key from ``[ALGORITHM:]NAME:SECRET`` (secret base64, as in dhcpd.conf).
 
-    ``origin`` names where the text came from; errors never repeat the text itself.
+    ``origin`` names where the text came from; errors never repeat any field of the text:
+    fields swapped by mistake (SECRET:NAME, the secret where the algorithm goes) would
+    print the secret, so a message says which field is wrong, not what it holds.
     """
     parts = text.strip().split(":")
     if len(parts) == 2:
@@ -76,20 +78,24 @@ def parse_key(text: str, origin: str = "--key") -> OmapiKey:
     elif len(parts) == 3:
         algorithm, name, secret = parts
     else:
-        raise LocalError(f"{origin}: expected [ALGORITHM:]NAME:SECRET")
+        raise LocalError(f"{origin}: expected [ALGORITHM:]NAME:SECRET ({len(parts)} fields)")
     algorithm = canonical_algorithm(algorithm)
     if algorithm not in ALGORITHMS:
         raise LocalError(
-            f"{origin}: unknown key algorithm {algorithm!r} (dhcpd accepts {', '.join(ALGORITHMS)})"
+            f"{origin}: the first of three fields is not a key algorithm dhcpd accepts"
+            f" ({', '.join(ALGORITHMS)})"
         )
     if not name:
         raise LocalError(f"{origin}: the key name is empty")
     try:
         decoded = base64.b64decode(secret, validate=True)
     except binascii.Error:
-        raise LocalError(f"{origin}: the secret of key {name!r} is not valid base64") from None
+        raise LocalError(
+            f"{origin}: the secret (the last field) is not valid base64"
+            " (fields in the order [ALGORITHM:]NAME:SECRET?)"
+        ) from None
     if not decoded:
-        raise LocalError(f"{origin}: the secret of key {name!r} is empty")
+        raise LocalError(f"{origin}: the secret (the last field) is empty")
     return OmapiKey(name, algorithm, Secret(decoded))
 
 
@@ -99,7 +105,8 @@ def usable_key(key: OmapiKey, origin: str) -> OmapiKey:
     and fails at its first use, as signing would)."""
     if key.algorithm not in ALGORITHMS:
         raise LocalError(
-            f"{origin}: key {key.name}: unknown algorithm (dhcpd accepts {', '.join(ALGORITHMS)})"
+            # Neither the name nor the algorithm is shown: either may be a misplaced secret.
+            f"{origin}: key: unknown algorithm (dhcpd accepts {', '.join(ALGORITHMS)})"
         )
     return key
 

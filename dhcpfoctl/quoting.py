@@ -82,10 +82,19 @@ def quote(data: bytes) -> str:
 
 def printable(text: str) -> str:
     """``text`` safe for one line of a log or terminal: each non-printable character (line
-    breaks, escape sequences, format characters) written as its Python escape."""
+    breaks, escape sequences, format characters) written as its Python escape.
+
+    A byte that was not UTF-8 (kept by ``surrogateescape`` as U+DC80-U+DCFF) is written
+    ``\\xNN``: the byte it stands for, where writing the surrogate itself would fail on a
+    strict UTF-8 stream."""
     if text.isprintable():
         return text
-    return "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in text
-    )
+    return "".join(_printable_char(char) for char in text)
+
+
+def _printable_char(char: str) -> str:
+    if char.isprintable():
+        return char
+    if "\udc80" <= char <= "\udcff":
+        return f"\\x{ord(char) - 0xDC00:02x}"
+    return char.encode("unicode_escape").decode("ascii")

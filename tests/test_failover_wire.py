@@ -180,8 +180,15 @@ def test_every_captured_message_decodes_to_the_capture_fields_and_re_encodes_byt
         assert encode(msg) == captured.frame, captured.where
     assert {c.type for c in GOLDEN} == {t.name for t in seen_types}
     assert seen_types >= {
-        M.CONNECT, M.CONNECTACK, M.STATE, M.BNDUPD, M.BNDACK,
-        M.UPDREQALL, M.UPDREQ, M.UPDDONE, M.CONTACT,
+        M.CONNECT,
+        M.CONNECTACK,
+        M.STATE,
+        M.BNDUPD,
+        M.BNDACK,
+        M.UPDREQALL,
+        M.UPDREQ,
+        M.UPDDONE,
+        M.CONTACT,
     }
 
 
@@ -264,8 +271,13 @@ def test_connect_example() -> None:
         (OC.HBA, hba_from_split(128)),
     )
     values = {
-        OC.MCLT: 120, OC.HBA: hba_from_split(128), OC.TLS_REQUEST: 0, OC.PROTOCOL_VERSION: 1,
-        OC.VENDOR_CLASS: b"isc-4.4.3-P1", OC.RECEIVE_TIMER: 30, OC.MAX_UNACKED_BNDUPD: 10,
+        OC.MCLT: 120,
+        OC.HBA: hba_from_split(128),
+        OC.TLS_REQUEST: 0,
+        OC.PROTOCOL_VERSION: 1,
+        OC.VENDOR_CLASS: b"isc-4.4.3-P1",
+        OC.RECEIVE_TIMER: 30,
+        OC.MAX_UNACKED_BNDUPD: 10,
         OC.RELATIONSHIP_NAME: b"fo-lab",
     }
     assert encode(ordered(M.CONNECT, 0, 0x6B0A848E, values)) == CONNECT_5_1
@@ -284,12 +296,15 @@ def test_bndupd_example() -> None:
     assert msg.get(OC.POTENTIAL_EXPIRATION_TIME) == starts + 660  # type: ignore[operator]
     assert msg.get(OC.CLIENT_LAST_TRANSACTION_TIME) == starts
     values = {
-        OC.CLIENT_LAST_TRANSACTION_TIME: starts, OC.IP_FLAGS: None,
-        OC.START_TIME_OF_STATE: starts, OC.POTENTIAL_EXPIRATION_TIME: starts + 660,  # type: ignore[operator]
+        OC.CLIENT_LAST_TRANSACTION_TIME: starts,
+        OC.IP_FLAGS: None,
+        OC.START_TIME_OF_STATE: starts,
+        OC.POTENTIAL_EXPIRATION_TIME: starts + 660,  # type: ignore[operator]
         OC.LEASE_EXPIRATION_TIME: starts + 120,  # type: ignore[operator]
         OC.CLIENT_HARDWARE_ADDRESS: bytes.fromhex("01020000000001"),
         OC.CLIENT_IDENTIFIER: bytes.fromhex("01020000000001"),
-        OC.BINDING_STATUS: BindingState.ACTIVE, OC.ASSIGNED_IP_ADDRESS: "10.99.0.30",
+        OC.BINDING_STATUS: BindingState.ACTIVE,
+        OC.ASSIGNED_IP_ADDRESS: "10.99.0.30",
     }
     assert encode(ordered(M.BNDUPD, 0x4C, 0x6B0A7C02, values)) == BNDUPD_7_1
 
@@ -397,16 +412,50 @@ def test_code_0_and_codes_past_29_are_skipped_whatever_their_size() -> None:
 # Per message type, the options dhcpd reads (docs/failover-protocol.md §3).
 LEASE = {2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 18, 25}
 ALLOWED = {
-    M.POOLREQ: set(), M.POOLRESP: {1}, M.BNDUPD: LEASE, M.BNDACK: LEASE | {21, 16},
-    M.CONNECT: {22, 14, 19, 28, 20, 27, 15, 11}, M.CONNECTACK: {22, 14, 19, 28, 20, 26, 21, 16},
-    M.UPDREQALL: set(), M.UPDDONE: set(), M.UPDREQ: set(), M.STATE: {24, 23, 25},
-    M.CONTACT: set(), M.DISCONNECT: {21, 16},
+    M.POOLREQ: set(),
+    M.POOLRESP: {1},
+    M.BNDUPD: LEASE,
+    M.BNDACK: LEASE | {21, 16},
+    M.CONNECT: {22, 14, 19, 28, 20, 27, 15, 11},
+    M.CONNECTACK: {22, 14, 19, 28, 20, 26, 21, 16},
+    M.UPDREQALL: set(),
+    M.UPDDONE: set(),
+    M.UPDREQ: set(),
+    M.STATE: {24, 23, 25},
+    M.CONTACT: set(),
+    M.DISCONNECT: {21, 16},
 }
 # Wire sizes of §4 (None = any length).
 SIZES = {
-    1: 4, 2: 4, 3: 1, 4: None, 5: None, 6: 4, 7: None, 8: None, 9: 0, 10: 1, 11: None, 12: 2,
-    13: 4, 14: 4, 15: 4, 16: None, 17: None, 18: 4, 19: 4, 20: 1, 21: 1, 22: None, 23: 1,
-    24: 1, 25: 4, 26: 1, 27: 1, 28: None, 29: None,
+    1: 4,
+    2: 4,
+    3: 1,
+    4: None,
+    5: None,
+    6: 4,
+    7: None,
+    8: None,
+    9: 0,
+    10: 1,
+    11: None,
+    12: 2,
+    13: 4,
+    14: 4,
+    15: 4,
+    16: None,
+    17: None,
+    18: 4,
+    19: 4,
+    20: 1,
+    21: 1,
+    22: None,
+    23: 1,
+    24: 1,
+    25: 4,
+    26: 1,
+    27: 1,
+    28: None,
+    29: None,
 }
 
 
@@ -524,12 +573,19 @@ def test_message_keeps_the_order_given_and_normalises_codes() -> None:
 
 
 def test_ordered_drops_none_and_appends_what_dhcpd_never_sends_in_code_order() -> None:
-    msg = ordered(M.BNDUPD, 1, 2, {
-        OC.CLIENT_REQUEST_OPTIONS: b"r", OC.IP_FLAGS: IpFlag.RESERVED,
-        OC.CLIENT_REPLY_OPTIONS: b"p",
-        OC.CLIENT_IDENTIFIER: None, OC.BINDING_STATUS: BindingState.BACKUP,
-        OC.ASSIGNED_IP_ADDRESS: "10.0.0.1",
-    })
+    msg = ordered(
+        M.BNDUPD,
+        1,
+        2,
+        {
+            OC.CLIENT_REQUEST_OPTIONS: b"r",
+            OC.IP_FLAGS: IpFlag.RESERVED,
+            OC.CLIENT_REPLY_OPTIONS: b"p",
+            OC.CLIENT_IDENTIFIER: None,
+            OC.BINDING_STATUS: BindingState.BACKUP,
+            OC.ASSIGNED_IP_ADDRESS: "10.0.0.1",
+        },
+    )
     assert [code for code, _ in msg.options] == [2, 3, 12, 7, 8]
     refusal = {OC.MESSAGE: b"m", OC.REJECT_REASON: 16, OC.ASSIGNED_IP_ADDRESS: "10.0.0.1"}
     bndack = ordered(M.BNDACK, 1, 2, refusal)
@@ -635,9 +691,13 @@ def test_valid_messages_round_trip(msg: Message) -> None:
 
 
 _ISC_ORDER = {
-    M.POOLRESP: [1], M.BNDUPD: [2, 3, 4, 5, 13, 18, 25, 6, 12],
-    M.BNDACK: [2, 3, 4, 5, 13, 18, 25, 6, 12, 21, 16], M.CONNECT: [22, 14, 19, 28, 20, 27, 15, 11],
-    M.CONNECTACK: [22, 14, 19, 28, 20, 26, 21, 16], M.STATE: [24, 23, 25], M.DISCONNECT: [21, 16],
+    M.POOLRESP: [1],
+    M.BNDUPD: [2, 3, 4, 5, 13, 18, 25, 6, 12],
+    M.BNDACK: [2, 3, 4, 5, 13, 18, 25, 6, 12, 21, 16],
+    M.CONNECT: [22, 14, 19, 28, 20, 27, 15, 11],
+    M.CONNECTACK: [22, 14, 19, 28, 20, 26, 21, 16],
+    M.STATE: [24, 23, 25],
+    M.DISCONNECT: [21, 16],
 }
 
 
@@ -697,8 +757,13 @@ def mutated_frames(draw: st.DrawFn) -> bytes:
 
 
 REASONS = {
-    "bad-length", "unknown-type", "bad-offset", "duplicate-option", "bad-option-size",
-    "truncated-option", "ddns-option",
+    "bad-length",
+    "unknown-type",
+    "bad-offset",
+    "duplicate-option",
+    "bad-option-size",
+    "truncated-option",
+    "ddns-option",
 }
 
 

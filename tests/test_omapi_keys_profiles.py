@@ -45,7 +45,7 @@ def test_parse_key(text: str, algorithm: str) -> None:
     ("text", "message"),
     [
         ("justaname", r"expected \[ALGORITHM:\]NAME:SECRET"),
-        ("hmac-foo:k:AAAA", "unknown key algorithm 'hmac-foo'"),
+        ("hmac-foo:k:AAAA", "not a key algorithm dhcpd accepts"),
         ("k:not base64!", "not valid base64"),
         (":AAAA", "key name is empty"),
     ],
@@ -73,10 +73,10 @@ def test_key_file_choice_among_several(tmp_path: Path) -> None:
         f'key a {{ algorithm hmac-md5; secret "{SECRET_B64}"; }}\n'
         f'key b {{ algorithm hmac-md5; secret "{SECRET_B64}"; }}\n'
     )
-    with pytest.raises(InputFileError, match=r"found 2 keys \(a, b\)"):
+    with pytest.raises(InputFileError, match=r"found 2 keys$"):
         load_key_file(str(path))
     assert load_key_file(str(path), "b").name == "b"
-    with pytest.raises(InputFileError, match="no key named 'c'"):
+    with pytest.raises(InputFileError, match="no key of that name"):
         load_key_file(str(path), "c")
 
 

@@ -226,7 +226,7 @@ def test_wrong_key_unknown_key_and_unknown_peer_are_remote_errors() -> None:
             "partner-down", "--server", fake.endpoint, "--peer", "lab", "--yes",
             "--key", "other-key:ZGhjcGZvY3RsLWxhYmtleQ==",
         )  # fmt: skip
-        note = err.index(f"note: {fake.endpoint} does not know key 'other-key' (from --key)")
+        note = err.index(f"note: {fake.endpoint} does not know the key from --key")
         assert code == 5 and note < err.index("NOKEYS") and "an OMAPI key it knows" in err
         assert "ZGhjcGZv" not in err
         code, _, err = run(

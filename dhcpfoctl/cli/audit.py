@@ -9,7 +9,6 @@ the full balance report. The checks and their defaults: :mod:`dhcpfoctl.checks.a
 
 from __future__ import annotations
 
-import traceback
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -58,7 +57,13 @@ def audit(
     """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""
     from dhcpfoctl.checks import audit as judge
     from dhcpfoctl.checks.inputs import gather
-    from dhcpfoctl.cli.output import exit_with, read_leases_with_progress, reported_errors
+    from dhcpfoctl.cli.output import (
+        echo,
+        exit_with,
+        print_traceback,
+        read_leases_with_progress,
+        reported_errors,
+    )
     from dhcpfoctl.errors import DhcpfoctlError
 
     chosen = AuditFormat.json if json_output else output_format
@@ -82,14 +87,14 @@ def audit(
             result = judge.evaluate(inputs, thresholds)
         except DhcpfoctlError as exc:
             if chosen is AuditFormat.nagios:
-                typer.echo(f"DHCPFOCTL UNKNOWN - {exc}")
+                echo(_nagios_unknown(str(exc)))
             raise
         except Exception as exc:
             # A bug, not bad input: keep the traceback for the report, but exit UNKNOWN;
             # Python's own exit status 1 would read as WARNING to a monitor.
             if chosen is AuditFormat.nagios:
-                typer.echo(f"DHCPFOCTL UNKNOWN - internal error: {type(exc).__name__}")
-            traceback.print_exc()
+                echo(_nagios_unknown(f"internal error: {type(exc).__name__}"))
+            print_traceback(exc)
             exit_with(exc, monitoring=True)
     _emit(result, inputs.report, thresholds, chosen)
     exit_with(result.severity)
@@ -99,7 +104,7 @@ def _emit(
     result: AuditResult, report: BalanceReport, thresholds: Thresholds, chosen: AuditFormat
 ) -> None:
     from dhcpfoctl.checks.audit import FreeLimit, Thresholds
-    from dhcpfoctl.cli.output import print_json
+    from dhcpfoctl.cli.output import echo, print_json
     from dhcpfoctl.errors import exit_status_for
 
     severity = result.severity
@@ -131,10 +136,10 @@ def _emit(
             }
         )
     elif chosen is AuditFormat.nagios:
-        typer.echo(nagios_line(result, report))
+        echo(nagios_line(result, report))
     else:
         for finding in result.findings:
-            typer.echo(f"{finding.severity.name}: {finding.message}")
+            echo(f"{finding.severity.name}: {finding.message}")
 
 
 def nagios_line(result: AuditResult, report: BalanceReport) -> str:
@@ -147,5 +152,13 @@ def nagios_line(result: AuditResult, report: BalanceReport) -> str:
     else:
         summary = f"{len(report.pools)} pools, {len(report.relationships)} failover relationships"
     perfdata = " ".join(str(p) for p in result.perfdata)
-    summary = summary.replace("|", "/")  # "|" starts the perfdata
-    return f"DHCPFOCTL {severity.name} - {summary}" + (f" | {perfdata}" if perfdata else "")
+    return _nagios_status(severity.name, summary) + (f" | {perfdata}" if perfdata else "")
+
+
+def _nagios_unknown(summary: str) -> str:
+    return _nagios_status("UNKNOWN", summary)
+
+
+def _nagios_status(status: str, summary: str) -> str:
+    # "|" starts the perfdata: a summary quoting a file or a server must not forge any.
+    return f"DHCPFOCTL {status} - {summary.replace('|', '/')}"

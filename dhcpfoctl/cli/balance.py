@@ -39,10 +39,6 @@ endurance: window, bindings, returns, rate_per_hour, net_per_hour, normal, inter
 
 from __future__ import annotations
 
-import csv
-import io
-import os
-import tempfile
 import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -83,7 +79,13 @@ def balance(
     """Per-pool free/backup balance, dhcpd's balance arithmetic and endurance."""
     from dhcpfoctl.balance import report_to_json
     from dhcpfoctl.checks.inputs import gather
-    from dhcpfoctl.cli.output import read_leases_with_progress, reported_errors, warn
+    from dhcpfoctl.cli.output import (
+        emit_text,
+        read_leases_with_progress,
+        reported_errors,
+        warn,
+        write_atomically,
+    )
 
     chosen = Format.json if json_output else Format.csv if csv_output else output_format
     with reported_errors():
@@ -107,15 +109,15 @@ def balance(
         }[chosen]
         text = render(report)
         if output is None:
-            typer.echo(text, nl=False)
+            emit_text(text)
         else:
             write_atomically(output, text)
 
 
 def _dumps(data: Any) -> str:
-    import json
+    from dhcpfoctl.cli.output import json_text
 
-    return json.dumps(data, indent=2) + "\n"
+    return json_text(data)
 
 
 # -- CSV -------------------------------------------------------------------------------
@@ -145,10 +147,9 @@ CSV_COLUMNS = (
 def report_to_csv(report: BalanceReport) -> str:
     """One row per range, pool, shared network and relationship (``level`` says which)."""
     from dhcpfoctl.balance import server_role
+    from dhcpfoctl.cli.output import csv_text
 
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    rows: list[list[object]] = [list(CSV_COLUMNS)]
 
     def row(
         level: str,
@@ -173,7 +174,7 @@ def report_to_csv(report: BalanceReport) -> str:
                 int(view.imbalanced),
                 "; ".join(pool.risks.values()) if pool else "",
             ]
-        writer.writerow(
+        rows.append(
             [
                 level,
                 name,
@@ -197,14 +198,17 @@ def report_to_csv(report: BalanceReport) -> str:
         row("shared-network", group.name, None, group.name, group.counts)
     for rel_report in report.relationships:
         row("relationship", rel_report.name, rel_report.name, None, rel_report.counts)
-    return buffer.getvalue()
+    return csv_text(rows)
 
 
 # -- Prometheus ------------------------------------------------------------------------
 
 
 def _label(value: str | None) -> str:
-    text = value or ""
+    from dhcpfoctl.cli.output import literal
+
+    # literal first: the format's escapes below are then the only backslashes it adds to.
+    text = literal(value or "")
     return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
@@ -309,30 +313,6 @@ def report_to_prometheus(report: BalanceReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same directory and a rename.
-
-    A reader (node-exporter) sees either the old or the new file, never a half-written one.
-    """
-    from dhcpfoctl.errors import InputFileError
-
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, temp = tempfile.mkstemp(prefix=".dhcpfoctl-", dir=directory)
-    except OSError as exc:
-        raise InputFileError(path, f"cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # textfile collectors run as another user
-        os.replace(temp, path)
-    except OSError as exc:
-        os.unlink(temp)
-        raise InputFileError(path, f"cannot write: {exc.strerror}") from None
-
-
 # -- table -----------------------------------------------------------------------------
 
 BAR_WIDTH = 10
@@ -342,16 +322,13 @@ UNBOUNDED_WIDTH = 10_000
 
 def split_bar(free: int, backup: int) -> Any:
     """Free (primary) vs backup (secondary) share as a fixed-width bar."""
-    from rich.text import Text
+    from dhcpfoctl.cli.output import styled
 
     total = free + backup
-    bar = Text()
     if total == 0:
-        return bar.append("·" * BAR_WIDTH, style="dim")
+        return styled(("·" * BAR_WIDTH, "dim"))
     left = round(BAR_WIDTH * free / total)
-    bar.append("█" * left, style="green")
-    bar.append("▒" * (BAR_WIDTH - left), style="blue")
-    return bar
+    return styled(("█" * left, "green"), ("▒" * (BAR_WIDTH - left), "blue"))
 
 
 def short_range(first: int, last: int) -> str:
@@ -367,9 +344,9 @@ def short_range(first: int, last: int) -> str:
 
 
 def _table_text(report: BalanceReport) -> str:
-    from rich.console import Console
+    from dhcpfoctl.cli.output import text_console
 
-    console = Console(file=io.StringIO(), width=160, color_system=None, highlight=False)
+    console = text_console(160)
     print_table(report, console)
     return console.file.getvalue()  # type: ignore[attr-defined]
 
@@ -393,31 +370,29 @@ def print_table(report: BalanceReport, console: Any = None) -> None:
         console.print(
             f"failover peer {rel.name}: this server is {role}, state {state};"
             f" free {rel.counts.free}, backup {rel.counts.backup}",
-            markup=False,
         )
         for who, value in rel.endurance.items():
             if not value.enough_history:
-                console.print(f"  endurance ({who}): {value.reason}", markup=False)
+                console.print(f"  endurance ({who}): {value.reason}")
                 continue
             normal = format_duration(value.normal) if value.normal is not None else "no drain"
             interrupted = format_duration(value.interrupted or 0)
             console.print(
                 f"  endurance ({who}): {interrupted} if communications-interrupted,"
                 f" {normal} in normal ({value.rate_per_hour:.1f} bindings/h over"
-                f" {format_duration(value.window)})",
-                markup=False,
+                f" {format_duration(value.window)})"
             )
     for pool in report.pools:
         for message in pool.risks.values():
-            console.print(f"RISK {pool.pool.label}: {message}", style="bold red", markup=False)
+            console.print(f"RISK {pool.pool.label}: {message}", style="bold red")
 
 
 def _pool_table(report: BalanceReport, *, with_bar: bool, padding: int) -> Any:
     from rich import box
     from rich.table import Table
-    from rich.text import Text
 
     from dhcpfoctl.balance import server_role
+    from dhcpfoctl.cli.output import lines, styled
     from dhcpfoctl.times import format_local_time
 
     table = Table(
@@ -439,7 +414,7 @@ def _pool_table(report: BalanceReport, *, with_bar: bool, padding: int) -> Any:
     for pool in report.pools:
         if pool.pool.shared_network != network:
             network = pool.pool.shared_network
-            table.add_row(Text(network, style="bold"))
+            table.add_row(styled((network, "bold")))
         counts = pool.counts
         role = server_role(report, pool.pool.failover_peer)
         view = pool.view(role) if role else None
@@ -458,7 +433,7 @@ def _pool_table(report: BalanceReport, *, with_bar: bool, padding: int) -> Any:
                 next_run += ", IMBALANCED"
         bar = split_bar(counts.free, counts.backup) if pool.pool.failover_peer else ""
         table.add_row(
-            "\n".join(short_range(r.first, r.last) for r in pool.pool.ranges),
+            lines(*(short_range(r.first, r.last) for r in pool.pool.ranges)),
             pool.pool.failover_peer or "-",
             str(counts.total),
             str(counts.free),

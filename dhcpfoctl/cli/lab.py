@@ -218,7 +218,7 @@ def up(
 @app.command("down")
 def down(directory: LabDir = None, timeout: Timeout = 10.0, json_output: Json = False) -> None:
     """Stop the lab's processes (TERM, then KILL after --timeout); keep its files."""
-    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+    from dhcpfoctl.cli.output import print_json, reported_errors, say
 
     lab = _lab(directory)
     with reported_errors():
@@ -227,9 +227,9 @@ def down(directory: LabDir = None, timeout: Timeout = 10.0, json_output: Json = 
         print_json({"directory": str(lab.directory), "stopped": stopped})
         return
     if not stopped:
-        stdout_console().print(f"no lab running in {lab.directory}", markup=False)
+        say(f"no lab running in {lab.directory}")
     for name, how in stopped.items():
-        stdout_console().print(f"{name}: {how}", markup=False)
+        say(f"{name}: {how}")
 
 
 @app.command("status")
@@ -313,14 +313,14 @@ def env(directory: LabDir = None, json_output: Json = False) -> None:
     """
     import shlex
 
-    from dhcpfoctl.cli.output import print_json
+    from dhcpfoctl.cli.output import echo, print_json
     from dhcpfoctl.profile import CONFIG_ENV
 
     profile = str(_lab(directory).profile)
     if json_output:
         print_json({CONFIG_ENV: profile})
     else:
-        typer.echo(f"export {CONFIG_ENV}={shlex.quote(profile)}")
+        echo(f"export {CONFIG_ENV}={shlex.quote(profile)}")
 
 
 @app.command("demo")
@@ -348,8 +348,9 @@ def demo(
     import dataclasses
     import shutil
     import tempfile
+    import time
 
-    from dhcpfoctl.cli.output import print_json, reported_errors, stderr_console
+    from dhcpfoctl.cli.output import print_json, reported_errors, say
     from dhcpfoctl.lab.cluster import Lab
     from dhcpfoctl.lab.demo import DEMO_OPTIONS, Demo
 
@@ -362,9 +363,10 @@ def demo(
     with reported_errors():
         try:
             if not json_output:
-                stderr_console().print(f"starting a lab pair in {where} …", markup=False)
+                say(f"starting a lab pair in {where} …", err=True)
+            started_at = time.time()
             lab.up(dataclasses.replace(DEMO_OPTIONS, base_port=base_port))
-            story = Demo(lab, show)
+            story = Demo(lab, show, started_at=started_at)
             try:
                 story.partition() if partition else story.outage()
             finally:
@@ -377,7 +379,7 @@ def demo(
             if temporary and finished and not keep:
                 shutil.rmtree(where, ignore_errors=True)
             elif not finished:
-                stderr_console().print(f"the lab's logs are in {where}", markup=False)
+                say(f"the lab's logs are in {where}", err=True)
     if json_output:
         print_json(
             {
@@ -402,9 +404,7 @@ def _demo_printer(
     import subprocess
     import sys
 
-    from rich.text import Text
-
-    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.cli.output import lines, stdout_console, styled
     from dhcpfoctl.lab.demo import Command, Narration
     from dhcpfoctl.profile import CONFIG_ENV
 
@@ -414,14 +414,14 @@ def _demo_printer(
         if isinstance(item, Narration):
             if not quiet:
                 console.print()
-                console.print(Text(f"== {item.title}", style="bold"))
-                console.print(Text(item.text))
+                console.print(styled((f"== {item.title}", "bold")))
+                console.print(lines(*item.text.split("\n")))
                 if pause and sys.stdin.isatty():
                     input("   (Enter to go on) ")
             return None
         assert isinstance(item, Command)
         if not quiet:
-            console.print(Text(f"$ dhcpfoctl {' '.join(item.argv)}", style="cyan"))
+            console.print(styled((f"$ dhcpfoctl {' '.join(item.argv)}", "cyan")))
         # In human mode the command writes to the terminal itself, colour rules included.
         result = subprocess.run(
             [sys.executable, "-m", "dhcpfoctl", *item.argv],
@@ -442,18 +442,16 @@ def _demo_printer(
 
 
 def _print_summary(summary: str) -> None:
-    from rich.text import Text
-
-    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.cli.output import lines, stdout_console, styled
 
     console = stdout_console()
     console.print()
-    console.print(Text("== What happened", style="bold"))
-    console.print(Text(summary))
+    console.print(styled(("== What happened", "bold")))
+    console.print(lines(*summary.split("\n")))
 
 
 def _relay_command(directory: Path | None, json_output: bool, command: str) -> None:
-    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+    from dhcpfoctl.cli.output import print_json, reported_errors, say
 
     with reported_errors():
         lab = _lab(directory)
@@ -461,9 +459,7 @@ def _relay_command(directory: Path | None, json_output: bool, command: str) -> N
     if json_output:
         print_json(answer)
         return
-    stdout_console().print(
-        f"failover link: {answer['mode']} ({answer['links']} open link(s))", markup=False
-    )
+    say(f"failover link: {answer['mode']} ({answer['links']} open link(s))")
 
 
 @app.command("kill")
@@ -478,14 +474,14 @@ def kill(
     """Stop one server with a signal (its files stay; `lab start` brings it back)."""
     import signal
 
-    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+    from dhcpfoctl.cli.output import print_json, reported_errors, say
 
     with reported_errors():
         pid = _lab(directory).kill(server.value, getattr(signal, f"SIG{signal_name.value}"))
     if json_output:
         print_json({"server": server.value, "pid": pid, "signal": signal_name.value})
     else:
-        stdout_console().print(f"{server.value} (pid {pid}) stopped by SIG{signal_name.value}")
+        say(f"{server.value} (pid {pid}) stopped by SIG{signal_name.value}")
 
 
 @app.command("start")
@@ -496,26 +492,25 @@ def start(
     json_output: Json = False,
 ) -> None:
     """Start one server of a lab that is up, from its config and lease file."""
-    from dhcpfoctl.cli.output import print_json, reported_errors, stdout_console
+    from dhcpfoctl.cli.output import print_json, reported_errors, say
 
     with reported_errors():
         pid = _lab(directory).start(server.value, timeout=timeout)
     if json_output:
         print_json({"server": server.value, "pid": pid})
     else:
-        stdout_console().print(f"started {server.value} (pid {pid})")
+        say(f"started {server.value} (pid {pid})")
 
 
 def _print_status(report: LabStatus) -> None:
     from rich.table import Table
-    from rich.text import Text
 
-    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.cli.output import say, stdout_console, styled
 
     console = stdout_console()
-    console.print(Text(f"lab in {report.directory}"), soft_wrap=True)
+    say(f"lab in {report.directory}")
     if not report.configured:
-        console.print("not set up: run `dhcpfoctl lab up`", markup=False)
+        say("not set up: run `dhcpfoctl lab up`")
         return
     if report.partner is not None:
         mixed = report.partner
@@ -523,7 +518,7 @@ def _print_status(report: LabStatus) -> None:
             f"mixed pair: our {mixed['role']} (failover {mixed['address']}) with the dhcpd at"
             f" {mixed['partner_address']}; no relay"
         )
-        console.print(Text(line), soft_wrap=True)
+        say(line)
     table = Table(pad_edge=False, box=None)
     for column in ("process", "pid", "ports" if report.partner else "ports (127.0.0.1)"):
         table.add_column(column)
@@ -534,20 +529,19 @@ def _print_status(report: LabStatus) -> None:
             for label, port in process.ports.items()
         )
         state = str(process.pid) if process.running else "not running"
-        table.add_row(
-            Text(process.name), Text(state, style="" if process.running else "red"), Text(ports)
-        )
+        table.add_row(process.name, styled((state, "" if process.running else "red")), ports)
     console.print(table)
     if report.relay is not None:
         relay = report.relay
         style = "green" if relay["mode"] == "pass" else "yellow"
-        line = Text("failover link: ")
-        line.append(str(relay["mode"]), style=style)
-        line.append(
-            f"  ({relay['links']} link(s), {relay['bytes_forwarded']} bytes passed,"
-            f" {relay['bytes_discarded']} dropped, {relay['refused']} refused)"
+        console.print(
+            styled(
+                "failover link: ",
+                (str(relay["mode"]), style),
+                f"  ({relay['links']} link(s), {relay['bytes_forwarded']} bytes passed,"
+                f" {relay['bytes_discarded']} dropped, {relay['refused']} refused)",
+            )
         )
-        console.print(line)
 
 
 def _where(address: str | None, port: int, mixed: bool) -> str:
@@ -557,16 +551,14 @@ def _where(address: str | None, port: int, mixed: bool) -> str:
 def _print_profile_hint(report: LabStatus) -> None:
     import shlex
 
-    from rich.text import Text
+    from dhcpfoctl.cli.output import say
 
-    from dhcpfoctl.cli.output import stdout_console
-
-    console = stdout_console()
-    # soft_wrap: the lines are to be copied, a path must not break across lines
-    console.print(Text(f"\nprofile written to {report.profile}; to use it:"), soft_wrap=True)
-    console.print(Text(f"  export DHCPFOCTL_CONFIG={shlex.quote(report.profile)}"), soft_wrap=True)
-    console.print(Text("  dhcpfoctl status --profile lab"), soft_wrap=True)
-    console.print(Text('(or: eval "$(dhcpfoctl lab env)")'), soft_wrap=True)
+    # say() soft-wraps: the lines are to be copied, a path must not break across lines
+    say("")
+    say(f"profile written to {report.profile}; to use it:")
+    say(f"  export DHCPFOCTL_CONFIG={shlex.quote(report.profile)}")
+    say("  dhcpfoctl status --profile lab")
+    say('(or: eval "$(dhcpfoctl lab env)")')
 
 
 @contextmanager
@@ -581,13 +573,14 @@ def _population_progress(
         yield None
         return
     from rich.live import Live
-    from rich.text import Text
+
+    from dhcpfoctl.cli.output import styled
 
     with Live(console=console, transient=True, auto_refresh=False) as live:
 
         def update(stats: PopulationStats) -> None:
             live.update(
-                Text(
+                styled(
                     f"{stats.elapsed:5.1f}s  bound {stats.bound}/{count}  acks {stats.acks}"
                     f"  renewals {stats.renewals}  rebinds {stats.rebinds}  naks {stats.naks}"
                     f"  timeouts {stats.timeouts}"
@@ -614,7 +607,7 @@ def _stats_json(stats: PopulationStats) -> dict[str, object]:
 def _print_stats(stats: PopulationStats, count: int) -> None:
     from rich.table import Table
 
-    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.cli.output import say, stdout_console
 
     table = Table(pad_edge=False, box=None, show_header=False)
     table.add_column(justify="right")
@@ -632,13 +625,12 @@ def _print_stats(stats: PopulationStats, count: int) -> None:
     ]
     for value, label in rows:
         table.add_row(value, label)
-    console = stdout_console()
-    console.print(f"{stats.elapsed:.1f}s of DHCP clients", markup=False)
-    console.print(table)
+    say(f"{stats.elapsed:.1f}s of DHCP clients")
+    stdout_console().print(table)
     latencies = [
         f"p{percent} {value * 1000:.1f} ms"
         for percent in PERCENTILES
         if (value := stats.latency_percentile(percent)) is not None
     ]
     if latencies:
-        console.print("latency: " + ", ".join(latencies), markup=False)
+        say("latency: " + ", ".join(latencies))

@@ -312,14 +312,13 @@ def render_table(leases: list[Lease], now: int) -> None:
 def render_summary(summary: dict[str, Any], now: int) -> None:
     from rich.table import Table
 
-    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.cli.output import say, stdout_console
     from dhcpfoctl.times import format_local_time
 
     console = stdout_console()
-    console.print(
+    say(
         f"{summary['file']}: {summary['records']} lease records, "
-        f"{summary['superseded_records']} superseded, {summary['addresses']} addresses",
-        markup=False,
+        f"{summary['superseded_records']} superseded, {summary['addresses']} addresses"
     )
     states = Table(title="binding states", title_justify="left")
     states.add_column("state")
@@ -343,9 +342,7 @@ def render_summary(summary: dict[str, Any], now: int) -> None:
         console.print(peers)
     hosts = summary["hosts"]
     if hosts["present"] or hosts["deleted"]:
-        console.print(
-            f"hosts: {hosts['present']} present, {hosts['deleted']} deleted", markup=False
-        )
+        say(f"hosts: {hosts['present']} present, {hosts['deleted']} deleted")
 
 
 def render_table6(leases: list[Lease6], now: int) -> None:
@@ -367,14 +364,6 @@ def render_table6(leases: list[Lease6], now: int) -> None:
             lease.duid.hex(":"),
         )
     stdout_console().print(table)
-
-
-def _write_csv(rows: Iterable[list[str]]) -> None:
-    import csv
-    import sys
-
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerows(rows)
 
 
 def _looks_like_v6(path: str) -> bool:
@@ -466,7 +455,7 @@ def leases(
     ),
 ) -> None:
     """List the current lease of each address (the last record wins), or summarise."""
-    from dhcpfoctl.cli.output import print_json, reported_errors, warn
+    from dhcpfoctl.cli.output import print_json, reported_errors, warn, write_csv
 
     if json_output and csv_output:
         raise typer.BadParameter("choose one of --json and --csv", param_hint="--json/--csv")
@@ -497,13 +486,13 @@ def leases(
             if json_output:
                 print_json(data)
             elif csv_output:
-                _write_csv([["state", "leases"], *([k, str(v)] for k, v in data["states"].items())])
+                write_csv([["state", "leases"], *([k, str(v)] for k, v in data["states"].items())])
             else:
                 render_summary(data, now)
         elif json_output:
             print_json([lease_to_json(lease) for lease in selected])
         elif csv_output:
-            _write_csv(csv_rows(selected))
+            write_csv(csv_rows(selected))
         else:
             render_table(selected, now)
 
@@ -511,7 +500,7 @@ def leases(
 def _leases6(file: str, filters: Filters, json_output: bool, csv_output: bool, now: int) -> None:
     import ipaddress
 
-    from dhcpfoctl.cli.output import print_json
+    from dhcpfoctl.cli.output import print_json, write_csv
     from dhcpfoctl.leases import read_leases6
 
     if filters.mac_prefix is not None or filters.hostname_glob is not None:
@@ -558,7 +547,7 @@ def _leases6(file: str, filters: Filters, json_output: bool, csv_output: bool, n
             "preferred_life",
             "max_life",
         ]
-        _write_csv(
+        write_csv(
             [
                 columns,
                 *([str(row[c] if row[c] is not None else "") for c in columns] for row in rows),

@@ -305,19 +305,18 @@ class _Action:
         # change there must say --yes explicitly, never wait on a prompt nobody answers.
         if not (sys.stdin.isatty() and sys.stderr.isatty()) or os.environ.get("CI"):
             raise RefusedError("not on a terminal: pass --yes to confirm, or --dry-run")
-        if not typer.confirm(f"Set {self.target.keyword} on {self.local.label}?", err=True):
+        from dhcpfoctl.cli.output import confirm
+
+        if not confirm(f"Set {self.target.keyword} on {self.local.label}?"):
             raise RefusedError("not confirmed; nothing was changed")
 
     def _say(self, line: str) -> None:
         """Plan and progress: stdout for humans, stderr when stdout carries JSON."""
-        from dhcpfoctl.cli.output import stderr_console, stdout_console
+        from dhcpfoctl.cli.output import say
 
-        console = stderr_console() if self.json else stdout_console()
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say(line, err=self.json)
 
     def _warn(self, line: str) -> None:
-        from dhcpfoctl.cli.output import stderr_console
+        from dhcpfoctl.cli.output import say
 
-        stderr_console().print(
-            line, style="bold red", markup=False, highlight=False, soft_wrap=True
-        )
+        say(line, style="bold red", err=True)

@@ -180,13 +180,10 @@ def _watch(
     targets: Targets, timeout: float, interval: float, count: int | None, json_output: bool
 ) -> CheckResult:
     """Poll until Ctrl-C or ``count`` polls; returns the last health."""
-    import json
-    import sys
-
     from rich.live import Live
 
     from dhcpfoctl.checks.gather import gather_report
-    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.cli.output import print_json, stdout_console
     from dhcpfoctl.errors import CheckResult
     from dhcpfoctl.leases import LeaseFileFollower
 
@@ -212,8 +209,7 @@ def _watch(
             polls += 1
             changed = _transitions(report, previous, transitions)
             if json_output:
-                sys.stdout.write(json.dumps(report_json(report, targets), default=str) + "\n")
-                sys.stdout.flush()
+                print_json(report_json(report, targets), indent=None)
             elif live is not None:
                 live.update(render(report, changed, transitions[-8:]), refresh=True)
             else:
@@ -365,8 +361,8 @@ def render(
     """A compact table per report, the findings, and (when watching) recent transitions."""
     from rich.console import Group
     from rich.table import Table
-    from rich.text import Text
 
+    from dhcpfoctl.cli.output import lines, styled
     from dhcpfoctl.times import format_duration, format_local_time, iso_utc
 
     now = report.now
@@ -386,11 +382,13 @@ def render(
                 silent = view.server_failed and view.server_silent
                 table.add_row(
                     _server_cell(view.server, view.endpoint, None),
-                    Text("unknown", "magenta"),
+                    styled(("unknown", "magenta")),
                     "-",
-                    Text(
-                        "no answer (see below)" if silent else "unusable answer (see below)",
-                        "magenta",
+                    styled(
+                        (
+                            "no answer (see below)" if silent else "unusable answer (see below)",
+                            "magenta",
+                        )
                     ),
                 )
                 continue
@@ -419,16 +417,16 @@ def render(
             since = view.time_in_state(now)
             table.add_row(
                 _server_cell(view.server, view.endpoint, info.role),
-                Text.assemble(
-                    (state, style), "" if since is None else f"\nfor {format_duration(since)}"
+                lines(
+                    (state, style), *(() if since is None else (f"for {format_duration(since)}",))
                 ),
                 info.partner_state.keyword,
-                "\n".join(details),
+                lines(*details),
             )
         tables.append(table)
     parts: list[RenderableType] = [
         # The time tells a --watch reader that the screen is live.
-        Text.assemble(
+        styled(
             ("health: ", "bold"),
             (report.health.name, _HEALTH_STYLE[report.health]),
             f" at {iso_utc(now)}",
@@ -437,17 +435,19 @@ def render(
     ]
     for finding in sorted(report.findings, key=lambda f: -f.health.rank):
         parts.append(
-            Text(f"{finding.health.name}: {finding.message}", _HEALTH_STYLE[finding.health])
+            styled((f"{finding.health.name}: {finding.message}", _HEALTH_STYLE[finding.health]))
         )
     for answer in report.servers:
         for note in answer.notes:
-            parts.append(Text(f"note: {answer.label} {note}", "dim"))
+            parts.append(styled((f"note: {answer.label} {note}", "dim")))
     if transitions:
-        parts.append(Text("transitions:", "bold"))
-        parts += [Text(line) for line in transitions]
+        parts.append(styled(("transitions:", "bold")))
+        parts += [styled(line) for line in transitions]
     return Group(*parts)
 
 
-def _server_cell(label: str, endpoint: str, role: str | None) -> str:
+def _server_cell(label: str, endpoint: str, role: str | None) -> RenderableType:
     """The label, then what it does not already say: role and OMAPI endpoint."""
-    return "\n".join(dict.fromkeys(part for part in (label, role, endpoint) if part))
+    from dhcpfoctl.cli.output import lines
+
+    return lines(*dict.fromkeys(part for part in (label, role, endpoint) if part))

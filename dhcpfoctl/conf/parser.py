@@ -756,39 +756,57 @@ class _Reader:
     # -- keys ----------------------------------------------------------------------------
 
     def _key(self, stream: _Stream) -> None:
+        # A key stanza holds a secret, and a mistyped one holds it anywhere (as the name,
+        # the algorithm, a stray string): no message here quotes a token of the stanza.
         keyword = stream.next()
-        name = stream.name("a key name")
-        stream.expect_open()
+        name = self._key_token(stream, "a key name")
+        self._key_punct(stream, "{")
         algorithm: str | None = None
         secret: bytes | None = None
         secret_token = keyword
         while not stream.peek().is_punct("}"):
             token = stream.next()
             if token.is_word("algorithm"):
-                algorithm = canonical_algorithm(stream.name("an algorithm").text)
-                stream.expect_semi()
+                algorithm = canonical_algorithm(self._key_token(stream, "an algorithm").text)
+                self._key_punct(stream, ";")
             elif token.is_word("secret"):
                 secret_token = token
                 secret = self._base64(stream)
             elif token.kind is Kind.EOF:
                 raise InputFileError(keyword.where, "'{' is never closed")
             else:
-                raise InputFileError(token.where, f"unexpected {token.describe()} in key")
+                raise InputFileError(
+                    token.where, f"unexpected {token.kind.name.lower()} in key ({_NOT_SHOWN})"
+                )
         stream.next()
         if stream.peek().is_punct(";"):
             stream.next()
         where = f"{keyword.file}:{keyword.line}"
         if algorithm is None:
-            raise InputFileError(keyword.where, f"key {name.text}: no algorithm")
+            raise InputFileError(keyword.where, "key: no algorithm")
         if secret is None:
-            raise InputFileError(keyword.where, f"key {name.text}: no secret")
+            raise InputFileError(keyword.where, "key: no secret")
         if algorithm not in ALGORITHMS:
             self.config.warnings.append(
-                f"{where}: key {name.text}: unknown algorithm {algorithm}; dhcpd cannot use it"
+                f"{where}: key: unknown algorithm ({_NOT_SHOWN}); dhcpd cannot use it"
             )
         if not secret:
-            raise InputFileError(secret_token.where, f"key {name.text}: empty secret")
+            raise InputFileError(secret_token.where, "key: empty secret")
         self.config.keys[name.text] = OmapiKey(name.text, algorithm, Secret(secret))
+
+    @staticmethod
+    def _key_token(stream: _Stream, what: str) -> Token:
+        """:meth:`_Stream.name` inside a key stanza: the error does not quote the token."""
+        token = stream.next()
+        if token.kind not in (Kind.WORD, Kind.STRING):
+            raise InputFileError(token.where, f"expecting {what} in key ({_NOT_SHOWN})")
+        return token
+
+    @staticmethod
+    def _key_punct(stream: _Stream, punct: str) -> None:
+        token = stream.next()
+        if not token.is_punct(punct):
+            raise InputFileError(token.where, f"expecting '{punct}' in key ({_NOT_SHOWN})")
 
     @staticmethod
     def _base64(stream: _Stream) -> bytes:
@@ -839,6 +857,10 @@ class _Reader:
                 )
 
 
+#: What a key stanza's messages say instead of quoting a token.
+_NOT_SHOWN = "what is there is not shown: it may be the secret"
+
+
 def read_config(path: str | os.PathLike[str]) -> Config:
     """Read ``path`` (and its includes). Raises :class:`InputFileError` on what dhcpd rejects."""
     reader = _Reader(os.fspath(path))
@@ -850,11 +872,11 @@ def load_key_file(path: str, name: str | None = None) -> OmapiKey:
     """The key stanza in ``path`` (dhcpd.conf syntax); ``name`` picks one of several."""
     keys = read_config(path).keys
     if name is not None:
+        # Key names are not listed: a stanza with its secret in the name position has one.
         if name not in keys:
-            known = ", ".join(sorted(keys)) or "none"
-            raise InputFileError(path, f"no key named {name!r} (keys here: {known})")
+            raise InputFileError(path, f"no key of that name ({len(keys)} keys here)")
         return usable_key(keys[name], path)
     if len(keys) != 1:
-        found = f"{len(keys)} keys ({', '.join(sorted(keys))})" if keys else "no key stanza"
+        found = f"{len(keys)} keys" if keys else "no key stanza"
         raise InputFileError(path, f"expected one `key NAME {{ … }}` stanza, found {found}")
     return usable_key(next(iter(keys.values())), path)

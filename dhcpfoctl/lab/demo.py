@@ -89,13 +89,16 @@ class Demo:
         *,
         clients: int = 12,
         clock: Callable[[], float] = time.monotonic,
+        started_at: float | None = None,
     ) -> None:
         self.lab = lab
         self.show = show
         self.clients = clients
         self._clock = clock
-        self._start = clock()
-        self._wall_start = time.time()
+        #: Wall-clock start of the story (``started_at``: before the lab came up, so that
+        #: the pair's own start-up is part of the summary); milestones count from it too.
+        self._wall_start = time.time() if started_at is None else started_at
+        self._start = clock() - (time.time() - self._wall_start)
         self.milestones: list[Milestone] = []
         self._stop_clients = threading.Event()
         self._clients_thread: threading.Thread | None = None
@@ -297,7 +300,7 @@ class Demo:
                 except ValueError:
                     continue
                 elapsed = at.timestamp() - self._wall_start
-                if elapsed >= 0:  # the pair's own start-up is not part of the story
+                if elapsed >= 0:  # lines of an earlier run of the same lab are not
                     move = rest[marker + len(": I move from ") :].replace(" to ", " -> ", 1)
                     found.append(Milestone(elapsed, f"  {role}: {move}"))
         return found

@@ -50,6 +50,7 @@ from dhcpfoctl.failover.connection import (
     UpdatesDone,
 )
 from dhcpfoctl.failover.driver import EndpointDriver
+from dhcpfoctl.failover.wire import MessageType
 from dhcpfoctl.lab.dhcp import DhcpDecodeError, Packet, decode, encode
 from dhcpfoctl.lab.engine import LeaseEngine
 from dhcpfoctl.lab.journal import LeaseJournal
@@ -64,6 +65,8 @@ T = TypeVar("T")
 MAX_WAIT = 0.5
 #: dhcpd waits about 5 s for a partner to acknowledge shutdown with partner-down (§8.7).
 SHUTDOWN_WAIT = 5.0
+#: How long the link must carry no BNDUPD before a shutting-down server leaves.
+UPDATES_QUIET = 1.0
 #: DHCP clients listen here; a reply to a client without an address is broadcast to it.
 CLIENT_PORT = 68
 _DATAGRAM = 4096
@@ -456,6 +459,7 @@ class LabServer:
             self.driver.wait_for(
                 lambda e: e.machine.partner is FailoverState.PARTNER_DOWN, SHUTDOWN_WAIT
             )
+            self._let_updates_settle()
 
             def as_recover(now: float) -> None:
                 record = self.db.failover.get(self.peer.name)
@@ -473,6 +477,19 @@ class LabServer:
 
             self._step(as_recover)
         self.driver.stop()
+
+    def _let_updates_settle(self) -> None:
+        """Stay on the link until the partner's updates stop (bounded): a partner entering
+        partner-down sends BNDUPDs, and one we leave unacknowledged stays on its ack queue
+        across the reconnect, so it never sends the UPDDONE our next start waits for."""
+        deadline = time.monotonic() + SHUTDOWN_WAIT
+        seen = -1
+        while time.monotonic() < deadline:
+            received = self._step(lambda now: self.endpoint.received[MessageType.BNDUPD])
+            if received == seen:
+                return
+            seen = received
+            time.sleep(UPDATES_QUIET)
 
     def close(self) -> None:
         self.driver.stop()

@@ -456,6 +456,7 @@ class _Reader:
                     base is None
                     or None in times
                     or None in states
+                    or hw_type not in _HW_TYPES  # the full parser names the unknown type
                     or _ends_before_starts(times[0], times[1])  # the full parser warns
                 ):
                     pos = self._gap(buf, start, match.end(), end, final=True, truncated=False)

@@ -96,7 +96,7 @@ class OmapiClient:
             if self._key is not None:
                 request, data = self._session.authenticator_request()
                 self._send(data)
-                reply = self._await_reply(request, f"opening OMAPI key {self._key.name!r}")
+                reply = self._await_reply(request, "opening the OMAPI key")
                 self._session.accept_authenticator(request, reply)
         except BaseException:
             self.close()

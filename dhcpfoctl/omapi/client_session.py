@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from pypureomapi import OmapiMessage
 
-from dhcpfoctl.keys import OmapiKey
+from dhcpfoctl.keys import ALGORITHMS, OmapiKey
 from dhcpfoctl.omapi.codec import (
     HmacAuthenticator,
     MessageReader,
@@ -93,16 +93,20 @@ class ClientSession:
     def accept_authenticator(self, request: OmapiMessage, reply: OmapiMessage) -> None:
         """Check the authenticator OPEN's reply and sign everything from now on."""
         assert self.authenticator is not None
-        what = f"opening OMAPI key {self.authenticator.key_name!r}"
+        # Not named: a key whose secret was given in the name position would print it.
+        what = "opening the OMAPI key"
         try:
             self.check_reply(request, reply, what)
         except NotFoundError as exc:
             # dhcpd looks the key up by name and algorithm: either can be what differs.
+            algorithm = self.authenticator.key_algorithm
+            if algorithm not in ALGORITHMS:
+                algorithm = "(not shown: not an algorithm, it may be the secret)"
             raise NotFoundError(
                 exc.host,
                 exc.result,
                 f"{exc.message} (the server knows no key of that name with algorithm "
-                f"{self.authenticator.key_algorithm}: compare with its omapi-key)",
+                f"{algorithm}: compare with its omapi-key)",
             ) from None
         if reply.opcode != Op.UPDATE or reply.handle == 0:
             raise ProtocolError(self.endpoint, f"{what}: unexpected {op_name(reply)} reply")

@@ -84,10 +84,6 @@ class HmacAuthenticator(OmapiAuthenticatorBase):
         self.authid = 0
 
     @property
-    def key_name(self) -> str:
-        return self._key.name
-
-    @property
     def key_algorithm(self) -> str:
         return self._key.algorithm
 
