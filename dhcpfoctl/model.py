@@ -332,10 +332,15 @@ class LeaseTable:
     about 100 MB on its own. Extras may be stored as the raw text of their statements
     (``bytes``) and are then decoded by :attr:`extras_decoder` only when a lease is built,
     which keeps the reader's hot path free of string unescaping.
+
+    :meth:`rows_of_client` answers from an index by hardware address and client identifier,
+    built on first use and then kept current by every single-row write (all of them go
+    through :meth:`put_row`); a bulk load drops it, to be rebuilt on the next query.
     """
 
     __slots__ = (
         "_blocks",
+        "_by_client",
         "_extras",
         "_hw",
         "_hw_len",
@@ -369,6 +374,7 @@ class LeaseTable:
         self._hw_long: dict[int, bytes] = {}
         self._extras: list[LeaseExtras | RawExtras | None] = []
         self.extras_decoder: ExtrasDecoder | None = None
+        self._by_client: _ClientIndex | None = None
 
     def __len__(self) -> int:
         return len(self._row_address)
@@ -412,7 +418,10 @@ class LeaseTable:
                 0,
                 extras,
             )
-            self._hw_long[self.row_of(address)] = hw  # type: ignore[index]
+            row = self.row_of(address)
+            self._hw_long[row] = hw  # type: ignore[index]
+            if self._by_client is not None:  # put_row left this row out: no hw yet
+                self._by_client.add(row, hw, self.extras_at(row).uid)  # type: ignore[arg-type]
             return replaced
         return self.put_row(
             address,
@@ -471,7 +480,12 @@ class LeaseTable:
             self._hw.append(hw)
             # A missing extras is stored as None: a later record is a full snapshot.
             self._extras.append(extras or None)
+            if self._by_client is not None and hw_len != _HW_LONG:
+                row = block[address & 0xFF]
+                self._by_client.add(row, self.hardware_at(row), self.extras_at(row).uid)
             return False
+        if self._by_client is not None:
+            self._by_client.discard(row)
         self.starts[row] = starts
         self.ends[row] = ends
         self.tstp[row] = tstp
@@ -488,6 +502,8 @@ class LeaseTable:
         self._hw_len[row] = hw_len
         self._hw[row] = hw
         self._extras[row] = extras or None
+        if self._by_client is not None and hw_len != _HW_LONG:
+            self._by_client.add(row, self.hardware_at(row), self.extras_at(row).uid)
         return True
 
     def put_columns(
@@ -507,6 +523,7 @@ class LeaseTable:
         rewind), each as long as ``addresses``. The loops run inside ``map``, so a chunk of
         a lease file costs C calls rather than Python statements per record.
         """
+        self._by_client = None
         count = len(addresses)
         last = dict(zip(addresses, range(count), strict=True))
         superseded = count - len(last)
@@ -579,6 +596,7 @@ class LeaseTable:
     ) -> None:
         """:meth:`put_columns` for addresses known to be distinct and not in the table yet
         (a backward reader's winners), without the checks that cost a pass each."""
+        self._by_client = None
         keys = list(map(operator.rshift, addresses, repeat(8)))
         blocks = self._blocks
         for key in set(keys).difference(blocks):
@@ -630,6 +648,7 @@ class LeaseTable:
 
         Used to merge tables that readers filled in parallel for disjoint address sets.
         """
+        self._by_client = None
         base = len(self._row_address)
         for name, value in parts:
             if name == "blocks":
@@ -676,6 +695,20 @@ class LeaseTable:
             return None
         row = block[address & 0xFF]
         return None if row < 0 else row
+
+    def rows_of_client(self, hardware: bytes, uid: bytes | None) -> set[int]:
+        """Rows whose hardware address is ``hardware`` or whose client identifier is ``uid``
+        (None: hardware only), from the index (see the class doc)."""
+        index = self._by_client
+        if index is None:
+            index = _ClientIndex()
+            for row in range(len(self._row_address)):
+                index.add(row, self.hardware_at(row), self.extras_at(row).uid)
+            self._by_client = index
+        rows = set(index.by_hw.get(hardware, ()))
+        if uid is not None:
+            rows.update(index.by_uid.get(uid, ()))
+        return rows
 
     def address_int(self, row: int) -> int:
         return self._row_address[row]
@@ -751,6 +784,38 @@ class LeaseTable:
         for lease in leases:
             table.upsert(lease)
         return table
+
+
+class _ClientIndex:
+    """LeaseTable rows by hardware address and by client identifier (``uid``)."""
+
+    __slots__ = ("by_hw", "by_uid", "keys")
+
+    def __init__(self) -> None:
+        self.by_hw: dict[bytes, set[int]] = {}
+        self.by_uid: dict[bytes, set[int]] = {}
+        #: What each indexed row is filed under, so that discard needs no decoding.
+        self.keys: dict[int, tuple[bytes | None, bytes | None]] = {}
+
+    def add(self, row: int, hw: bytes | None, uid: bytes | None) -> None:
+        if hw is None and uid is None:
+            return
+        self.keys[row] = (hw, uid)
+        if hw is not None:
+            self.by_hw.setdefault(hw, set()).add(row)
+        if uid is not None:
+            self.by_uid.setdefault(uid, set()).add(row)
+
+    def discard(self, row: int) -> None:
+        keys = self.keys.pop(row, None)
+        if keys is None:
+            return
+        for index, key in zip((self.by_hw, self.by_uid), keys, strict=True):
+            if key is not None:
+                rows = index[key]
+                rows.discard(row)
+                if not rows:
+                    del index[key]
 
 
 _EMPTY_BLOCK: Final = array("i", [-1]) * 256

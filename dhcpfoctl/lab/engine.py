@@ -346,33 +346,44 @@ class LeaseEngine:
         uid_best: Lease | None = None
         hw_best: Lease | None = None
         table = self.db.leases
-        for view in self.views:
-            if view.pool.shared_network != share:
+        for view, row in self._client_rows(client, share):
+            hardware = table.hardware_at(row)
+            uid = table.extras_at(row).uid if client.uid is not None else None
+            by_uid = uid is not None and uid == client.uid
+            by_hw = hardware == client.chaddr
+            if not (by_uid or by_hw):
                 continue
-            for _, row in self._rows(view):
-                if row < 0:
-                    continue
-                hardware = table.hardware_at(row)
-                uid = table.extras_at(row).uid if client.uid is not None else None
-                by_uid = uid is not None and uid == client.uid
-                by_hw = hardware == client.chaddr
-                if not (by_uid or by_hw):
-                    continue
-                lease = table.lease_at(row)
-                state = lease.binding_state or B.FREE
-                if not self._reusable(view, lease, now):
-                    continue  # "not active or not mine to allocate"
-                if by_uid:
-                    uid_best = _preferred(uid_best, lease)
-                if by_hw and int(lease.hardware_type or 0) == client.htype:
-                    if (
-                        state not in _FREE_STATES
-                        and lease.uid is not None
-                        and lease.uid != client.uid
-                    ):
-                        continue  # "wrong client identifier"
-                    hw_best = _preferred(hw_best, lease)
+            lease = table.lease_at(row)
+            state = lease.binding_state or B.FREE
+            if not self._reusable(view, lease, now):
+                continue  # "not active or not mine to allocate"
+            if by_uid:
+                uid_best = _preferred(uid_best, lease)
+            if by_hw and int(lease.hardware_type or 0) == client.htype:
+                if (
+                    state not in _FREE_STATES
+                    and lease.uid is not None
+                    and lease.uid != client.uid
+                ):
+                    continue  # "wrong client identifier"
+                hw_best = _preferred(hw_best, lease)
         return uid_best, hw_best
+
+    def _client_rows(self, client: _Client, share: str) -> list[tuple[_PoolView, int]]:
+        """(pool, table row) of the leases filed under the client's hardware address or
+        client identifier in ``share``, in the order a scan of the pools' ranges meets them."""
+        table = self.db.leases
+        found: list[tuple[int, int, int, _PoolView, int]] = []
+        for row in table.rows_of_client(client.chaddr, client.uid):
+            address = table.address_int(row)
+            for position, view in enumerate(self.views):
+                if view.pool.shared_network != share:
+                    continue
+                for order, (first, last) in enumerate(view.ranges):
+                    if first <= address <= last:
+                        found.append((position, order, address, view, row))
+        found.sort(key=lambda item: item[:3])
+        return [(view, row) for *_, view, row in found]
 
     def _find_lease(
         self, packet: Packet, client: _Client, share: str, cip: str | None, now: float
