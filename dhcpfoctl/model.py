@@ -336,6 +336,7 @@ class LeaseTable:
     :meth:`rows_of_client` answers from an index by hardware address and client identifier,
     built on first use and then kept current by every single-row write (all of them go
     through :meth:`put_row`); a bulk load drops it, to be rebuilt on the next query.
+    Other indexes of the table's contents can :meth:`watch` it the same way.
     """
 
     __slots__ = (
@@ -347,6 +348,7 @@ class LeaseTable:
         "_hw_long",
         "_hw_type",
         "_row_address",
+        "_watchers",
         "extras_decoder",
         "flags",
         "next_state",
@@ -375,6 +377,7 @@ class LeaseTable:
         self._extras: list[LeaseExtras | RawExtras | None] = []
         self.extras_decoder: ExtrasDecoder | None = None
         self._by_client: _ClientIndex | None = None
+        self._watchers: list[Callable[[int | None], None]] = []
 
     def __len__(self) -> int:
         return len(self._row_address)
@@ -483,6 +486,8 @@ class LeaseTable:
             if self._by_client is not None and hw_len != _HW_LONG:
                 row = block[address & 0xFF]
                 self._by_client.add(row, self.hardware_at(row), self.extras_at(row).uid)
+            for watcher in self._watchers:
+                watcher(address)
             return False
         if self._by_client is not None:
             self._by_client.discard(row)
@@ -504,6 +509,8 @@ class LeaseTable:
         self._extras[row] = extras or None
         if self._by_client is not None and hw_len != _HW_LONG:
             self._by_client.add(row, self.hardware_at(row), self.extras_at(row).uid)
+        for watcher in self._watchers:
+            watcher(address)
         return True
 
     def put_columns(
@@ -523,7 +530,6 @@ class LeaseTable:
         rewind), each as long as ``addresses``. The loops run inside ``map``, so a chunk of
         a lease file costs C calls rather than Python statements per record.
         """
-        self._by_client = None
         count = len(addresses)
         last = dict(zip(addresses, range(count), strict=True))
         superseded = count - len(last)
@@ -581,6 +587,7 @@ class LeaseTable:
                     list(map(low.__getitem__, new)),
                     [list(map(value.__getitem__, new)) for value in values],
                 )
+        self._bulk_changed()
         return superseded + len(old)
 
     def append_new(
@@ -596,7 +603,6 @@ class LeaseTable:
     ) -> None:
         """:meth:`put_columns` for addresses known to be distinct and not in the table yet
         (a backward reader's winners), without the checks that cost a pass each."""
-        self._by_client = None
         keys = list(map(operator.rshift, addresses, repeat(8)))
         blocks = self._blocks
         for key in set(keys).difference(blocks):
@@ -607,6 +613,7 @@ class LeaseTable:
             list(map(operator.and_, addresses, repeat(0xFF))),
             (*times, *states, flags, hw_types, hw_lens, hws, extras),
         )
+        self._bulk_changed()
 
     def _append_rows(
         self,
@@ -622,6 +629,16 @@ class LeaseTable:
         self._row_address.extend(addresses)
         for name, value in zip(_COLUMNS[1:], values, strict=True):
             getattr(self, name).extend(value)
+
+    def watch(self, callback: Callable[[int | None], None]) -> None:
+        """Call ``callback(address)`` after each single-row write of the times, states or
+        flags of ``address``, and ``callback(None)`` after a bulk load (anything changed)."""
+        self._watchers.append(callback)
+
+    def _bulk_changed(self) -> None:
+        self._by_client = None
+        for watcher in self._watchers:
+            watcher(None)
 
     def block(self, key: int) -> array:
         """The row numbers (-1: none) of the /24 block ``key`` (address >> 8), created
@@ -648,27 +665,29 @@ class LeaseTable:
 
         Used to merge tables that readers filled in parallel for disjoint address sets.
         """
-        self._by_client = None
         base = len(self._row_address)
-        for name, value in parts:
-            if name == "blocks":
-                for key, block in value.items():
-                    mine = self._blocks.get(key)
-                    if mine is None:
-                        mine = self._blocks[key] = array("i", _EMPTY_BLOCK)
-                    for low, row in enumerate(block):
-                        if row >= 0:
-                            if mine[low] >= 0:
-                                raise ValueError(
-                                    "absorb_parts() needs tables with disjoint addresses"
-                                )
-                            mine[low] = base + row
-            elif name == "hw_long":
-                self._hw_long.update({base + row: hw for row, hw in value.items()})
-            elif name in _COLUMNS:
-                getattr(self, name).extend(value)
-            else:
-                raise ValueError(f"unknown lease table part {name!r}")
+        try:
+            for name, value in parts:
+                if name == "blocks":
+                    for key, block in value.items():
+                        mine = self._blocks.get(key)
+                        if mine is None:
+                            mine = self._blocks[key] = array("i", _EMPTY_BLOCK)
+                        for low, row in enumerate(block):
+                            if row >= 0:
+                                if mine[low] >= 0:
+                                    raise ValueError(
+                                        "absorb_parts() needs tables with disjoint addresses"
+                                    )
+                                mine[low] = base + row
+                elif name == "hw_long":
+                    self._hw_long.update({base + row: hw for row, hw in value.items()})
+                elif name in _COLUMNS:
+                    getattr(self, name).extend(value)
+                else:
+                    raise ValueError(f"unknown lease table part {name!r}")
+        finally:
+            self._bulk_changed()
 
     def upsert(self, lease: Lease) -> bool:
         """Store a :class:`Lease` (slow path, for writers of models and tests)."""

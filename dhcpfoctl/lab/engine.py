@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import heapq
 import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ from dhcpfoctl.model import (
     LeaseDB,
     LeaseExtras,
     LeaseFlag,
+    LeaseTable,
     Role,
     address_to_int,
     int_to_address,
@@ -79,6 +81,8 @@ _FREE: Final = int(B.FREE)
 _RESERVED: Final = int(LeaseFlag.RESERVED)
 #: Most addresses whose subnet the engine remembers (giaddrs, requested addresses).
 _SUBNET_MEMO: Final = 4096
+#: A pool's queues are rebuilt when outdated entries may outnumber its addresses this much.
+_QUEUE_SLACK: Final = 2
 
 
 class Service(enum.Enum):
@@ -138,6 +142,87 @@ class _PoolView:
 
     def holds(self, address: int) -> bool:
         return any(first <= address <= last for first, last in self.ranges)
+
+
+class _FreeQueues:
+    """The head of each queue of one pool (dhcpd's free, backup, abandoned … lists): per
+    binding state, the (ends, address) of the unreserved lease with the oldest ``ends``,
+    an address without a record counting as a FREE lease ending at 0; a tie goes to the
+    address met first in the pool's ranges.
+
+    Kept as one heap per state of (ends, place in the ranges, address), fed by the lease
+    table's :meth:`~LeaseTable.watch` with every change. An entry that no longer describes
+    its address is dropped when it reaches the top; the heaps are rebuilt from a scan of
+    the pool when such entries may have piled up, and after a bulk load.
+    """
+
+    __slots__ = ("_heaps", "_pushes", "_ranges", "_size", "_table")
+
+    def __init__(self, table: LeaseTable, ranges: tuple[tuple[int, int], ...]) -> None:
+        self._table = table
+        self._ranges = ranges
+        self._size = sum(last - first + 1 for first, last in ranges)
+        self._heaps: dict[int, list[tuple[int, int, int]]] | None = None
+        self._pushes = 0
+
+    def changed(self, address: int | None) -> None:
+        """The table changed ``address`` (None: anything)."""
+        if self._heaps is None:
+            return
+        if address is None:
+            self._heaps = None
+            return
+        place = 0
+        for first, last in self._ranges:
+            if first <= address <= last:
+                current = self._current(address)
+                if current is not None:
+                    state, end = current
+                    entry = (end, place + address - first, address)
+                    heapq.heappush(self._heaps.setdefault(state, []), entry)
+                    self._pushes += 1
+                return
+            place += last - first + 1
+
+    def heads(self) -> dict[int, tuple[int, int]]:
+        """Binding state → (ends, address) of its queue's head, for non-empty queues."""
+        heaps = self._heaps
+        if heaps is None or self._pushes > _QUEUE_SLACK * self._size:
+            heaps = self._heaps = self._build()
+            self._pushes = 0
+        heads: dict[int, tuple[int, int]] = {}
+        for state, heap in heaps.items():
+            while heap:
+                end, _, address = heap[0]
+                if self._current(address) == (state, end):
+                    heads[state] = (end, address)
+                    break
+                heapq.heappop(heap)
+        return heads
+
+    def _current(self, address: int) -> tuple[int, int] | None:
+        """(state, ends) of ``address`` as its queue files it; None: reserved (no queue)."""
+        table = self._table
+        row = table.block(address >> 8)[address & 0xFF]
+        if row < 0:
+            return _FREE, 0  # never used
+        if table.flags[row] & _RESERVED:
+            return None
+        return table.state[row] or _FREE, table.ends[row]
+
+    def _build(self) -> dict[int, list[tuple[int, int, int]]]:
+        heaps: dict[int, list[tuple[int, int, int]]] = {}
+        place = 0
+        for first, last in self._ranges:
+            for address in range(first, last + 1):
+                current = self._current(address)
+                if current is not None:
+                    state, end = current
+                    heaps.setdefault(state, []).append((end, place + address - first, address))
+            place += last - first + 1
+        for heap in heaps.values():
+            heapq.heapify(heap)
+        return heaps
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +288,8 @@ class LeaseEngine:
             )
             for pool in config.pools
         ]
+        self._free_queues = [_FreeQueues(db.leases, view.ranges) for view in self.views]
+        db.leases.watch(self._lease_changed)
         self._subnets: dict[str, SubnetConfig | None] = {}
         self._changes: list[Lease] = []
         self._log: list[str] = []
@@ -360,11 +447,7 @@ class LeaseEngine:
             if by_uid:
                 uid_best = _preferred(uid_best, lease)
             if by_hw and int(lease.hardware_type or 0) == client.htype:
-                if (
-                    state not in _FREE_STATES
-                    and lease.uid is not None
-                    and lease.uid != client.uid
-                ):
+                if state not in _FREE_STATES and lease.uid is not None and lease.uid != client.uid:
                     continue  # "wrong client identifier"
                 hw_best = _preferred(hw_best, lease)
         return uid_best, hw_best
@@ -440,26 +523,16 @@ class LeaseEngine:
                 yield from zip(range(address, stop + 1), rows, strict=True)
                 address = stop + 1
 
-    def _heads(self, view: _PoolView) -> dict[int, tuple[int, int]]:
-        """The head of each of a pool's queues: binding state → (ends, address) of the
-        unreserved lease with the oldest ``ends`` (dhcpd's free, backup, abandoned …)."""
-        table = self.db.leases
-        states, ends, flags = table.state, table.ends, table.flags
-        heads: dict[int, tuple[int, int]] = {}
-        for address, row in self._rows(view):
-            if row < 0:
-                state, end = _FREE, 0  # never used
-            elif flags[row] & _RESERVED:
-                continue
-            else:
-                state, end = states[row] or _FREE, ends[row]
-            head = heads.get(state)
-            if head is None or end < head[0]:
-                heads[state] = (end, address)
-        return heads
+    def _lease_changed(self, address: int | None) -> None:
+        for queues in self._free_queues:
+            queues.changed(address)
 
     def _queues(self, share: str) -> list[tuple[_PoolView, dict[int, tuple[int, int]]]]:
-        return [(v, self._heads(v)) for v in self.views if v.pool.shared_network == share]
+        return [
+            (view, queues.heads())
+            for view, queues in zip(self.views, self._free_queues, strict=True)
+            if view.pool.shared_network == share
+        ]
 
     def _head(self, heads: dict[int, tuple[int, int]], state: BindingState) -> Lease | None:
         head = heads.get(state)
