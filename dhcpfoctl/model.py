@@ -15,6 +15,7 @@ live in a per-row slot that is empty for never-used and backup leases.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import operator
 from array import array
@@ -299,12 +300,17 @@ class ReaderStats:
     warnings: list[ReadWarning] = field(default_factory=list)
 
 
+@functools.lru_cache(maxsize=4096)
 def address_to_int(address: str) -> int:
+    """A dotted quad as an integer; ``ValueError`` if it is not one. Cached: a server
+    converts the same few addresses for every message, and ipaddress parses slowly."""
     return int(ipaddress.IPv4Address(address))
 
 
 def int_to_address(value: int) -> str:
-    return str(ipaddress.IPv4Address(value))
+    if type(value) is int and 0 <= value <= 0xFFFFFFFF:  # without ipaddress's slow path
+        return f"{value >> 24}.{value >> 16 & 0xFF}.{value >> 8 & 0xFF}.{value & 0xFF}"
+    return str(ipaddress.IPv4Address(value))  # its error for anything else
 
 
 #: The six lease times, in the order dhcpd writes them (and of LeaseTable's columns).

@@ -28,7 +28,6 @@ No sockets and no clock here; the caller supplies ``time`` and ``xid``.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import re
 import struct
 from collections.abc import Callable, Mapping
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from dhcpfoctl.errors import RemoteError
-from dhcpfoctl.model import BindingState, FailoverState, WireEnum
+from dhcpfoctl.model import BindingState, FailoverState, WireEnum, address_to_int
 
 __all__ = [
     "HBA_SIZE",
@@ -449,7 +448,7 @@ def _encode_value(where: str, code: OptionCode, value: object) -> bytes:
         if not isinstance(value, str):
             raise EncodeError(f"{where}: expected a dotted-quad str, got {value!r}")
         try:
-            return ipaddress.IPv4Address(value).packed
+            return address_to_int(value).to_bytes(4, "big")
         except ValueError:
             raise EncodeError(f"{where}: {value!r} is not an IPv4 address") from None
     size = _FIXED_SIZE.get(code)

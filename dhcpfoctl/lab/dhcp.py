@@ -15,13 +15,12 @@ parts (RFC 3396) and raises ``ValueError`` on a field out of range (our bug, not
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 from dataclasses import dataclass, field
 from typing import Final
 
 from dhcpfoctl.errors import RemoteError
-from dhcpfoctl.model import WireEnum
+from dhcpfoctl.model import WireEnum, address_to_int
 
 __all__ = [
     "BOOTREPLY",
@@ -173,7 +172,7 @@ class Packet:
 
 def encode_address(address: str) -> bytes:
     """A dotted quad as an option value; ``ValueError`` if it is not one."""
-    return ipaddress.IPv4Address(address).packed
+    return address_to_int(address).to_bytes(4, "big")
 
 
 def encode_u32(value: int) -> bytes:
