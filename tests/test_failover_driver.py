@@ -98,3 +98,32 @@ def test_before_send_sees_each_update_before_its_bndack_leaves(drivers, hooks) -
     assert received
     assert all(acked < updates for acked, updates in received)
     assert [e for e, _, _ in hooks[Role.PRIMARY]] == [e for _, e in drivers[Role.PRIMARY].events]
+
+
+def test_a_call_wakes_the_loop_only_when_it_has_work_before_its_planned_wake() -> None:
+    """No loop thread here: the test plays the loop's side (when it would wake, if asleep)."""
+    primary_config, _ = configs()
+    now = time.time()
+    linked = endpoint(primary_config, now)
+    linked.connection_made(now)  # connected: it wants no connect, its deadlines are the link's
+    driver = EndpointDriver(linked, listener=None, connect_to=None, clock=lambda: now)
+    driver._wake_r.setblocking(False)
+    deadline = linked.next_deadline()
+    assert deadline is not None
+
+    def woken() -> bool:
+        try:
+            return bool(driver._wake_r.recv(64))
+        except BlockingIOError:
+            return False
+
+    try:
+        # Awake (it plans again before sleeping); asleep until that deadline; asleep past it.
+        for asleep_until, expected in ((None, False), (deadline, False), (deadline + 1, True)):
+            driver._asleep_until = asleep_until
+            driver.call(lambda _endpoint, _now: None)
+            assert woken() is expected, asleep_until
+    finally:
+        for sock in (driver._wake_r, driver._wake_w):
+            sock.close()
+        driver._selector.close()

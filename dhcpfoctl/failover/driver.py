@@ -67,6 +67,8 @@ class EndpointDriver:
         self._conn: socket.socket | None = None
         self._connecting: socket.socket | None = None
         self._stopping = False
+        #: When the loop's select() times out (None: it is awake and will plan again).
+        self._asleep_until: float | None = None
         self._thread = threading.Thread(target=self._loop, name="failover-endpoint", daemon=True)
         #: Every event with the time it was seen, in order (tests and the lab read it).
         self.events: list[tuple[float, Event]] = []
@@ -95,11 +97,21 @@ class EndpointDriver:
         self._selector.close()
 
     def call(self, function: Callable[[FailoverEndpoint, float], T]) -> T:
-        """Run ``function(endpoint, now)`` under the loop's lock, then let the loop send."""
+        """Run ``function(endpoint, now)`` under the loop's lock and send what it produced;
+        wake the loop only if it now has something to do before it would wake anyway (a
+        wake per call, i.e. per DHCP burst, was a thread switch and a pass for nothing)."""
         with self._lock:
-            result = function(self.endpoint, self._clock())
+            now = self._clock()
+            result = function(self.endpoint, now)
             self._collect()
-        self._wake()
+            asleep_until = self._asleep_until
+            deadline = self.endpoint.next_deadline()
+            wake = asleep_until is not None and (
+                (deadline is not None and deadline < asleep_until)
+                or self.endpoint.wants_connect(now)
+            )
+        if wake:
+            self._wake()
         return result
 
     def wait_for(self, predicate: Callable[[FailoverEndpoint], bool], timeout: float) -> bool:
@@ -125,9 +137,11 @@ class EndpointDriver:
                     return
                 now = self._clock()
                 deadline = self.endpoint.next_deadline()
-            wait = MAX_WAIT if deadline is None else min(max(deadline - now, 0.0), MAX_WAIT)
+                wait = MAX_WAIT if deadline is None else min(max(deadline - now, 0.0), MAX_WAIT)
+                self._asleep_until = now + wait
             ready = self._selector.select(wait)
             with self._lock:
+                self._asleep_until = None
                 now = self._clock()
                 for key, _ in ready:
                     self._ready(key.data, key.fileobj, now)  # type: ignore[arg-type]
