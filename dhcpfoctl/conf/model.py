@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -182,6 +183,12 @@ class Pool:
     def label(self) -> str:
         """Short human name: the ranges, comma-separated."""
         return ",".join(str(r) for r in self.ranges)
+
+    def addresses(self) -> Iterator[str]:
+        """Every address of the pool, in range order (dhcpd has a lease for each)."""
+        for address_range in self.ranges:
+            for value in range(address_range.first, address_range.last + 1):
+                yield int_to_address(value)
 
 
 @dataclass(frozen=True, slots=True)

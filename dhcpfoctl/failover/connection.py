@@ -59,7 +59,6 @@ from dhcpfoctl.model import (
     LeaseDB,
     Role,
     address_to_int,
-    int_to_address,
 )
 
 M = MessageType
@@ -378,7 +377,7 @@ class FailoverEndpoint:
     def addresses(self) -> Iterator[str]:
         """Every address of this relationship's pools, in pool and range order."""
         for pool in self.pools:
-            yield from _pool_addresses(pool)
+            yield from pool.addresses()
 
     def in_pool(self, address: str) -> bool:
         value = address_to_int(address)
@@ -791,7 +790,7 @@ class FailoverEndpoint:
         give = own_free_state(self.role.other)
         for pool, view in self._pool_views(now):
             short = short or view.poolreq
-            leases = [self.lease(a) for a in _pool_addresses(pool)]
+            leases = [self.lease(a) for a in pool.addresses()]
             moves = self._pick_moves(leases, view.lts, view.hold)
             for lease in moves:
                 moved = dataclasses.replace(
@@ -892,9 +891,3 @@ def _text(value: wire.OptionValue | None) -> str:
 def _unacknowledged(lease: Lease) -> bool:
     """The partner has not acknowledged this lease, or it waits for expiry (UPDREQ)."""
     return (lease.tstp or 0) > (lease.atsfp or 0) or lease.binding_state in _RETURNING
-
-
-def _pool_addresses(pool: Pool) -> Iterator[str]:
-    for address_range in pool.ranges:
-        for value in range(address_range.first, address_range.last + 1):
-            yield int_to_address(value)

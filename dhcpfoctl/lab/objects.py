@@ -372,12 +372,11 @@ class LabObjects:
     def _pool_attributes(self, pool: Pool) -> list[tuple[str, bytes]]:
         counts = {BindingState.FREE: 0, BindingState.BACKUP: 0}
         total = 0
-        for r in pool.ranges:
-            for value in range(r.first, r.last + 1):
-                lease = self._lease(int_to_address(value))
-                total += 1
-                if lease.binding_state in counts and not lease.reserved:
-                    counts[lease.binding_state] += 1
+        for address in pool.addresses():
+            lease = self._lease(address)
+            total += 1
+            if lease.binding_state in counts and not lease.reserved:
+                counts[lease.binding_state] += 1
         return [
             ("lease-count", u32(total)),
             ("free-leases", u32(counts[BindingState.FREE])),

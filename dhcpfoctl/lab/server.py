@@ -55,7 +55,7 @@ from dhcpfoctl.lab.dhcp import DhcpDecodeError, Packet, decode, encode
 from dhcpfoctl.lab.engine import LeaseEngine
 from dhcpfoctl.lab.journal import LeaseJournal
 from dhcpfoctl.lab.objects import LabObjects
-from dhcpfoctl.model import FailoverPeerRecord, FailoverState, int_to_address
+from dhcpfoctl.model import FailoverPeerRecord, FailoverState
 from dhcpfoctl.omapi.server_session import ServerSession
 from dhcpfoctl.quoting import printable
 
@@ -189,11 +189,9 @@ class LabServer:
         # dhcpd makes a lease for every address of every range when it reads its config,
         # and its start-up rewrite writes them all: so does the lab.
         for pool in self.config.pools:
-            for address_range in pool.ranges:
-                for value in range(address_range.first, address_range.last + 1):
-                    address = int_to_address(value)
-                    if self.db.leases.get(address) is None:
-                        self.db.leases.upsert(never_used(address))
+            for address in pool.addresses():
+                if self.db.leases.get(address) is None:
+                    self.db.leases.upsert(never_used(address))
         self.endpoint = FailoverEndpoint(
             self.peer, self.config.pools, self.db, now, host=f"failover peer {self.peer.name}"
         )
@@ -272,6 +270,10 @@ class LabServer:
             if line:
                 lines.append(line)
         self.log.lines(lines)
+        self._commit()
+
+    def _commit(self) -> None:
+        """The engine's changes and our failover state into the journal, then fsync."""
         self._journal_engine()
         self._journal_state()
         self.journal.commit()
@@ -292,9 +294,7 @@ class LabServer:
 
         def run(_endpoint: FailoverEndpoint, now: float) -> T:
             result = work(now)
-            self._journal_engine()
-            self._journal_state()
-            self.journal.commit()
+            self._commit()
             return result
 
         return self.driver.call(run)
