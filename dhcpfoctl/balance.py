@@ -37,7 +37,7 @@ from typing import Any, Final, TypeVar
 
 from dhcpfoctl.conf import Config, FailoverPeerConfig, Pool
 from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag, Role
-from dhcpfoctl.times import iso_utc
+from dhcpfoctl.times import format_duration, iso_utc
 
 #: Default endurance window and the least history an estimate needs.
 DEFAULT_WINDOW: Final = 24 * 3600
@@ -298,8 +298,8 @@ def endurance(
     used_window = min(window, span)
     if used_window < MIN_SPAN or counts.bindings < min_bindings:
         reason = (
-            f"not enough history: {counts.bindings} bindings in {used_window} s"
-            f" (an estimate needs {min_bindings} or more over {MIN_SPAN} s or more)"
+            f"not enough history: {counts.bindings} bindings in {format_duration(used_window)}"
+            f" (an estimate needs {min_bindings} or more over {format_duration(MIN_SPAN)} or more)"
         )
         return Endurance(
             used_window, counts.bindings, counts.returns, None, None, None, None, False, reason

@@ -10,7 +10,7 @@ The file is ``$DHCPFOCTL_CONFIG``, else ``$XDG_CONFIG_HOME/dhcpfoctl/config.toml
     config = "/etc/dhcp/dhcpd.conf"     # optional: peer names, omapi key, pools
 
     [profiles.campus.servers.dhcp1]     # one table per server; the label is free
-    host = "192.0.2.10"
+    host = "192.0.2.10"                 # or "192.0.2.10:7911", "[2001:db8::10]:7911"
     port = 7911                         # default 7911
     key_file = "/etc/dhcpfoctl/dhcp1.key"  # a `key NAME { … }` stanza (key_name picks one)
     failover_address = "192.0.2.10"     # where its failover port listens (liveness check)
@@ -192,6 +192,14 @@ def _server(path: Path, where: str, label: str, spec: object, warnings: list[str
     if not isinstance(host, str) or not host:
         raise InputFileError(str(path), f"{where}.host is required")
     port = _port(path, where, spec, "port", OMAPI_PORT)
+    # HOST:PORT and [V6]:PORT as on the command line (a bare IPv6 address has no port).
+    try:
+        host, host_port = parse_endpoint(host, port or OMAPI_PORT, f"{where}.host")
+    except LocalError as exc:
+        raise InputFileError(str(path), str(exc)) from None
+    if "port" in spec and host_port != port:
+        raise InputFileError(str(path), f"{where}: the port is given twice (host and port)")
+    port = host_port
     key: OmapiKey | None = None
     origin: str | None = None
     if "key" in spec and "key_file" in spec:

@@ -53,22 +53,27 @@ def parse_time(text: str, now: int) -> int:
 
 
 def format_duration(seconds: int) -> str:
-    """Compact human duration: ``45s``, ``12m``, ``3h 05m``, ``2d 4h``."""
+    """The one duration format of every output: ``45s``, ``12m05s``, ``3h05m``, ``2d04h``.
+
+    At most two units, the largest first, rounded down; a zero second unit is left out
+    (``12m``, ``3h``, ``1d``). No space inside, so a table never wraps a duration and any
+    value printed can be given back as an option (``--window 3h05m``).
+    """
     seconds = abs(int(seconds))
-    if seconds < 120:
-        return f"{seconds}s"
-    minutes, _ = divmod(seconds, 60)
-    if minutes < 120:
-        return f"{minutes}m"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
+    for unit, size, smaller, small_size in _FORMAT_UNITS:
+        if seconds >= size:
+            whole, rest = divmod(seconds, size)
+            part = rest // small_size
+            return f"{whole}{unit}{part:02d}{smaller}" if part else f"{whole}{unit}"
+    return f"{seconds}s"
+
+
+#: (unit, its seconds, the next smaller unit, its seconds), largest first.
+_FORMAT_UNITS = (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1))
 
 
 def format_relative(epoch: int, now: int) -> str:
-    """``in 3h 05m`` / ``12m ago`` / ``now``."""
+    """``in 3h05m`` / ``12m ago`` / ``now``."""
     delta = epoch - now
     if delta == 0:
         return "now"

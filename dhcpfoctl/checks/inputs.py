@@ -39,13 +39,30 @@ def gather(
         raise LocalError("--window must be longer than 0 seconds")
     config = read_config(config_path)
     db = read_leases(leases_path)
-    if db.stats.warnings and not len(db.leases):
-        # Not a lease file at all (garbage, or the config given twice): counting every
-        # address as a never-used free lease would show a plausible, invented picture.
+    require_lease_records(db, leases_path, len(db.leases))
+    report = compute_balance(config, db, moment, window=span, risk_free=risk_free)
+    return Inputs(config, db, report)
+
+
+def require_lease_records(db: LeaseDB, path: str, records: int) -> None:
+    """Refuse a file of which nothing but unreadable records was read (``records`` leases
+    were): not a lease file at all (garbage, a dhcpd.conf). Counting it as empty would show
+    a plausible, invented picture (every address a never-used free lease, or "0 leases")."""
+    if db.stats.warnings and not records:
         raise InputFileError(
-            leases_path,
+            path,
             f"no lease record could be read ({len(db.stats.warnings)} unreadable, first:"
             f" {db.stats.warnings[0]})",
         )
-    report = compute_balance(config, db, moment, window=span, risk_free=risk_free)
-    return Inputs(config, db, report)
+
+
+def as_of_before_history(inputs: Inputs, as_of: str, path: str) -> str | None:
+    """A warning when ``--as-of`` lies before every lease record of the file: the estimate
+    then has no history at all ("0 bindings in 0s"), and the counts are the file's."""
+    if inputs.report.history or not len(inputs.db.leases):
+        return None
+    return (
+        f"--as-of {as_of} is not after the oldest lease record of {path}: no history to estimate"
+        " from, and every address counts in the state of its last record; give the file as"
+        " it was then (a backup, or dhcpd.leases~)"
+    )

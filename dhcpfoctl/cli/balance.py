@@ -45,6 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from dhcpfoctl.cli.options import format_option
+from dhcpfoctl.cli.prometheus import BALANCE_STATES
+
 if TYPE_CHECKING:
     from dhcpfoctl.balance import BalanceReport, Counts, PoolReport
 
@@ -53,11 +56,10 @@ LEASES_HELP = "dhcpd.leases of that server (- for stdin; .gz accepted)."
 AS_OF_HELP = "Evaluate at this time: now, @EPOCH, ISO 8601, -2h (default now)."
 WINDOW_HELP = "History used for the allocation rate (endurance), e.g. 24h, 6h, 7d."
 RISK_HELP = "Flag a side whose own free leases are at or below N while its peer has some."
-STATE_NAMES = ("free", "backup", "active", "expired", "released", "abandoned", "reset")
 
 
 class Format(StrEnum):
-    table = "table"
+    human = "human"  # formerly "table", still accepted (cli.options.FORMAT_ALIASES)
     json = "json"
     csv = "csv"
     prometheus = "prometheus"
@@ -68,17 +70,23 @@ def balance(
     leases: str = typer.Option(..., "--leases", "-l", metavar="FILE", help=LEASES_HELP),
     as_of: str = typer.Option("now", "--as-of", metavar="TIME", help=AS_OF_HELP),
     window: str = typer.Option("24h", "--window", metavar="DURATION", help=WINDOW_HELP),
-    risk_free: int = typer.Option(0, "--risk-free", min=0, help=RISK_HELP),
-    output_format: Format = typer.Option(Format.table, "--format", "-f", help="Output format."),
+    risk_free: int = typer.Option(0, "--risk-free", min=0, metavar="N", help=RISK_HELP),
+    output_format: Format = format_option(
+        Format, "human: a table per pool; csv: a row per range, pool, network, relationship."
+    ),
     json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
     csv_output: bool = typer.Option(False, "--csv", help="Same as --format csv."),
     output: str | None = typer.Option(
-        None, "--output", "-o", help="Write to FILE (atomically: temp file, then rename)."
+        None,
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="Write to FILE (atomically: temp file, then rename), e.g. for node-exporter.",
     ),
 ) -> None:
     """Per-pool free/backup balance, dhcpd's balance arithmetic and endurance."""
     from dhcpfoctl.balance import report_to_json
-    from dhcpfoctl.checks.inputs import gather
+    from dhcpfoctl.checks.inputs import as_of_before_history, gather
     from dhcpfoctl.cli.output import (
         emit_text,
         read_leases_with_progress,
@@ -86,6 +94,7 @@ def balance(
         warn,
         write_atomically,
     )
+    from dhcpfoctl.cli.prometheus import report_to_prometheus
 
     chosen = Format.json if json_output else Format.csv if csv_output else output_format
     with reported_errors():
@@ -98,14 +107,16 @@ def balance(
                 f"{inputs.db.stats.warnings[0]})"
             )
         report = inputs.report
-        if chosen is Format.table and output is None:
+        if warning := as_of_before_history(inputs, as_of, leases):
+            warn(warning)
+        if chosen is Format.human and output is None:
             print_table(report)
             return
         render = {
             Format.json: lambda r: _dumps(report_to_json(r)),
             Format.csv: report_to_csv,
             Format.prometheus: report_to_prometheus,
-            Format.table: _table_text,
+            Format.human: _table_text,
         }[chosen]
         text = render(report)
         if output is None:
@@ -128,7 +139,7 @@ CSV_COLUMNS = (
     "relationship",
     "shared_network",
     "total",
-    *STATE_NAMES,
+    *BALANCE_STATES,
     "reserved",
     "unrecorded",
     "role",
@@ -181,7 +192,7 @@ def report_to_csv(report: BalanceReport) -> str:
                 rel or "",
                 net or "",
                 counts.total,
-                *(getattr(counts, s) for s in STATE_NAMES),
+                *(getattr(counts, s) for s in BALANCE_STATES),
                 counts.reserved,
                 counts.unrecorded,
                 role or "",
@@ -199,118 +210,6 @@ def report_to_csv(report: BalanceReport) -> str:
     for rel_report in report.relationships:
         row("relationship", rel_report.name, rel_report.name, None, rel_report.counts)
     return csv_text(rows)
-
-
-# -- Prometheus ------------------------------------------------------------------------
-
-
-def _label(value: str | None) -> str:
-    from dhcpfoctl.cli.output import literal
-
-    # literal first: the format's escapes below are then the only backslashes it adds to.
-    text = literal(value or "")
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def report_to_prometheus(report: BalanceReport) -> str:
-    """node-exporter textfile format; every metric is prefixed ``dhcpfoctl_``."""
-    from dhcpfoctl.balance import plain_number
-    from dhcpfoctl.model import Role
-
-    families: dict[str, tuple[str, str, list[str]]] = {}
-
-    def sample(
-        name: str, kind: str, help_text: str, labels: dict[str, str | None], value: float
-    ) -> None:
-        family = families.setdefault(name, (kind, help_text, []))
-        rendered = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-        family[2].append(f"dhcpfoctl_{name}{{{rendered}}} {plain_number(value)}")
-
-    for pool in report.pools:
-        base = {
-            "relationship": pool.pool.failover_peer,
-            "shared_network": pool.pool.shared_network,
-            "pool": pool.pool.label,
-        }
-        sample(
-            "pool_addresses", "gauge", "Addresses in the pool's ranges.", base, pool.counts.total
-        )
-        for state in (*STATE_NAMES, "reserved"):
-            sample(
-                "pool_leases",
-                "gauge",
-                "Leases of the pool by binding state.",
-                {**base, "state": state},
-                getattr(pool.counts, state),
-            )
-        for role in Role:
-            view = pool.view(role)
-            if view is None:
-                continue
-            labels = {**base, "role": role}
-            sample(
-                "pool_lts",
-                "gauge",
-                "dhcpd's leases-to-send (positive: gives leases away).",
-                labels,
-                view.lts,
-            )
-            sample(
-                "pool_misbalance_threshold",
-                "gauge",
-                "dhcpd's max-misbal (T x max-lease-misbalance %).",
-                labels,
-                view.thresh,
-            )
-            sample(
-                "pool_poolreq",
-                "gauge",
-                "1 if this role's timer run would send POOLREQ.",
-                labels,
-                int(view.poolreq),
-            )
-            sample(
-                "pool_next_run_moves",
-                "gauge",
-                "Leases the next balance run would move (lower bound).",
-                labels,
-                view.next_min.moved,
-            )
-            sample(
-                "pool_free_risk",
-                "gauge",
-                "1 if this role risks 'peer holds all free leases'.",
-                labels,
-                int(role in pool.risks),
-            )
-    for rel in report.relationships:
-        for role, value in rel.endurance.items():
-            labels = {"relationship": rel.name, "role": role}
-            if value.rate_per_hour is not None:
-                sample(
-                    "allocation_rate_per_hour",
-                    "gauge",
-                    "New bindings per hour over the window.",
-                    labels,
-                    value.rate_per_hour,
-                )
-            for mode, seconds in (("normal", value.normal), ("interrupted", value.interrupted)):
-                if seconds is not None:
-                    sample(
-                        "endurance_seconds",
-                        "gauge",
-                        "Seconds until the server's free leases run out at the current rate.",
-                        {**labels, "mode": mode},
-                        seconds,
-                    )
-    sample(
-        "as_of_timestamp_seconds", "gauge", "Time the figures were computed for.", {}, report.as_of
-    )
-    lines = []
-    for name, (kind, help_text, samples) in families.items():
-        lines += [f"# HELP dhcpfoctl_{name} {help_text}", f"# TYPE dhcpfoctl_{name} {kind}"]
-        lines += samples
-    return "\n".join(lines) + "\n"
 
 
 # -- table -----------------------------------------------------------------------------

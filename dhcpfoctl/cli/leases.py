@@ -106,9 +106,17 @@ def parse_filters(
             raise typer.BadParameter(f"not an address or CIDR: {ip!r}", param_hint="--ip") from None
     mac_prefix = None
     if mac is not None:
+        import re
+
         mac_prefix = mac.strip().lower().replace("-", ":")
-        if any(ch not in "0123456789abcdef:" for ch in mac_prefix):
-            raise typer.BadParameter(f"not a MAC prefix: {mac!r}", param_hint="--mac")
+        # As the output writes them: two hex digits per byte, colon-separated; "2:99" or
+        # "0299" would silently match nothing.
+        if not re.fullmatch(r"(?:[0-9a-f]{2}:)*[0-9a-f]{0,2}", mac_prefix) or not mac_prefix:
+            raise typer.BadParameter(
+                f"not a MAC prefix: {mac!r} (two hex digits per byte, colon-separated,"
+                " e.g. 02:99: or 02:99:0a)",
+                param_hint="--mac",
+            )
 
     def when(text: str | None, option: str) -> int | None:
         if text is None:
@@ -239,6 +247,19 @@ def summary_to_json(db: LeaseDB, states: dict[str, int], path: str) -> dict[str,
     }
 
 
+def summary6_to_json(leases: list[Lease6], path: str, problems: list[Any]) -> dict[str, Any]:
+    """A DHCPv6 file's summary: current leases per type (ia-na, ia-ta, ia-pd) and state."""
+    counts: dict[str, dict[str, int]] = {}
+    for (kind, state), n in sorted(Counter((x.kind, x.binding_state) for x in leases).items()):
+        counts.setdefault(kind, {})[state] = n
+    return {
+        "file": path,
+        "addresses": len(leases),
+        "counts": counts,
+        "warnings": [str(problem) for problem in problems],
+    }
+
+
 def state_counts(leases: Iterable[Lease]) -> dict[str, int]:
     counts = Counter(
         lease.binding_state.keyword if lease.binding_state is not None else "none"
@@ -343,6 +364,29 @@ def render_summary(summary: dict[str, Any], now: int) -> None:
     hosts = summary["hosts"]
     if hosts["present"] or hosts["deleted"]:
         say(f"hosts: {hosts['present']} present, {hosts['deleted']} deleted")
+
+
+def render_summary6(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from dhcpfoctl.cli.output import say, stdout_console
+
+    say(f"{summary['file']}: {summary['addresses']} DHCPv6 leases and prefixes")
+    table = Table(title="by type and binding state", title_justify="left")
+    table.add_column("type", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("leases", justify="right")
+    for row in _summary6_rows(summary):
+        table.add_row(*row)
+    stdout_console().print(table)
+
+
+def _summary6_rows(summary: dict[str, Any]) -> list[list[str]]:
+    return [
+        [kind, state, str(n)]
+        for kind, states in summary["counts"].items()
+        for state, n in states.items()
+    ]
 
 
 def render_table6(leases: list[Lease6], now: int) -> None:
@@ -455,6 +499,7 @@ def leases(
     ),
 ) -> None:
     """List the current lease of each address (the last record wins), or summarise."""
+    from dhcpfoctl.checks.inputs import require_lease_records
     from dhcpfoctl.cli.output import print_json, reported_errors, warn, write_csv
 
     if json_output and csv_output:
@@ -463,16 +508,18 @@ def leases(
     filters = parse_filters(state, ip, mac, hostname, expired_before, expired_after, now)
     with reported_errors():
         if v6 or _looks_like_v6(file):
-            _leases6(file, filters, json_output, csv_output, now)
+            _leases6(file, filters, summary, json_output, csv_output, now)
             return
         if all_records:
             from dhcpfoctl.leases.reader import read_lease_history
 
             db, history = read_lease_history(file, strict=strict)
+            require_lease_records(db, file, len(history))
             selected = [lease for lease in history if filters.accepts(lease)]
             quick = False
         else:
             db = _read_v4(file, strict)
+            require_lease_records(db, file, len(db.leases))
             # An unfiltered summary counts straight from the columns: no Lease per address.
             quick = summary and filters == Filters()
             selected = [] if quick else [lease for lease in db.leases if filters.accepts(lease)]
@@ -497,7 +544,9 @@ def leases(
             render_table(selected, now)
 
 
-def _leases6(file: str, filters: Filters, json_output: bool, csv_output: bool, now: int) -> None:
+def _leases6(
+    file: str, filters: Filters, summary: bool, json_output: bool, csv_output: bool, now: int
+) -> None:
     import ipaddress
 
     from dhcpfoctl.cli.output import print_json, write_csv
@@ -532,7 +581,15 @@ def _leases6(file: str, filters: Filters, json_output: bool, csv_output: bool, n
         ):
             continue
         selected.append(lease)
-    if json_output:
+    if summary:
+        data = summary6_to_json(selected, file, problems)
+        if json_output:
+            print_json(data)
+        elif csv_output:
+            write_csv([["type", "state", "leases"], *_summary6_rows(data)])
+        else:
+            render_summary6(data)
+    elif json_output:
         print_json([lease6_to_json(lease) for lease in selected])
     elif csv_output:
         rows = [lease6_to_json(lease) for lease in selected]

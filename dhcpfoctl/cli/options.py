@@ -8,10 +8,14 @@ spell it identically and cannot drift apart.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from typing import Annotated, get_type_hints
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Annotated, Any, get_type_hints
 
 import typer
+
+# typer's choice type is private (typer._types); the docs generator reads its ``choices``.
+from typer._types import TyperChoice
 
 Profile = Annotated[
     str | None,
@@ -71,6 +75,42 @@ Timeout = Annotated[
         help="Seconds allowed for each connect and each answer.",
     ),
 ]
+
+
+#: Old ``--format`` names still accepted (scripts use them) but no longer shown anywhere.
+FORMAT_ALIASES = {"table": "human"}
+
+
+class FormatChoice(TyperChoice):  # type: ignore[type-arg]
+    """``--format``'s choices; an alias is accepted and converted, never listed."""
+
+    def __init__(self, choices: type[StrEnum], aliases: Mapping[str, str]) -> None:
+        super().__init__([member.value for member in choices])
+        self.aliases = {old: new for old, new in aliases.items() if new in self.choices}
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        return super().convert(self.aliases.get(value, value), param, ctx)
+
+
+class StatusFormat(StrEnum):
+    """``status --format`` (``audit`` and ``balance`` declare theirs beside their commands)."""
+
+    human = "human"
+    nagios = "nagios"
+    json = "json"
+
+
+def format_option(choices: type[StrEnum], help_text: str) -> Any:
+    """The ``--format/-f`` option of a command whose formats are ``choices`` (the first is
+    the default; ``human`` is the name of the human format in every command)."""
+    first = next(iter(choices))
+    return typer.Option(
+        first,
+        "--format",
+        "-f",
+        click_type=FormatChoice(choices, FORMAT_ALIASES),
+        help=help_text,
+    )
 
 
 def with_argument_fixed(

@@ -126,6 +126,15 @@ def say(message: str, *, style: str | None = None, err: bool = False) -> None:
     console.print(message, style=style, soft_wrap=True)
 
 
+def nagios_status_line(status: str, summary: str, perfdata: Iterable[object] = ()) -> str:
+    """``DHCPFOCTL STATUS - summary | perfdata``, the one-line monitoring format (Nagios
+    plugin guidelines) of ``audit`` and ``status``."""
+    # "|" starts the perfdata: a summary quoting a file or a server must not forge any.
+    line = f"DHCPFOCTL {status} - {summary.replace('|', '/')}"
+    rendered = " ".join(str(item) for item in perfdata)
+    return line + (f" | {rendered}" if rendered else "")
+
+
 def echo(line: str) -> None:
     """One literal line on stdout without rich (Nagios lines, shell snippets)."""
     typer.echo(literal(line))

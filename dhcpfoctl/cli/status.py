@@ -70,7 +70,9 @@ from dhcpfoctl.cli.options import (
     KeyName,
     Peers,
     Profile,
+    StatusFormat,
     Timeout,
+    format_option,
 )
 from dhcpfoctl.omapi import OMAPI_PORT, OMAPI_TIMEOUT
 
@@ -95,7 +97,12 @@ def status(
     key_file: KeyFile = None,
     key_name: KeyName = None,
     timeout: Timeout = OMAPI_TIMEOUT,
-    json_output: bool = typer.Option(False, "--json", help="Print JSON (shape in the docs)."),
+    output_format: StatusFormat = format_option(
+        StatusFormat,
+        "human: a table per relationship and the findings; nagios: one line with perfdata"
+        " (see status_nagios_line); json: every field (shape in the docs).",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
     watch: bool = typer.Option(
         False, "--watch", "-w", help="Redraw every --interval seconds until Ctrl-C."
     ),
@@ -107,10 +114,16 @@ def status(
     ),
 ) -> None:
     """Show both servers' failover state, countdowns and warnings (exit 0/1/2/3)."""
-    from dhcpfoctl.cli.output import exit_with, reported_errors, warn
+    from dhcpfoctl.cli.output import echo, exit_with, nagios_status_line, reported_errors, warn
     from dhcpfoctl.errors import DhcpfoctlError
     from dhcpfoctl.profile import KeyOptions, resolve_targets
 
+    nagios = output_format is StatusFormat.nagios and not json_output
+    json_output = json_output or output_format is StatusFormat.json
+    if nagios and (watch or count is not None):
+        raise typer.BadParameter(
+            "a monitor polls itself: no --watch/--count", param_hint="--format"
+        )
     with reported_errors(monitoring=True):
         try:
             targets = resolve_targets(
@@ -123,6 +136,8 @@ def status(
         except DhcpfoctlError as exc:
             if json_output:  # a monitor reading JSON gets a document, not an empty stdout
                 _emit_error_json(exc)
+            elif nagios:
+                echo(nagios_status_line("UNKNOWN", str(exc)))
             raise
         for message in targets.warnings:
             warn(message)
@@ -132,9 +147,65 @@ def status(
             from dhcpfoctl.checks.gather import gather_report
 
             report = gather_report(targets, timeout)
-            _emit(report, targets, json_output)
+            if nagios:
+                echo(status_nagios_line(report))
+            else:
+                _emit(report, targets, json_output)
             health = report.health
     exit_with(health)
+
+
+def status_nagios_line(report: StatusReport) -> str:
+    """``DHCPFOCTL HEALTH - summary | perfdata``: the worst finding (or each relationship's
+    states), then per server and relationship: seconds in its state, unacked updates (warn
+    at half the window, critical when full), the MCLT countdown, and each pool's free and
+    backup leases."""
+    from dhcpfoctl.checks.audit import Perf
+    from dhcpfoctl.cli.output import nagios_status_line
+
+    findings = sorted(report.findings, key=lambda f: -f.health.rank)
+    if findings:
+        summary = findings[0].message + (f" (+{len(findings) - 1} more)" if findings[1:] else "")
+    else:
+        summary = (
+            ", ".join(
+                f"{view.server} {view.relationship}: {view.info.local_state.keyword}"
+                for view in report.views
+                if view.info is not None
+            )
+            or "no server answered"
+        )
+    perfdata: list[Perf] = []
+    for view in report.views:
+        info = view.info
+        if info is None:
+            continue
+        where = f"{view.server} {view.relationship}"
+        if (since := view.time_in_state(report.now)) is not None:
+            perfdata.append(Perf(f"{where} in state", since, "s", minimum=0))
+        window = info.max_outstanding_updates
+        perfdata.append(
+            Perf(
+                f"{where} unacked",
+                info.cur_unacked_updates,
+                warn=str(window // 2) if window else "",
+                crit=str(window - 1) if window else "",
+                minimum=0,
+                maximum=window or None,
+            )
+        )
+        if (ends := view.mclt_ends) is not None:
+            perfdata.append(
+                Perf(f"{where} mclt remaining", max(0, ends - report.now), "s", minimum=0)
+            )
+        for pool in view.pools:
+            for kind, value in (("free", pool.free_leases), ("backup", pool.backup_leases)):
+                perfdata.append(
+                    Perf(
+                        f"{where} {pool.address} {kind}", value, minimum=0, maximum=pool.lease_count
+                    )
+                )
+    return nagios_status_line(report.health.name, summary, perfdata)
 
 
 def _emit_error_json(exc: Exception) -> None:
