@@ -28,9 +28,10 @@ _dhcpfoctl() {
                 --crit-free) return ;;
                 --warn-endurance) return ;;
                 --crit-endurance) return ;;
-                --format|-f) COMPREPLY=($(compgen -W "human nagios json" -- "$cur")); return ;;
+                --format|-f) COMPREPLY=($(compgen -W "human nagios json prometheus" -- "$cur")); return ;;
+                --output|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --thresholds --window --warn-misbalance --crit-misbalance --warn-free --crit-free --warn-endurance --crit-endurance --format -f --json --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --thresholds --window --warn-misbalance --crit-misbalance --warn-free --crit-free --warn-endurance --crit-endurance --format -f --json --output -o --help" -- "$cur"))
             ;;
         balance)
             case "$prev" in
@@ -39,8 +40,8 @@ _dhcpfoctl() {
                 --as-of) return ;;
                 --window) return ;;
                 --risk-free) return ;;
-                --format|-f) COMPREPLY=($(compgen -W "table json csv prometheus" -- "$cur")); return ;;
-                --output|-o) return ;;
+                --format|-f) COMPREPLY=($(compgen -W "human json csv prometheus" -- "$cur")); return ;;
+                --output|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --window --risk-free --format -f --json --csv --output -o --help" -- "$cur"))
             ;;
@@ -201,10 +202,11 @@ _dhcpfoctl() {
                 --key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --key-name) return ;;
                 --timeout) return ;;
+                --format|-f) COMPREPLY=($(compgen -W "human nagios json" -- "$cur")); return ;;
                 --interval) return ;;
                 --count) return ;;
             esac
-            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --json --watch -w --interval --count --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --format -f --json --watch -w --interval --count --help" -- "$cur"))
             ;;
     esac
 }

@@ -82,16 +82,23 @@ def format_relative(epoch: int, now: int) -> str:
 
 def format_local_time(epoch: int | None, now: int) -> str:
     """Local wall-clock time with a relative hint, for tables; ``never``/``-`` as such."""
+    moment, relative = format_local_parts(epoch, now)
+    return f"{moment} ({relative})" if relative else moment
+
+
+def format_local_parts(epoch: int | None, now: int) -> tuple[str, str]:
+    """:func:`format_local_time` as its two parts, ``("2026-11-28 07:38:00", "43h ago")``,
+    for a narrow table that shows them on a line each (the relative part may be empty)."""
     if epoch is None:
-        return "-"
+        return "-", ""
     if epoch == NEVER:
-        return "never"
+        return "never", ""
     try:
         moment = datetime.fromtimestamp(epoch).astimezone()
     except (OverflowError, OSError, ValueError):
         # A server may send any 32- or 64-bit time; past the calendar, the epoch is the date.
-        return f"@{epoch} ({format_relative(epoch, now)})"
-    return f"{moment:%Y-%m-%d %H:%M:%S} ({format_relative(epoch, now)})"
+        return f"@{epoch}", format_relative(epoch, now)
+    return f"{moment:%Y-%m-%d %H:%M:%S}", format_relative(epoch, now)
 
 
 def iso_utc(epoch: int | None) -> str | None:

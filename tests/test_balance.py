@@ -260,7 +260,7 @@ def test_endurance_no_net_drain() -> None:
 
 @pytest.mark.parametrize(
     ("bindings", "span", "reason"),
-    [(5, 86400, "5 bindings in 3600 s"), (50, 300, "50 bindings in 300 s")],
+    [(5, 86400, "5 bindings in 1h"), (50, 300, "50 bindings in 5m")],
 )
 def test_endurance_says_not_enough_history(bindings: int, span: int, reason: str) -> None:
     result = endurance(Counts(free=10, bindings=bindings), "primary", window=3600, span=span)

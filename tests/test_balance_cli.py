@@ -135,9 +135,9 @@ def test_table_shows_pool_bar_and_endurance() -> None:
     assert code == 0
     assert "10.0.0.1-200" in out and "█" * 5 + "▒" * 5 in out
     assert "failover peer fx: this server is primary, state normal; free 15, backup 15" in out
-    assert "endurance (primary): 2h 07m if communications-interrupted" in out
+    assert "endurance (primary): 2h07m if communications-interrupted" in out
     # The rate and the window it was measured over are shown with every estimate.
-    assert "(7.1 bindings/h over 24h 00m)" in " ".join(out.split())
+    assert "(7.1 bindings/h over 1d)" in " ".join(out.split())
 
 
 @pytest.mark.parametrize(("width", "bar"), [(80, True), (60, False)])

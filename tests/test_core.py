@@ -117,8 +117,8 @@ def test_parse_time_forms() -> None:
 def test_duration_and_time_formatting() -> None:
     assert format_duration(45) == "45s"
     assert format_duration(12 * 60) == "12m"
-    assert format_duration(3 * 3600 + 5 * 60) == "3h 05m"
-    assert format_duration(2 * 86400 + 4 * 3600) == "2d 4h"
+    assert format_duration(3 * 3600 + 5 * 60) == "3h05m"
+    assert format_duration(2 * 86400 + 4 * 3600) == "2d04h"
     assert format_relative(1000, 1000) == "now"
     assert format_relative(1000 + 600, 1000) == "in 10m"
     assert format_relative(1000 - 600, 1000) == "10m ago"

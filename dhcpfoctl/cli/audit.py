@@ -9,6 +9,7 @@ the full balance report. The checks and their defaults: :mod:`dhcpfoctl.checks.a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -183,20 +184,26 @@ def _emit(
 
         text = report_to_prometheus(report, _status_samples(result))
     elif chosen is AuditFormat.nagios:
-        text = nagios_line(result, report) + "\n"
+        text = _one_per_line([nagios_line(result, report)])
     else:
-        text = "".join(f"{f.severity.name}: {f.message}\n" for f in result.findings)
+        text = _one_per_line(f"{f.severity.name}: {f.message}" for f in result.findings)
     _write(text, output)
 
 
+def _one_per_line(messages: Iterable[str]) -> str:
+    """Each message one literal line: a message quoting a file name cannot add a line."""
+    from dhcpfoctl.cli.output import literal
+
+    return "".join(literal(message) + "\n" for message in messages)
+
+
 def _write(text: str, output: str | None) -> None:
-    from dhcpfoctl.cli.output import emit_text, literal, write_atomically
+    from dhcpfoctl.cli.output import emit_text, write_atomically
 
     if output is not None:
         write_atomically(output, text)
     elif text:
-        # One finding or status line per line: a message quoting a file stays one line.
-        emit_text("".join(literal(line) + "\n" for line in text.splitlines()))
+        emit_text(text)
 
 
 def _status_samples(result: AuditResult | None) -> list[Sample]:
@@ -229,7 +236,7 @@ def _status_samples(result: AuditResult | None) -> list[Sample]:
 def _emit_unknown(chosen: AuditFormat, summary: str, output: str | None) -> None:
     """What a monitor reads when the audit could not be made (the error goes to stderr)."""
     if chosen is AuditFormat.nagios:
-        _write(_nagios_unknown(summary) + "\n", output)
+        _write(_one_per_line([_nagios_unknown(summary)]), output)
     elif chosen is AuditFormat.prometheus:
         from dhcpfoctl.cli.prometheus import render_samples
 

@@ -215,8 +215,6 @@ def report_to_csv(report: BalanceReport) -> str:
 # -- table -----------------------------------------------------------------------------
 
 BAR_WIDTH = 10
-#: Measuring width for the table's natural size (rich clamps measurements to this).
-UNBOUNDED_WIDTH = 10_000
 
 
 def split_bar(free: int, backup: int) -> Any:
@@ -251,39 +249,44 @@ def _table_text(report: BalanceReport) -> str:
 
 
 def print_table(report: BalanceReport, console: Any = None) -> None:
-    from dhcpfoctl.cli.output import stdout_console
+    from dhcpfoctl.cli.output import fit_table, print_wrapped, stdout_console
     from dhcpfoctl.times import format_duration
 
     console = console or stdout_console()
     # On a narrow terminal rich would squeeze every column into ellipses: drop the bar
     # first (it repeats the free and backup figures), then the spacing, never a figure.
-    unbounded = console.options.update_width(UNBOUNDED_WIDTH)
-    for with_bar, padding in ((True, 1), (False, 1), (False, 0)):
-        table = _pool_table(report, with_bar=with_bar, padding=padding)
-        if console.measure(table, options=unbounded).minimum <= console.width:
-            break
-    console.print(table)
+    console.print(
+        fit_table(
+            (
+                lambda bar=bar, pad=pad: _pool_table(report, with_bar=bar, padding=pad)
+                for bar, pad in ((True, 1), (False, 1), (False, 0))
+            ),
+        )
+    )
     for rel in report.relationships:
         role = rel.peer.role if rel.peer else "?"
         state = rel.my_state.keyword if rel.my_state is not None else "unknown"
-        console.print(
+        print_wrapped(
+            console,
             f"failover peer {rel.name}: this server is {role}, state {state};"
             f" free {rel.counts.free}, backup {rel.counts.backup}",
         )
         for who, value in rel.endurance.items():
             if not value.enough_history:
-                console.print(f"  endurance ({who}): {value.reason}")
+                print_wrapped(console, f"endurance ({who}): {value.reason}", indent="  ")
                 continue
             normal = format_duration(value.normal) if value.normal is not None else "no drain"
             interrupted = format_duration(value.interrupted or 0)
-            console.print(
-                f"  endurance ({who}): {interrupted} if communications-interrupted,"
+            print_wrapped(
+                console,
+                f"endurance ({who}): {interrupted} if communications-interrupted,"
                 f" {normal} in normal ({value.rate_per_hour:.1f} bindings/h over"
-                f" {format_duration(value.window)})"
+                f" {format_duration(value.window)})",
+                indent="  ",
             )
     for pool in report.pools:
         for message in pool.risks.values():
-            console.print(f"RISK {pool.pool.label}: {message}", style="bold red")
+            print_wrapped(console, f"RISK {pool.pool.label}: {message}", style="bold red")
 
 
 def _pool_table(report: BalanceReport, *, with_bar: bool, padding: int) -> Any:

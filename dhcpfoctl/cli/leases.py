@@ -303,38 +303,72 @@ def csv_rows(leases: Iterable[Lease]) -> Iterator[list[str]]:
 
 
 def render_table(leases: list[Lease], now: int) -> None:
+    from dhcpfoctl.cli.output import fit_table, stdout_console
+
+    stdout_console().print(
+        fit_table(
+            (lambda c=c, p=p: _lease_table(leases, now, c, p) for c, p in (*LAYOUTS, (2, 0))),
+        )
+    )
+
+
+#: (compact, padding) of the tables, widest first (see :func:`dhcpfoctl.cli.output.fit_table`).
+LAYOUTS = ((0, 1), (1, 1), (1, 0))
+
+
+def _lease_table(leases: list[Lease], now: int, compact: int, padding: int) -> Any:
+    """The lease list; ``compact`` 1 stacks the flags and the next state under the state and
+    the relative time under the date and wraps long hardware addresses, 2 also lets host
+    names fold (the last resort: a host name longer than what is left)."""
+    from rich import box
     from rich.table import Table
 
-    from dhcpfoctl.cli.output import stdout_console
-    from dhcpfoctl.times import format_local_time
+    from dhcpfoctl.cli.output import hardware_lines, lines
+    from dhcpfoctl.times import format_local_parts
 
-    table = Table(title=f"{len(leases)} leases", title_justify="left")
-    for column in ("address", "state", "next", "ends", "hardware", "hostname"):
-        table.add_column(column, no_wrap=column in ("address", "hardware"))
+    table = Table(
+        title=f"{len(leases)} leases",
+        title_justify="left",
+        box=box.HEAVY_HEAD if not compact else box.SIMPLE_HEAD,
+        pad_edge=not compact,
+        padding=(0, padding),
+    )
+    table.add_column("address", no_wrap=True)
+    table.add_column("state" if not compact else "state/next", no_wrap=True)
+    if not compact:
+        table.add_column("next", no_wrap=True)
+    table.add_column("ends", no_wrap=True)
+    table.add_column("hardware", no_wrap=True)
+    table.add_column("hostname", no_wrap=compact < 2, overflow="fold")
     for lease in leases:
         state = lease.binding_state.keyword if lease.binding_state is not None else "-"
-        if lease.flags:
-            state += (
-                " ("
-                + ", ".join(flag.name.lower() for flag in type(lease.flags) if lease.flags & flag)
-                + ")"
+        flags = ", ".join(flag.name.lower() for flag in type(lease.flags) if lease.flags & flag)
+        following = lease.next_binding_state.keyword if lease.next_binding_state else ""
+        moment, relative = format_local_parts(lease.ends, now)
+        if compact:
+            state_cell = lines(
+                state,
+                *(f"({flag})" for flag in flags.split(", ") if flag),
+                *([f"→ {following}"] if following else []),
             )
-        table.add_row(
-            lease.address,
-            state,
-            lease.next_binding_state.keyword if lease.next_binding_state is not None else "",
-            format_local_time(lease.ends, now),
-            lease.mac or "",
-            lease.client_hostname or "",
-        )
-    stdout_console().print(table)
+            ends_cell = lines(moment, *([relative] if relative else []))
+            hardware = lines(*hardware_lines(lease.mac)) if lease.mac else ""
+            cells = [state_cell, ends_cell, hardware]
+        else:
+            cells = [
+                state + (f" ({flags})" if flags else ""),
+                following,
+                f"{moment} ({relative})" if relative else moment,
+                lease.mac or "",
+            ]
+        table.add_row(lease.address, *cells, lease.client_hostname or "")
+    return table
 
 
 def render_summary(summary: dict[str, Any], now: int) -> None:
     from rich.table import Table
 
-    from dhcpfoctl.cli.output import say, stdout_console
-    from dhcpfoctl.times import format_local_time
+    from dhcpfoctl.cli.output import fit_table, say, stdout_console
 
     console = stdout_console()
     say(
@@ -342,28 +376,54 @@ def render_summary(summary: dict[str, Any], now: int) -> None:
         f"{summary['superseded_records']} superseded, {summary['addresses']} addresses"
     )
     states = Table(title="binding states", title_justify="left")
-    states.add_column("state")
-    states.add_column("leases", justify="right")
+    states.add_column("state", no_wrap=True)
+    states.add_column("leases", justify="right", no_wrap=True)
     for state, count in summary["states"].items():
         states.add_row(state, str(count))
     console.print(states)
     if summary["failover"]:
-        peers = Table(title="failover state records (last per relationship)", title_justify="left")
-        for column in ("relationship", "my state", "since", "partner state", "since", "mclt"):
-            peers.add_column(column)
-        for record in summary["failover"]:
-            peers.add_row(
-                record["name"],
-                record["my_state"],
-                format_local_time(record["my_state_since_epoch"], now),
-                record["partner_state"],
-                format_local_time(record["partner_state_since_epoch"], now),
-                "" if record["mclt"] is None else str(record["mclt"]),
-            )
-        console.print(peers)
+        records = summary["failover"]
+        console.print(
+            fit_table((lambda c=c, p=p: _failover_table(records, now, c, p) for c, p in LAYOUTS))
+        )
     hosts = summary["hosts"]
     if hosts["present"] or hosts["deleted"]:
         say(f"hosts: {hosts['present']} present, {hosts['deleted']} deleted")
+
+
+def _failover_table(records: list[dict[str, Any]], now: int, compact: int, padding: int) -> Any:
+    """The failover state records; ``compact``: each state with its time below it."""
+    from rich import box
+    from rich.table import Table
+
+    from dhcpfoctl.cli.output import lines
+    from dhcpfoctl.times import format_duration, format_local_parts, format_local_time
+
+    table = Table(
+        title="failover state records (last per relationship)",
+        title_justify="left",
+        box=box.HEAVY_HEAD if not compact else box.SIMPLE_HEAD,
+        pad_edge=not compact,
+        padding=(0, padding),
+    )
+    table.add_column("relationship", no_wrap=True)
+    for who in ("my", "partner"):
+        table.add_column(f"{who} state" + (" since" if compact else ""), no_wrap=True)
+        if not compact:
+            table.add_column("since", no_wrap=True)
+    table.add_column("mclt", no_wrap=True)
+    for record in records:
+        cells: list[Any] = [record["name"]]
+        for who in ("my", "partner"):
+            state, since = record[f"{who}_state"], record[f"{who}_state_since_epoch"]
+            if compact:
+                moment, relative = format_local_parts(since, now)
+                cells.append(lines(state, moment, *([relative] if relative else [])))
+            else:
+                cells += [state, format_local_time(since, now)]
+        cells.append("" if record["mclt"] is None else format_duration(record["mclt"]))
+        table.add_row(*cells)
+    return table
 
 
 def render_summary6(summary: dict[str, Any]) -> None:
@@ -390,24 +450,37 @@ def _summary6_rows(summary: dict[str, Any]) -> list[list[str]]:
 
 
 def render_table6(leases: list[Lease6], now: int) -> None:
+    from rich import box
     from rich.table import Table
 
-    from dhcpfoctl.cli.output import stdout_console
-    from dhcpfoctl.times import format_local_time
+    from dhcpfoctl.cli.output import fit_table, hardware_lines, lines, stdout_console
+    from dhcpfoctl.times import format_local_parts, format_local_time
 
-    table = Table(title=f"{len(leases)} DHCPv6 leases", title_justify="left")
-    for column in ("address", "type", "state", "ends", "iaid", "duid"):
-        table.add_column(column, no_wrap=column in ("address", "duid"))
-    for lease in leases:
-        table.add_row(
-            lease.address,
-            lease.kind,
-            lease.binding_state,
-            format_local_time(lease.ends, now),
-            str(lease.iaid),
-            lease.duid.hex(":"),
+    def build(compact: int, padding: int) -> Any:
+        table = Table(
+            title=f"{len(leases)} DHCPv6 leases",
+            title_justify="left",
+            box=box.HEAVY_HEAD if not compact else box.SIMPLE_HEAD,
+            pad_edge=not compact,
+            padding=(0, padding),
         )
-    stdout_console().print(table)
+        for column in ("address", "type", "state", "ends", "iaid", "duid"):
+            table.add_column(column, no_wrap=True)
+        for lease in leases:
+            moment, relative = format_local_parts(lease.ends, now)
+            duid = lease.duid.hex(":")
+            table.add_row(
+                lease.address,
+                lease.kind,
+                lease.binding_state,
+                lines(moment, relative) if compact else format_local_time(lease.ends, now),
+                str(lease.iaid),
+                lines(*hardware_lines(duid, 6 if compact else 10)) if duid else "",
+            )
+        return table
+
+    console = stdout_console()
+    console.print(fit_table((lambda c=c, p=p: build(c, p) for c, p in LAYOUTS)))
 
 
 def _looks_like_v6(path: str) -> bool:

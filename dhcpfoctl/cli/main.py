@@ -18,7 +18,23 @@ from dhcpfoctl.cli.output import echo, exit_with, literal_usage_errors, print_tr
 from dhcpfoctl.errors import CheckResult, ExitStatus, exit_status_for
 
 
-class LiteralGroup(TyperGroup):
+class FullHelpGroup(TyperGroup):
+    """A group whose command list shows each command's whole first sentence: click cuts it
+    to the terminal's width with "...", and an operator choosing a command needs all of it
+    (the formatter wraps it, indented, instead)."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [
+            (name, command.get_short_help_str(limit=1_000))
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+class LiteralGroup(FullHelpGroup):
     """The root command: a usage error quoting the operator's words quotes them literally."""
 
     def invoke(self, ctx: Any) -> Any:
@@ -104,4 +120,4 @@ app.command("partner-down", cls=GuardedCommand)(partner_down.partner_down)
 app.command("set-state", cls=GuardedCommand)(partner_down.set_state)
 app.command("balance", cls=GuardedCommand)(balance.balance)
 app.command("audit", cls=CheckCommand)(audit.audit)
-app.add_typer(lab.app, name="lab")
+app.add_typer(lab.app, name="lab", cls=FullHelpGroup)

@@ -120,6 +120,77 @@ def text_console(width: int) -> Console:
     return _console(file=io.StringIO(), width=width, color_system=None)
 
 
+#: Measuring width for a table's natural size (rich clamps measurements to this).
+UNBOUNDED_WIDTH = 10_000
+
+
+def fit_table(layouts: Iterable[Callable[[], Any]]) -> Any:
+    """A renderable showing the first table of ``layouts`` (ever more compact builders)
+    whose natural width fits where it is printed, else the last one.
+
+    rich squeezes a table wider than the terminal by cutting cells short with "…" or
+    breaking words anywhere (``communications-|interrupted``); each command instead offers
+    layouts that stack, wrap or drop what is least needed, so an address, a state, a time
+    or a hardware address is always shown whole. The choice is made when it is printed,
+    with the width of that console (a ``--watch`` redraw follows a resized terminal).
+    """
+    return _Fitted(tuple(layouts))
+
+
+class _Fitted:
+    def __init__(self, layouts: tuple[Callable[[], Any], ...]) -> None:
+        self.layouts = layouts
+
+    def _choose(self, console: Console, width: int) -> Any:
+        unbounded = console.options.update_width(UNBOUNDED_WIDTH)
+        table = None
+        for build in self.layouts:
+            table = build()
+            if console.measure(table, options=unbounded).maximum <= width:
+                break
+        return table
+
+    def __rich_console__(self, console: Console, options: Any) -> Iterator[Any]:
+        # A soft-wrapped print (status's findings) offers unbounded width: the terminal's
+        # width still bounds the table.
+        yield self._choose(console, min(options.max_width, console.width))
+
+    def __rich_measure__(self, console: Console, options: Any) -> Any:
+        from rich.measure import Measurement
+
+        table = self._choose(console, min(options.max_width, console.width))
+        return Measurement.get(console, options, table)
+
+
+def hardware_lines(mac: str, per_line: int = 6) -> list[str]:
+    """A hardware address as lines of ``per_line`` bytes (a 20-byte InfiniBand address
+    would otherwise take the whole width); a line ending in ":" continues."""
+    octets = mac.split(":")
+    chunks = [octets[i : i + per_line] for i in range(0, len(octets), per_line)] or [[]]
+    return [
+        ":".join(chunk) + (":" if i < len(chunks) - 1 else "") for i, chunk in enumerate(chunks)
+    ]
+
+
+def print_wrapped(
+    console: Console, text: str, *, indent: str = "", style: str | None = None
+) -> None:
+    """``text`` wrapped at word boundaries to the console's width, its first line indented
+    by ``indent`` and every following line two spaces deeper, so a wrapped line reads as
+    the continuation it is (rich would start it at column 0)."""
+    import textwrap
+
+    for line in textwrap.wrap(
+        literal(text),
+        width=max(console.width, 20),
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    ):
+        console.print(line, style=style, soft_wrap=True)
+
+
 def say(message: str, *, style: str | None = None, err: bool = False) -> None:
     """One literal line on stdout (``err``: stderr), however narrow the terminal."""
     console = stderr_console() if err else stdout_console()

@@ -99,8 +99,8 @@ def status(
     timeout: Timeout = OMAPI_TIMEOUT,
     output_format: StatusFormat = format_option(
         StatusFormat,
-        "human: a table per relationship and the findings; nagios: one line with perfdata"
-        " (see status_nagios_line); json: every field (shape in the docs).",
+        "human: a table per relationship and the findings; nagios: one line (health,"
+        " summary, perfdata); json: every field (shape in the docs).",
     ),
     json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
     watch: bool = typer.Option(
@@ -431,70 +431,22 @@ def render(
 ) -> RenderableType:
     """A compact table per report, the findings, and (when watching) recent transitions."""
     from rich.console import Group
-    from rich.table import Table
 
-    from dhcpfoctl.cli.output import lines, styled
-    from dhcpfoctl.times import format_duration, format_local_time, iso_utc
+    from dhcpfoctl.cli.output import fit_table, styled
+    from dhcpfoctl.times import iso_utc
 
     now = report.now
-    tables: list[RenderableType] = []
-    for name in dict.fromkeys(view.relationship for view in report.views):
-        table = Table(title=f"failover peer {name!r}", title_justify="left", pad_edge=False)
-        table.add_column("server", no_wrap=True)
-        table.add_column("state", no_wrap=True)
-        # A narrow terminal folds these rather than cut a state or value short with "…".
-        table.add_column("partner seen as", overflow="fold")
-        table.add_column("details", overflow="fold")
-        for view in (v for v in report.views if v.relationship == name):
-            info = view.info
-            if info is None:
-                # The reason is the finding printed below the table; one line keeps it compact,
-                # but tells silence from an answer that was garbage, a refusal or NOTFOUND.
-                silent = view.server_failed and view.server_silent
-                table.add_row(
-                    _server_cell(view.server, view.endpoint, None),
-                    styled(("unknown", "magenta")),
-                    "-",
-                    styled(
-                        (
-                            "no answer (see below)" if silent else "unusable answer (see below)",
-                            "magenta",
-                        )
-                    ),
-                )
-                continue
-            state = info.local_state.keyword
-            style = _STATE_STYLE.get(state, "red")
-            if (view.server, view.relationship) in changed:
-                style += " reverse"
-            details = [
-                f"mclt {info.mclt}s, unacked {info.cur_unacked_updates}/"
-                f"{info.max_outstanding_updates}, max-response-delay {info.max_response_delay}s",
-                f"load balance max {info.load_balance_max_secs}s, "
-                + (
-                    f"primary serves {info.primary_buckets}/256 buckets"
-                    if info.primary_buckets is not None
-                    else "no hba yet"
-                ),
-            ]
-            if view.mclt_ends is not None:
-                label = "peer leases usable" if state == "partner-down" else "recover-wait ends"
-                details.append(f"{label} {format_local_time(view.mclt_ends, now)}")
-            details += [
-                f"pool of {p.address}: {p.free_leases} free, {p.backup_leases} backup, "
-                f"{p.lease_count} total"
-                for p in view.pools
-            ]
-            since = view.time_in_state(now)
-            table.add_row(
-                _server_cell(view.server, view.endpoint, info.role),
-                lines(
-                    (state, style), *(() if since is None else (f"for {format_duration(since)}",))
-                ),
-                info.partner_state.keyword,
-                lines(*details),
-            )
-        tables.append(table)
+    tables: list[RenderableType] = [
+        # Narrow terminals get the partner's state under the server's own, then no padding:
+        # a state, a time or a countdown is never cut or broken mid-word.
+        fit_table(
+            (
+                lambda n=name, c=compact, p=padding: _relationship_table(report, n, changed, c, p)
+                for compact, padding in ((0, 1), (1, 1), (1, 0), (2, 0))
+            ),
+        )
+        for name in dict.fromkeys(view.relationship for view in report.views)
+    ]
     parts: list[RenderableType] = [
         # The time tells a --watch reader that the screen is live.
         styled(
@@ -515,6 +467,117 @@ def render(
         parts.append(styled(("transitions:", "bold")))
         parts += [styled(line) for line in transitions]
     return Group(*parts)
+
+
+def _relationship_table(
+    report: StatusReport,
+    name: str,
+    changed: set[tuple[str, str]] | frozenset[tuple[str, str]],
+    compact: int,
+    padding: int,
+) -> RenderableType:
+    """One relationship's servers; ``compact`` 1: the partner's state in the state column
+    and a line per setting, 2: the server above its state, in one column."""
+    from rich import box
+    from rich.table import Table
+
+    from dhcpfoctl.cli.output import lines, styled
+    from dhcpfoctl.times import format_duration, format_local_parts
+
+    now = report.now
+    table = Table(
+        title=f"failover peer {name!r}",
+        title_justify="left",
+        pad_edge=False,
+        padding=(0, padding),
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+    )
+    if compact < 2:
+        table.add_column("server", no_wrap=True)
+    table.add_column(
+        "server / state" if compact > 1 else "state",
+        no_wrap=True,
+    )
+    if not compact:
+        table.add_column("partner seen as", no_wrap=True)
+    # Each detail is a short phrase of its own: the last column wraps between them.
+    table.add_column("details", no_wrap=not compact)
+    for view in (v for v in report.views if v.relationship == name):
+        info = view.info
+        if info is None:
+            # The reason is the finding printed below the table; one line keeps it compact,
+            # but tells silence from an answer that was garbage, a refusal or NOTFOUND.
+            silent = view.server_failed and view.server_silent
+            unknown = styled(("unknown", "magenta"))
+            table.add_row(
+                *(
+                    (lines(_server_cell(view.server, view.endpoint, None), unknown),)
+                    if compact > 1
+                    else (_server_cell(view.server, view.endpoint, None), unknown)
+                ),
+                *(() if compact else ("-",)),
+                styled(
+                    (
+                        "no answer (see below)" if silent else "unusable answer (see below)",
+                        "magenta",
+                    )
+                ),
+            )
+            continue
+        state = info.local_state.keyword
+        style = _STATE_STYLE.get(state, "red")
+        if (view.server, view.relationship) in changed:
+            style += " reverse"
+        details: list[str] = []
+        if view.mclt_ends is not None:
+            # The countdown first, as a duration: it is what the operator waits for.
+            label = "peer leases usable" if state == "partner-down" else "recover-wait ends"
+            moment, relative = format_local_parts(view.mclt_ends, now)
+            details += [f"{label} {relative}", f"  at {moment}"]
+        settings = [
+            [
+                f"mclt {format_duration(info.mclt)}",
+                f"unacked {info.cur_unacked_updates}/{info.max_outstanding_updates}",
+                f"max-response-delay {format_duration(info.max_response_delay)}",
+            ],
+            [
+                f"load balance max {format_duration(info.load_balance_max_secs)}",
+                f"primary serves {info.primary_buckets}/256 buckets"
+                if info.primary_buckets is not None
+                else "no hba yet",
+            ],
+        ]
+        # Wide: a line per group; narrow: a line per setting, so none is broken.
+        details += [
+            phrase for group in settings for phrase in (group if compact else [", ".join(group)])
+        ]
+        details += [
+            f"pool of {p.address}: {p.free_leases} free, {p.backup_leases} backup, "
+            f"{p.lease_count} total"
+            for p in view.pools
+        ]
+        since = view.time_in_state(now)
+        partner = info.partner_state.keyword
+        state_cell = lines(
+            (state, style),
+            *(() if since is None else (f"for {format_duration(since)}",)),
+            *(_partner_lines(partner) if compact else ()),
+        )
+        server_cell = _server_cell(view.server, view.endpoint, info.role)
+        table.add_row(
+            *((lines(server_cell, state_cell),) if compact > 1 else (server_cell, state_cell)),
+            *(() if compact else (partner,)),
+            lines(*details),
+        )
+    return table
+
+
+def _partner_lines(partner: str) -> tuple[str, ...]:
+    """The partner's state under the server's own, no wider than the longest state."""
+    line = f"partner: {partner}"
+    return (
+        (line,) if len(line) <= len("communications-interrupted") else ("partner:", f"  {partner}")
+    )
 
 
 def _server_cell(label: str, endpoint: str, role: str | None) -> RenderableType:
