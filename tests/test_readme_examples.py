@@ -109,7 +109,8 @@ def invocations(block: Block) -> list[list[str]]:
             try:
                 tokens = list(lexer)
             except ValueError as exc:
-                raise AssertionError(f"README.md:{block.line}: cannot split {current!r}: {exc}")
+                message = f"README.md:{block.line}: cannot split {current!r}: {exc}"
+                raise AssertionError(message) from None
             segment: list[str] = []
             for token in [*tokens, ";"]:
                 if token in SHELL_OPERATORS:
@@ -245,3 +246,13 @@ def test_links_stay_inside_the_repository() -> None:
         else:
             assert not re.match(r"\w+://", target) and not target.startswith("/"), target
             assert (ROOT / target).exists(), f"README link to a missing file: {target}"
+
+
+def test_man_page_examples_parse() -> None:
+    """The man page's EXAMPLES (tools/gen_docs.py) are valid command lines too."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import gen_docs
+
+    for _, command in gen_docs.EXAMPLES:
+        parse_command_line(shlex.split(command))
+    assert [status for status, _ in gen_docs.readme_exit_statuses()][:2] == ["0", "1"]

@@ -36,6 +36,8 @@ class OptionSpec:
     choices: tuple[str, ...]
     is_path: bool
     metavar: str
+    #: The default as the help shows it ("" when none is worth showing: flags, None).
+    default: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,8 @@ def _option_spec(param: Param) -> OptionSpec:
     is_path = takes_value and (
         param.type.name in ("path", "filename") or param.metavar in ("FILE", "PATH", "DIR")
     )
+    default = param.default
+    shown = "" if not takes_value or default is None or callable(default) else default
     return OptionSpec(
         names=tuple(param.opts) + tuple(param.secondary_opts),
         help=" ".join((param.help or "").split()),
@@ -83,6 +87,7 @@ def _option_spec(param: Param) -> OptionSpec:
         choices=choices,
         is_path=is_path,
         metavar=_metavar(param) if takes_value else "",
+        default=str(getattr(shown, "value", shown)),
     )
 
 
@@ -389,21 +394,23 @@ def render_man(global_options: tuple[OptionSpec, ...], commands: tuple[CommandSp
         for sub in command.subcommands:
             lines += _man_command(f"{command.name} {sub.name}", sub)
     lines.append(".SH EXIT STATUS")
-    seen: set[int] = set()
-    for status in ExitStatus:
-        if int(status) in seen:
-            continue
-        seen.add(int(status))
-        names = " / ".join(s.name for s in ExitStatus if int(s) == int(status))
-        lines += [".TP", f".B {int(status)}", _roff(names.replace("_", " ").lower())]
+    for status, meaning in readme_exit_statuses():
+        lines += [".TP", f".B {status}", _roff(meaning)]
     order = " < ".join(result.name for result in sorted(CheckResult, key=lambda r: r.rank))
     lines += [
         ".PP",
         _roff(f"audit and status exit with their worst finding, in the order {order}."),
         ".SH ENVIRONMENT",
-        ".TP",
-        ".B NO_COLOR",
-        "Disable colour even on a terminal.",
+    ]
+    for name, text in ENVIRONMENT:
+        lines += [".TP", f".B {_roff(name)}", _roff(text)]
+    lines.append(".SH FILES")
+    for name, text in FILES:
+        lines += [".TP", f".I {_roff(name)}", _roff(text)]
+    lines.append(".SH EXAMPLES")
+    for text, command in EXAMPLES:
+        lines += [".PP", _roff(text), ".RS", ".nf", _roff(f"{PROG} {command}"), ".fi", ".RE"]
+    lines += [
         ".SH SEE ALSO",
         ".BR dhcpd (8),",
         ".BR dhcpd.conf (5),",
@@ -428,11 +435,120 @@ def _man_options(options: tuple[OptionSpec, ...]) -> list[str]:
     for option in options:
         names = ", ".join(f"\\fB{_roff(n)}\\fR" for n in option.names)
         if option.takes_value and option.metavar:
-            names += f" \\fI{_roff(option.metavar)}\\fR"
+            metavar = "{" + "|".join(option.choices) + "}" if option.choices else option.metavar
+            names += f" \\fI{_roff(metavar)}\\fR"
         lines += [".TP", names]
-        if option.help:
-            lines.append(_roff(option.help))
+        text = " ".join(part for part in (option.help, _choices_and_default(option)) if part)
+        if text:
+            lines.append(_roff(text))
     return lines
+
+
+def _choices_and_default(option: OptionSpec) -> str:
+    """``Default: X.`` unless the help text already says it (choices are in the metavar)."""
+    if option.default and "[default:" not in option.help and "(default" not in option.help:
+        return f"Default: {option.default}."
+    return ""
+
+
+#: The README's exit-status table is the one source: the man page quotes it.
+EXIT_STATUS_SECTION = "<!-- section: exit-status -->"
+
+
+def readme_exit_statuses() -> list[tuple[str, str]]:
+    """(status, meaning) of each row of README.md's exit-status table, markup removed."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = []
+    for line in text.split(EXIT_STATUS_SECTION, 1)[1].lstrip().split("\n"):
+        if not line.startswith("|"):
+            break
+        cells = [cell.strip().replace("`", "") for cell in line.strip("|").split("|")]
+        if cells[0].isdigit():
+            rows.append((cells[0], cells[1]))
+    statuses = {int(status) for status in ExitStatus}
+    assert {int(s) for s, _ in rows} == statuses, "README's exit-status table != ExitStatus"
+    return rows
+
+
+ENVIRONMENT = (
+    (
+        "DHCPFOCTL_CONFIG",
+        "The profile file (default: $XDG_CONFIG_HOME/dhcpfoctl/config.toml).",
+    ),
+    (
+        "DHCPFOCTL_KEY",
+        "An OMAPI key as [ALGORITHM:]NAME:SECRET (algorithm hmac-md5 by default, or"
+        " hmac-sha1, -sha224, -sha256, -sha384, -sha512; the base64 secret), offered to servers"
+        " without a key of their own; unlike --key, not visible in ps.",
+    ),
+    (
+        "XDG_CONFIG_HOME",
+        "Where the profile is looked for when DHCPFOCTL_CONFIG is not set (default ~/.config).",
+    ),
+    (
+        "XDG_STATE_HOME",
+        "Where state is kept (default ~/.local/state): see FILES.",
+    ),
+    ("NO_COLOR", "Disable colour even on a terminal (there is none off a terminal)."),
+    (
+        "CI",
+        "When set, partner-down and set-state never ask: they need --yes (or --dry-run).",
+    ),
+    (
+        "COLUMNS",
+        "The width tables are laid out for, when not a terminal's.",
+    ),
+)
+
+FILES = (
+    (
+        "~/.config/dhcpfoctl/config.toml",
+        "Profiles: servers, keys and relationships of each failover pair (see README.md,"
+        " Recipes). Keep it mode 0600 when it holds a key.",
+    ),
+    (
+        "$XDG_STATE_HOME/dhcpfoctl/ (~/.local/state/dhcpfoctl/)",
+        "State: what a check remembers between runs (the lease reader's resume point, rate"
+        " history), the journal of dhcpfoctl watch and the lab's directory lab/. Created mode"
+        " 0700 on first write; any of it may be deleted at any time (only history is lost).",
+    ),
+    ("/var/lib/dhcp/dhcpd.leases", "dhcpd's lease file, read by leases, balance and audit."),
+    ("/etc/dhcp/dhcpd.conf", "dhcpd's configuration: pools, failover peers, omapi-key."),
+)
+
+#: (what it does, the command line without the program's name); the README's test parses
+#: each of them as the program does.
+EXAMPLES = (
+    (
+        "What a lease file holds, then the current leases of some clients:",
+        "leases --summary /var/lib/dhcp/dhcpd.leases",
+    ),
+    ("", "leases /var/lib/dhcp/dhcpd.leases --mac 02:99: --state active"),
+    (
+        "Pool balance and endurance, as dhcpd would compute them, at a past time:",
+        "balance -c /etc/dhcp/dhcpd.conf -l /var/lib/dhcp/dhcpd.leases --as-of 2026-11-28T07:50Z",
+    ),
+    (
+        "A cron or Nagios check of the same (exit status 0/1/2/3):",
+        "audit -c /etc/dhcp/dhcpd.conf -l /var/lib/dhcp/dhcpd.leases --format nagios",
+    ),
+    (
+        "Metrics for node-exporter's textfile collector:",
+        "audit -c /etc/dhcp/dhcpd.conf -l /var/lib/dhcp/dhcpd.leases --format prometheus"
+        " --output /var/lib/prometheus/node-exporter/dhcpfoctl.prom",
+    ),
+    (
+        "Both servers' failover states, as a table or as a monitoring line:",
+        "status --server 192.0.2.10 --server 192.0.2.11 --key-file /etc/dhcp/omapi.key",
+    ),
+    ("", "status --profile campus --format nagios"),
+    (
+        "After making sure the partner is really down: the plan, then the change:",
+        "partner-down --server dhcp1 --dry-run",
+    ),
+    ("", "partner-down --server dhcp1"),
+    ("A lab pair to rehearse on:", "lab up --mclt 30"),
+)
 
 
 def generated_files() -> dict[Path, str]:

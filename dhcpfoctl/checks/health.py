@@ -274,7 +274,7 @@ def _judge_state(name: str, view: ServerView, pair: list[ServerView], now: int) 
                 CheckResult.WARNING,
                 "recover-wait",
                 f"{who}: recover-wait, not serving until {_relative(ends, now)} "
-                f"(local-stos + MCLT {info.mclt}s)",
+                f"(local-stos + MCLT {format_duration(info.mclt)})",
             )
         ]
     if state in (FailoverState.RESOLUTION_INTERRUPTED, FailoverState.UNKNOWN_STATE) or (

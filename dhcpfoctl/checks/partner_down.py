@@ -17,7 +17,7 @@ from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi import OMAPI_PORT, format_endpoint
 from dhcpfoctl.omapi.failover import FailoverInfo
 from dhcpfoctl.profile import ServerSpec, Targets, parse_endpoint
-from dhcpfoctl.times import format_local_time
+from dhcpfoctl.times import format_duration, format_local_time
 
 #: Target state → the local states from which an operator may force it.
 #:
@@ -226,7 +226,8 @@ def plan(
     if target == FailoverState.PARTNER_DOWN:
         lines += [
             "it will answer every client and renew the partner's clients at once;",
-            f"from {format_local_time(now + before.mclt, now)} (now + MCLT {before.mclt}s) it "
+            f"from {format_local_time(now + before.mclt, now)}"
+            f" (now + MCLT {format_duration(before.mclt)}) it "
             "also hands out the partner's free leases and every expired or released one;",
             "a lease the partner granted is reusable once it ends: at the latest MCLT after "
             "the end this server last heard of (the partner never extends one further).",
@@ -243,6 +244,6 @@ def plan(
     else:
         lines += [
             "it will resynchronise with its partner (recover, recover-wait up to MCLT "
-            f"{before.mclt}s, recover-done) and serve again once both are normal.",
+            f"{format_duration(before.mclt)}, recover-done) and serve again once both are normal.",
         ]
     return lines

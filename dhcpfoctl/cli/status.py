@@ -115,17 +115,15 @@ def status(
 ) -> None:
     """Show both servers' failover state, countdowns and warnings (exit 0/1/2/3)."""
     from dhcpfoctl.cli.output import echo, exit_with, nagios_status_line, reported_errors, warn
-    from dhcpfoctl.errors import DhcpfoctlError
+    from dhcpfoctl.errors import DhcpfoctlError, LocalError
     from dhcpfoctl.profile import KeyOptions, resolve_targets
 
     nagios = output_format is StatusFormat.nagios and not json_output
     json_output = json_output or output_format is StatusFormat.json
-    if nagios and (watch or count is not None):
-        raise typer.BadParameter(
-            "a monitor polls itself: no --watch/--count", param_hint="--format"
-        )
     with reported_errors(monitoring=True):
         try:
+            if nagios and (watch or count is not None):
+                raise LocalError("--format nagios is one check: a monitor polls by itself")
             targets = resolve_targets(
                 servers=server or [],
                 profile_name=profile,
@@ -551,11 +549,13 @@ def _relationship_table(
         details += [
             phrase for group in settings for phrase in (group if compact else [", ".join(group)])
         ]
-        details += [
-            f"pool of {p.address}: {p.free_leases} free, {p.backup_leases} backup, "
-            f"{p.lease_count} total"
-            for p in view.pools
-        ]
+        for p in view.pools:
+            counts = f"{p.free_leases} free, {p.backup_leases} backup, {p.lease_count} total"
+            details += (
+                [f"pool of {p.address}:", f"  {counts}"]
+                if compact
+                else [f"pool of {p.address}: {counts}"]
+            )
         since = view.time_in_state(now)
         partner = info.partner_state.keyword
         state_cell = lines(
