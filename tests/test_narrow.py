@@ -260,3 +260,27 @@ def test_status_tables(width: int, status_report: Any, monkeypatch: pytest.Monke
         needed += ["80 free, 71 backup, 151 total"]
     check(text, width, needed)
     assert "peer leases usable in " in text and "recover-wait ends in " in text
+
+
+# -- lab ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_lab_tables(width: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dhcpfoctl.cli.lab import _print_stats, _print_status
+    from dhcpfoctl.lab.cluster import LabStatus, ProcessStatus
+    from dhcpfoctl.lab.population import PopulationStats
+
+    ports = {f"{kind}-{n}": 16700 + i for i, (kind, n) in enumerate(
+        [("dhcp", 0), ("omapi", 4), ("failover", 6), ("relay", 8), ("dhcp-relay", 2)])}  # fmt: skip
+    processes = [
+        ProcessStatus(name, 4_194_304 + i, i != 1, ports, dict.fromkeys(ports, i != 1))
+        for i, name in enumerate(("primary", "secondary", "relay"))
+    ]
+    report = LabStatus("/var/tmp/lab-" + "x" * 60, 16700, processes, None, "lab", True)
+    text = rendered(width, lambda: _print_status(report), monkeypatch)
+    needed = [f"{label} {port}" for label, port in ports.items()]
+    check(text, width, [*needed, "not running", "4194304"], plain=("lab in ",))
+    stats = PopulationStats(started=100, acks=99, bound=98, elapsed=10.0, latencies=[0.01])
+    text = rendered(width, lambda: _print_stats(stats, 100), monkeypatch)
+    check(text, width, ["100/100", "leases bound (DORA or INIT-REBOOT)"])

@@ -505,7 +505,7 @@ def start(
 def _print_status(report: LabStatus) -> None:
     from rich.table import Table
 
-    from dhcpfoctl.cli.output import say, stdout_console, styled
+    from dhcpfoctl.cli.output import lines, say, stdout_console, styled
 
     console = stdout_console()
     say(f"lab in {report.directory}")
@@ -521,12 +521,15 @@ def _print_status(report: LabStatus) -> None:
         say(line)
     table = Table(pad_edge=False, box=None)
     for column in ("process", "pid", "ports" if report.partner else "ports (127.0.0.1)"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=True)
     for process in report.processes:
-        ports = "  ".join(
-            f"{label} {_where(process.addresses.get(label), port, report.partner is not None)}"
-            + ("" if process.listening.get(label) else " (closed)")
-            for label, port in process.ports.items()
+        # A line per port: a narrow terminal never parts a port from its name.
+        ports = lines(
+            *(
+                f"{label} {_where(process.addresses.get(label), port, report.partner is not None)}"
+                + ("" if process.listening.get(label) else " (closed)")
+                for label, port in process.ports.items()
+            )
         )
         state = str(process.pid) if process.running else "not running"
         table.add_row(process.name, styled((state, "" if process.running else "red")), ports)

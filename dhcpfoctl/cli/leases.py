@@ -529,13 +529,17 @@ def leases(
         None,
         "--state",
         metavar="STATES",
-        help="Only these binding states, comma-separated (active,backup,…).",
+        help="Only these binding states, comma-separated, of: free, backup, active, expired,"
+        " released, abandoned, reset, reserved, bootp.",
     ),
     ip: str | None = typer.Option(
         None, "--ip", metavar="CIDR", help="Only addresses in this CIDR."
     ),
     mac: str | None = typer.Option(
-        None, "--mac", metavar="PREFIX", help="Only hardware addresses with this prefix."
+        None,
+        "--mac",
+        metavar="PREFIX",
+        help="Only hardware addresses starting so: hex bytes, colon-separated (02:99:).",
     ),
     hostname: str | None = typer.Option(
         None,
