@@ -256,3 +256,24 @@ def test_man_page_examples_parse() -> None:
     for _, command in gen_docs.EXAMPLES:
         parse_command_line(shlex.split(command))
     assert [status for status, _ in gen_docs.readme_exit_statuses()][:2] == ["0", "1"]
+
+
+def test_documented_metrics_are_the_ones_written() -> None:
+    """Every ``dhcpfoctl_*`` metric the README names is written for the bundled files (at a
+    time with enough history), and every one written is named there (``dhcpfoctl_watch_*``
+    belong to ``watch``)."""
+    from typer.testing import CliRunner
+
+    examples = ROOT / "dhcpfoctl" / "examples"
+    result = CliRunner().invoke(
+        app,
+        ["audit", "-c", str(examples / "primary.conf"), "-l", str(examples / "primary.leases"),
+         "--as-of", "2026-11-28T07:50Z", "--format", "prometheus"],
+    )  # fmt: skip
+    written = set(re.findall(r"^(dhcpfoctl_\w+)\{", result.stdout, re.M))
+    documented = {
+        name
+        for name in re.findall(r"\b(dhcpfoctl_[a-z_]+[a-z])", README.read_text(encoding="utf-8"))
+        if not name.startswith("dhcpfoctl_watch_")
+    }
+    assert written and written == documented
