@@ -153,59 +153,6 @@ def status(
     exit_with(health)
 
 
-def status_nagios_line(report: StatusReport) -> str:
-    """``DHCPFOCTL HEALTH - summary | perfdata``: the worst finding (or each relationship's
-    states), then per server and relationship: seconds in its state, unacked updates (warn
-    at half the window, critical when full), the MCLT countdown, and each pool's free and
-    backup leases."""
-    from dhcpfoctl.checks.audit import Perf
-    from dhcpfoctl.cli.output import nagios_status_line
-
-    findings = sorted(report.findings, key=lambda f: -f.health.rank)
-    if findings:
-        summary = findings[0].message + (f" (+{len(findings) - 1} more)" if findings[1:] else "")
-    else:
-        summary = (
-            ", ".join(
-                f"{view.server} {view.relationship}: {view.info.local_state.keyword}"
-                for view in report.views
-                if view.info is not None
-            )
-            or "no server answered"
-        )
-    perfdata: list[Perf] = []
-    for view in report.views:
-        info = view.info
-        if info is None:
-            continue
-        where = f"{view.server} {view.relationship}"
-        if (since := view.time_in_state(report.now)) is not None:
-            perfdata.append(Perf(f"{where} in state", since, "s", minimum=0))
-        window = info.max_outstanding_updates
-        perfdata.append(
-            Perf(
-                f"{where} unacked",
-                info.cur_unacked_updates,
-                warn=str(window // 2) if window else "",
-                crit=str(window - 1) if window else "",
-                minimum=0,
-                maximum=window or None,
-            )
-        )
-        if (ends := view.mclt_ends) is not None:
-            perfdata.append(
-                Perf(f"{where} mclt remaining", max(0, ends - report.now), "s", minimum=0)
-            )
-        for pool in view.pools:
-            for kind, value in (("free", pool.free_leases), ("backup", pool.backup_leases)):
-                perfdata.append(
-                    Perf(
-                        f"{where} {pool.address} {kind}", value, minimum=0, maximum=pool.lease_count
-                    )
-                )
-    return nagios_status_line(report.health.name, summary, perfdata)
-
-
 def _emit_error_json(exc: Exception) -> None:
     from dhcpfoctl.cli.output import print_json
     from dhcpfoctl.errors import exit_status_for
@@ -585,3 +532,56 @@ def _server_cell(label: str, endpoint: str, role: str | None) -> RenderableType:
     from dhcpfoctl.cli.output import lines
 
     return lines(*dict.fromkeys(part for part in (label, role, endpoint) if part))
+
+
+def status_nagios_line(report: StatusReport) -> str:
+    """``DHCPFOCTL HEALTH - summary | perfdata``: the worst finding (or each relationship's
+    states), then per server and relationship: seconds in its state, unacked updates (warn
+    at half the window, critical when full), the MCLT countdown, and each pool's free and
+    backup leases."""
+    from dhcpfoctl.checks.audit import Perf
+    from dhcpfoctl.cli.output import nagios_status_line
+
+    findings = sorted(report.findings, key=lambda f: -f.health.rank)
+    if findings:
+        summary = findings[0].message + (f" (+{len(findings) - 1} more)" if findings[1:] else "")
+    else:
+        summary = (
+            ", ".join(
+                f"{view.server} {view.relationship}: {view.info.local_state.keyword}"
+                for view in report.views
+                if view.info is not None
+            )
+            or "no server answered"
+        )
+    perfdata: list[Perf] = []
+    for view in report.views:
+        info = view.info
+        if info is None:
+            continue
+        where = f"{view.server} {view.relationship}"
+        if (since := view.time_in_state(report.now)) is not None:
+            perfdata.append(Perf(f"{where} in state", since, "s", minimum=0))
+        window = info.max_outstanding_updates
+        perfdata.append(
+            Perf(
+                f"{where} unacked",
+                info.cur_unacked_updates,
+                warn=str(window // 2) if window else "",
+                crit=str(window - 1) if window else "",
+                minimum=0,
+                maximum=window or None,
+            )
+        )
+        if (ends := view.mclt_ends) is not None:
+            perfdata.append(
+                Perf(f"{where} mclt remaining", max(0, ends - report.now), "s", minimum=0)
+            )
+        for pool in view.pools:
+            for kind, value in (("free", pool.free_leases), ("backup", pool.backup_leases)):
+                perfdata.append(
+                    Perf(
+                        f"{where} {pool.address} {kind}", value, minimum=0, maximum=pool.lease_count
+                    )
+                )
+    return nagios_status_line(report.health.name, summary, perfdata)
