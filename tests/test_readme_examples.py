@@ -277,3 +277,32 @@ def test_documented_metrics_are_the_ones_written() -> None:
         if not name.startswith("dhcpfoctl_watch_")
     }
     assert written and written == documented
+
+
+def test_toml_examples_load(tmp_path: Path) -> None:
+    """The README's profiles and thresholds files are read as the program reads them (key
+    files pointed at a real one, as they would exist on the operator's machine)."""
+    from dhcpfoctl.checks.audit import resolve_thresholds
+    from dhcpfoctl.profile import load_profiles
+
+    key_file = tmp_path / "omapi.key"
+    key_file.write_text(
+        'key omapi-key { algorithm hmac-md5; secret "ZGhjcGZvY3RsLWxhYmtleQ=="; }\n'
+    )
+    key_file.chmod(0o600)
+    tomls = [block for block in BLOCKS if block.language == "toml"]
+    profiles = [block for block in tomls if "[profiles." in block.text]
+    thresholds = [block for block in tomls if "warn_endurance" in block.text]
+    assert profiles and thresholds
+    for block in profiles:
+        path = tmp_path / f"profile-{block.line}.toml"
+        path.write_text(re.sub(r'key_file = "[^"]*"', f'key_file = "{key_file}"', block.text))
+        path.chmod(0o600)
+        loaded, default, _ = load_profiles(path)
+        assert default in loaded, f"README.md:{block.line}"
+        assert all(server.endpoint for profile in loaded.values() for server in profile.servers)
+    for block in thresholds:
+        path = tmp_path / f"thresholds-{block.line}.toml"
+        path.write_text(block.text)
+        loaded_thresholds = resolve_thresholds(str(path), {})
+        assert loaded_thresholds.crit_endurance == 2 * 3600, f"README.md:{block.line}"
