@@ -258,6 +258,19 @@ class OldGateway(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
+        if self.server.body == b"drip":  # type: ignore[attr-defined]
+            # A member that answers one byte at a time (bounded: 2 s at most).
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(20):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client gave up, as it should
+                time.sleep(0.1)
+            return
         status, body = (
             (404, b"404 page not found")
             if self.path.startswith("/v3/")
@@ -294,9 +307,11 @@ def test_v3beta_is_used_where_v3_is_not_served_and_garbage_answers_are_doubts(
     kv = {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(value).decode()}
     old_gateway.body = json.dumps({"kvs": [kv]}).encode()  # type: ignore[attr-defined]
     address = f"127.0.0.1:{old_gateway.server_address[1]}"
-    me = WitnessBoard([address], prefix="/p", watcher_id="chi", ttl=30, timeout=2)
+    me = WitnessBoard([address], prefix="/p", watcher_id="chi", ttl=30, timeout=0.3)
     assert me.verdict(REL, PARTNER, now=now, window=60, quorum=1).dead
+    started = time.monotonic()
     for garbage in (
+        b"drip",
         b"<html>",
         b"[]",
         json.dumps({"kvs": 3}).encode(),
@@ -306,6 +321,7 @@ def test_v3beta_is_used_where_v3_is_not_served_and_garbage_answers_are_doubts(
         verdict = me.verdict(REL, PARTNER, now=now, window=60, quorum=1)
         assert not verdict.reachable and not verdict.dead
         assert verdict.error is not None and verdict.error.startswith(address)
+    assert time.monotonic() - started < 1.5  # the drip cost one timeout, not 1000 bytes' worth
 
 
 def test_bad_settings_are_one_line_errors() -> None:
