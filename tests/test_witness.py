@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import shutil
 import socket
@@ -370,3 +371,39 @@ def test_tally_never_calls_dead_with_a_veto_or_without_quorum(obs, quorum) -> No
     ]
     assert verdict.reporting == len(current)
     assert verdict.dead == (not alive and sum(o.partner_alive is False for o in current) >= quorum)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+VALID = json.loads(encode_observation(WitnessObservation("w", REL, PARTNER, False, 5.0, 10.0)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(sorted(VALID)), json_values, max_size=3),
+    st.sets(st.sampled_from(sorted(VALID)), max_size=1),
+    st.binary(max_size=3),
+)
+def test_a_value_is_an_observation_or_a_value_error(
+    changed: dict, dropped: set, tail: bytes
+) -> None:
+    # A valid value with some fields changed or dropped, or trailing bytes: never a crash.
+    data = {k: v for k, v in {**VALID, **changed}.items() if k not in dropped}
+    raw = json.dumps(data).encode() + tail
+    try:
+        obs = decode_observation(raw, watcher="w", relationship=REL, partner=PARTNER)
+    except ValueError:
+        return
+    assert (obs.watcher, obs.relationship, obs.partner) == ("w", REL, PARTNER)
+    assert obs.partner_alive is None or type(obs.partner_alive) is bool
+    assert math.isfinite(obs.observed_at)
+    assert obs.last_seen_alive is None or math.isfinite(obs.last_seen_alive)
+
+
+def test_the_unchanged_value_decodes() -> None:
+    raw = json.dumps(VALID).encode()
+    obs = decode_observation(raw, watcher="w", relationship=REL, partner=PARTNER)
+    assert obs == WitnessObservation("w", REL, PARTNER, False, 5.0, 10.0)
