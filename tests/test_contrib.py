@@ -203,3 +203,4 @@ def test_the_watch_unit_runs_a_valid_watch() -> None:
     (exec_start,) = values("dhcpfoctl-watch.service", "Service", "ExecStart")
     params = parse_invocation(exec_start)
     assert params["profile"] == "campus"
+    assert params["metrics_listen"] == "127.0.0.1:9967"
