@@ -61,13 +61,21 @@ class StateStore:
     """
 
     def __init__(
-        self, name: str, key: str, *, directory: Path | None = None, version: int = 1
+        self,
+        name: str,
+        key: str,
+        *,
+        directory: Path | None = None,
+        version: int = 1,
+        max_bytes: int = MAX_BYTES,
     ) -> None:
         if not _NAME.fullmatch(name):
             raise ValueError(f"state name {name!r}: lower-case letters, digits, - and _ only")
         self.name = name
         self.key = key
         self.version = version
+        #: ``compare`` keeps both lease files' folded contents: more than a rate history.
+        self.max_bytes = max_bytes
         self.directory = Path(directory) if directory is not None else state_dir()
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
         self.path = self.directory / f"{name}-{digest}.json"
@@ -80,10 +88,10 @@ class StateStore:
         on what the file holds). The document carries ``saved_at`` and ``version``."""
         try:
             with open(self.path, "rb") as handle:
-                raw = handle.read(MAX_BYTES + 1)
+                raw = handle.read(self.max_bytes + 1)
         except (OSError, ValueError):
             return None
-        if len(raw) > MAX_BYTES:
+        if len(raw) > self.max_bytes:
             return None
         try:
             document = json.loads(raw, parse_constant=_reject_constant)
