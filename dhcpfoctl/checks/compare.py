@@ -89,14 +89,12 @@ class Client:
     hardware: bytes | None
     uid: bytes | None
     hostname: str | None = None
-    hardware_type: int | None = None
 
     @classmethod
     def of(cls, lease: Lease) -> Client | None:
         if lease.hardware_address is None and lease.uid is None:
             return None
-        hw_type = int(lease.hardware_type) if lease.hardware_type is not None else None
-        return cls(lease.hardware_address, lease.uid, lease.client_hostname, hw_type)
+        return cls(lease.hardware_address, lease.uid, lease.client_hostname)
 
     def same(self, other: Client) -> bool:
         if self.uid is not None and other.uid is not None:
@@ -759,6 +757,17 @@ class _Judge:
             findings.extend(found)
         return findings
 
+    def _apart(self, role: Role, relationship: str | None) -> FailoverPeerRecord | None:
+        """``role``'s last state record when it says the pair is not in touch (updates
+        queue until it is), else ``None``."""
+        journal = self.sides[role]
+        names = [relationship] if relationship else journal.relationships()
+        for name in names:
+            record = journal.last_state(name)
+            if record is not None and record.my_state is not FailoverState.NORMAL:
+                return record
+        return None
+
     def _where(self, address: int) -> tuple[str, str | None]:
         return self.pools.of(address)
 
@@ -771,7 +780,7 @@ class _Judge:
             return []
         # Per client, the union of what either journal says.
         clients: list[tuple[Client, list[Tenure]]] = []
-        for tenure in sorted(tenures, key=lambda t: (t.starts, t.ends)):
+        for tenure in sorted(tenures, key=lambda t: (t.starts, t.ends, t.client.key)):
             for client, held in clients:
                 if client.same(tenure.client):
                     held.append(tenure)
@@ -811,9 +820,11 @@ class _Judge:
                 for role, client in holders
                 if client is not None and (client.same(first) or client.same(second))
             }
+            # Which client came later (on a tie, a stable order, whichever file is which).
             later, earlier = (
                 (second, first)
-                if min(t.starts for t in second_held) >= min(t.starts for t in first_held)
+                if (min(t.starts for t in second_held), second.key)
+                >= (min(t.starts for t in first_held), first.key)
                 else (first, second)
             )
             ends = {first.key: end_first, second.key: end_second}
@@ -946,6 +957,20 @@ class _Judge:
             role = max(pending, key=lambda r: _changed_at(leases[r]) or 0)
             changed = _changed_at(leases[role])
             age = None if changed is None else self.as_of - changed
+            apart = self._apart(role, relationship)
+            if apart is not None:
+                return [
+                    finding(
+                        "in-flight",
+                        CheckResult.OK,
+                        f"{text} ({pool}): {states}; the {role}'s update of {_when(changed)}"
+                        f" waits for the link: the {role} is {apart.my_state.keyword} since"
+                        f" {_when(apart.my_stos)}",
+                        "none here: it is sent when the pair reconnects (see the pair's"
+                        " state above)",
+                        changed,
+                    )
+                ]
             if age is not None and age <= mclt:
                 return [
                     finding(
