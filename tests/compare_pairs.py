@@ -157,6 +157,19 @@ SCENARIOS: dict[str, tuple[list[L | S], list[L | S]]] = {
             L("10.99.0.150", "active", -100, 20, A, "alpha", tstp=80, acked=False),
         ],
     ),
+    # The primary just went to partner-down; the secondary's file says it was cut off, not
+    # down, but shows no client served since: a warning until it does.
+    "possible-split-brain": (
+        [
+            S("normal", -3600, "normal", -3600),
+            S("communications-interrupted", -400, "normal", -3600),
+            S("partner-down", -20, "normal", -3600),
+        ],
+        [
+            S("normal", -3600, "normal", -3600, True),
+            S("communications-interrupted", -390, "normal", -3600, True),
+        ],
+    ),
     # The same mistake an hour ago, healed since: reported with its times, as a warning.
     "past-split-brain": (
         [

@@ -42,6 +42,7 @@ EXPECTED = {
     ],
     "split-brain": [("split-brain", "critical", None), ("in-flight", "ok", "10.99.0.150")],
     "past-split-brain": [("split-brain", "warning", None)],
+    "possible-split-brain": [("split-brain", "warning", None)],
 }
 
 

@@ -701,13 +701,30 @@ class _Judge:
                 if not down:
                     continue
                 other = {role: state for role, state in states.items() if role not in down}
-                if other and not self._served(next(iter(other)), start, end):
-                    continue  # the other side's record is stale: it was down, as assumed
                 current = end >= self.as_of
+                served = not other or self._served(next(iter(other)), start, end)
+                if not served and not current:
+                    continue  # the other side's record was stale: it was down, as assumed
                 words = " and ".join(
                     f"the {role} {state.keyword}" for role, state in sorted(states.items())
                 )
-                both = len(down) == 2
+                if not served:
+                    # Nothing shows the other side serving yet; its record says it may.
+                    alive = next(iter(other))
+                    findings.append(
+                        Finding(
+                            "split-brain",
+                            CheckResult.WARNING,
+                            f"failover peer {name}: possible split brain since {_when(start)}:"
+                            f" {words}; the {alive}'s file shows no client served since, which"
+                            " is right only if it is down",
+                            f"make sure the {alive} is really down (dhcpfoctl status); if it"
+                            f" runs, heal the failover link or stop it now",
+                            relationship=name,
+                            since=start,
+                        )
+                    )
+                    continue
                 findings.append(
                     Finding(
                         "split-brain",
@@ -716,7 +733,7 @@ class _Judge:
                         f" {'since' if current else 'from'} {_when(start)}"
                         + ("" if current else f" to {_when(end)}")
                         + f": {words}"
-                        + ("" if both else f", and the {next(iter(other))} served clients"),
+                        + ("" if not other else f", and the {next(iter(other))} served clients"),
                         (
                             "bring one server back under the other's control now (heal the"
                             " failover link, or stop the server that should not serve), then"
