@@ -13,6 +13,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dhcpfoctl.leases.syntax import format_date
+from dhcpfoctl.model import Lease
+
+
+def read_lease_history_text(text: str) -> list[Lease]:
+    """The lease records of a lease-file text, in order (through a temporary file)."""
+    import tempfile
+
+    from dhcpfoctl.leases.reader import read_lease_history
+
+    with tempfile.NamedTemporaryFile("w", suffix=".leases") as handle:
+        handle.write(text)
+        handle.flush()
+        return read_lease_history(handle.name)[1]
+
 
 DATA = Path(__file__).parent / "data" / "compare"
 #: 2026-11-28 07:40:00 UTC, the time every constructed scenario is judged at.
@@ -39,6 +53,11 @@ class L:
     own: bool = True  # this server acknowledged the client itself (writes cltt)
     tstp: int | None = None
     acked: bool = True
+
+    def lease(self) -> Lease:
+        """The record as the reader gives it back."""
+        (lease,) = read_lease_history_text(self.text())
+        return lease
 
     def text(self) -> str:
         lines = [f"lease {self.address} {{"]

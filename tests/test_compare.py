@@ -446,3 +446,22 @@ def test_incremental_reader_resumes_and_restarts(tmp_path: Path) -> None:
     path.write_text(HEADER)  # shrank: read from the start
     third = read_lease_history_incremental(path, second.resume)
     assert third.from_start and third.leases == []
+
+
+def test_a_release_ends_the_hold_so_the_next_client_is_no_duplicate() -> None:
+    a, b = "02:99:00:0a:00:01", "02:99:00:0b:00:02"
+    primary = [
+        L("10.99.0.170", "active", -600, 600, a, tstp=700).lease(),
+        L("10.99.0.170", "released", -600, -300, a, tstp=-300).lease(),
+        L("10.99.0.170", "active", -200, 400, b, tstp=500).lease(),
+    ]
+    # The partner applies the release as free (docs/failover-protocol.md §7.2).
+    secondary = [
+        L("10.99.0.170", "active", -600, 600, a, own=False, tstp=700).lease(),
+        L("10.99.0.170", "free", -300, -300, a, tstp=-300).lease(),
+        L("10.99.0.170", "active", -200, 400, b, own=False, tstp=500).lease(),
+    ]
+    report = compare_journals(
+        fold(Role.PRIMARY, primary), fold(Role.SECONDARY, secondary), as_of=T0
+    )
+    assert report.findings == []

@@ -65,6 +65,8 @@ _SERVING: Final = frozenset(
     }
 )
 _RETURNING: Final = frozenset({BindingState.EXPIRED, BindingState.RELEASED, BindingState.RESET})
+#: Binding states of a lease held by a client (legacy ``reserved``/``bootp`` read as active).
+_HELD: Final = frozenset({BindingState.ACTIVE, BindingState.RESERVED, BindingState.BOOTP})
 
 #: Finding kinds, most urgent first (the order of the report).
 KINDS: Final = (
@@ -190,10 +192,11 @@ class Journal:
 
     def _add_tenure(self, address: int, lease: Lease) -> None:
         client = Client.of(lease)
-        if client is None or lease.starts is None or lease.ends is None:
-            return
-        held = self.tenures.setdefault(address, [])
-        if lease.effective_state(lease.ends) is BindingState.ACTIVE:
+        state = lease.binding_state
+        if state in _HELD or (state is None and lease.ends is not None and not lease.abandoned):
+            if client is None or lease.starts is None or lease.ends is None:
+                return
+            held = self.tenures.setdefault(address, [])
             last = held[-1] if held else None
             if last is not None and last.client.same(client) and lease.starts <= last.ends:
                 last.ends = max(last.ends, lease.ends)  # a renewal continues the tenure
@@ -204,13 +207,15 @@ class Journal:
             if lease.cltt is not None:
                 last.first_ack = min(last.first_ack or lease.cltt, lease.cltt)
                 last.last_ack = max(last.last_ack or lease.cltt, lease.cltt)
-        elif lease.binding_state in (BindingState.RELEASED, BindingState.EXPIRED):
-            # A release ends the client's hold early (dhcpd sets ends to the release time).
-            for tenure in held:
-                if tenure.client.same(client) and tenure.starts <= lease.ends < tenure.ends:
-                    tenure.ends = lease.ends
-        if not held:
-            del self.tenures[address]
+            return
+        # Any other state ends every hold on the address when it took effect: a release sets
+        # ends to the release time, and the partner records it as free with that end.
+        until = lease.ends if lease.ends is not None else lease.starts
+        if until is None:
+            return
+        for tenure in self.tenures.get(address, ()):
+            if tenure.starts <= until < tenure.ends:
+                tenure.ends = until
 
     def last_state(self, relationship: str) -> FailoverPeerRecord | None:
         for record in reversed(self.states):
