@@ -465,3 +465,12 @@ def test_a_release_ends_the_hold_so_the_next_client_is_no_duplicate() -> None:
         fold(Role.PRIMARY, primary), fold(Role.SECONDARY, secondary), as_of=T0
     )
     assert report.findings == []
+
+
+def test_bad_time_is_unknown_with_one_line() -> None:
+    folder = DATA / "lost"
+    result = run(str(folder / "primary.leases"), str(folder / "secondary.leases"),
+                 "--as-of", "yesterday-ish", "--no-state")  # fmt: skip
+    assert result.exit_code == 3
+    (line,) = result.stderr.strip().splitlines()
+    assert "invalid time" in line
