@@ -474,3 +474,11 @@ def test_bad_time_is_unknown_with_one_line() -> None:
     assert result.exit_code == 3
     (line,) = result.stderr.strip().splitlines()
     assert "invalid time" in line
+
+
+def test_a_duplicate_is_forgotten_a_day_after_it_ended() -> None:
+    folder = DATA / "unhealed"
+    for as_of, expected in ((T0 + 86300, ["unhealed", "unhealed"]), (T0 + 90000, [])):
+        result = run(str(folder / "primary.leases"), str(folder / "secondary.leases"),
+                     "--as-of", f"@{as_of}", "--no-state", "--json")  # fmt: skip
+        assert [f["kind"] for f in json.loads(result.stdout)["findings"]] == expected

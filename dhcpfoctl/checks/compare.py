@@ -700,6 +700,8 @@ class _Judge:
         for name in relationships:
             timelines = {role: _timeline(journal, name) for role, journal in self.sides.items()}
             for start, end, states in _overlaps(timelines, self.as_of):
+                if end < self.as_of - RETENTION:
+                    continue  # long over: forgotten, as a remembered journal forgets it
                 down = [
                     role for role, state in states.items() if state is FailoverState.PARTNER_DOWN
                 ]
@@ -837,6 +839,8 @@ class _Judge:
             since = min(max(a.starts, b.starts) for a, b in hits)
             end_first = max(t.ends for t in first_held)
             end_second = max(t.ends for t in second_held)
+            if min(end_first, end_second) < self.as_of - RETENTION:
+                continue  # long over: forgotten, as a remembered journal forgets it
             on_record = {
                 role: client
                 for role, client in holders
