@@ -210,9 +210,9 @@ SCENARIOS: dict[str, tuple[list[L | S], list[L | S]]] = {
 }
 
 
-def write(name: str) -> Path:
+def write(name: str, data: Path = DATA) -> Path:
     primary, secondary = SCENARIOS[name]
-    folder = DATA / name
+    folder = data / name
     folder.mkdir(parents=True, exist_ok=True)
     for role, records in (("primary", primary), ("secondary", secondary)):
         text = HEADER + "".join(record.text() for record in records)

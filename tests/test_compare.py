@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compare_pairs import DATA, HEADER, SCENARIOS, T0, L
+from compare_pairs import DATA, HEADER, SCENARIOS, T0, L, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -74,17 +74,10 @@ def compare_cli_json(folder: Path, *extra: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_constructed_files_are_what_the_generator_writes(name: str, tmp_path: Path) -> None:
-    import compare_pairs
-
-    kept = DATA / name
-    texts = {role: (kept / f"{role}.leases").read_text() for role in ("primary", "secondary")}
-    compare_pairs.DATA = tmp_path
-    try:
-        written = compare_pairs.write(name)
-    finally:
-        compare_pairs.DATA = DATA
-    for role, text in texts.items():
-        assert (written / f"{role}.leases").read_text() == text
+    written = write(name, tmp_path)
+    for role in ("primary", "secondary"):
+        kept = (DATA / name / f"{role}.leases").read_text()
+        assert (written / f"{role}.leases").read_text() == kept
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
