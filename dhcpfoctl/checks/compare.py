@@ -563,7 +563,9 @@ def compare_journals(
             relationships = sorted(set(relationships) | set(config.failover_peers))
     fallback = relationships[0] if len(relationships) == 1 else None
     pools = _Pools(configs, fallback)
-    mclts = _mclts(relationships, configs, primary, secondary)
+    given = _given_mclts(configs, primary, secondary)
+    mclts: dict[str | None, int] = {name: given.get(name, DEFAULT_MCLT) for name in relationships}
+    mclts[None] = min(mclts.values(), default=DEFAULT_MCLT)  # an address outside every pool
     notes = []
     if not pools.configured:
         notes.append(
@@ -571,7 +573,7 @@ def compare_journals(
             f" ({ALL_ADDRESSES}); give the servers' dhcpd.conf for per-pool figures"
         )
     for name in relationships:
-        if name not in _given_mclts(configs, primary, secondary):
+        if name not in given:
             notes.append(
                 f"MCLT of {name} unknown (no primary config, no secondary state record):"
                 f" {format_duration(DEFAULT_MCLT)} assumed"
@@ -620,18 +622,6 @@ def _given_mclts(
                 if peer.mclt is not None:
                     found[name] = peer.mclt
     return found
-
-
-def _mclts(
-    relationships: list[str],
-    configs: tuple[Config | None, Config | None],
-    primary: Journal,
-    secondary: Journal,
-) -> dict[str | None, int]:
-    given = _given_mclts(configs, primary, secondary)
-    mclts: dict[str | None, int] = {name: given.get(name, DEFAULT_MCLT) for name in relationships}
-    mclts[None] = min(mclts.values(), default=DEFAULT_MCLT)
-    return mclts
 
 
 def _kind(lease: Lease | None, as_of: int) -> BindingState:
