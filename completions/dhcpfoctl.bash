@@ -11,7 +11,7 @@ _dhcpfoctl() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "audit balance lab leases partner-down set-state status --version -V --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "audit balance compare lab leases partner-down set-state status --version -V --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -44,6 +44,16 @@ _dhcpfoctl() {
                 --output|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --window --risk-free --format -f --json --csv --output -o --help" -- "$cur"))
+            ;;
+        compare)
+            case "$prev" in
+                --primary-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --secondary-config) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --as-of) return ;;
+                --format|-f) COMPREPLY=($(compgen -W "human nagios json" -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "--primary-config --secondary-config --as-of --format -f --json --quiet -q --state --no-state --strict --help" -- "$cur"))
+            [[ "$cur" != -* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
             ;;
         lab)
             local sub="" j

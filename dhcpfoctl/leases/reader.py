@@ -828,9 +828,10 @@ def _offsets(gaps: list[bytes], texts: list[bytes], lo: int) -> list[int]:
 class _HistoryReader(_Reader):
     """Every lease record in file order, through the full parser (``--all-records``)."""
 
-    def __init__(self, db: LeaseDB, name: str, *, strict: bool) -> None:
-        super().__init__(db, name, strict=strict)
+    def __init__(self, db: LeaseDB, name: str, *, strict: bool, line: int = 1) -> None:
+        super().__init__(db, name, strict=strict, line=line)
         self.history: list[Lease] = []
+        self.failover_history: list[FailoverPeerRecord] = []
 
     def feed(self, buf: bytes, end: int, *, final: bool) -> int:
         try:
@@ -842,6 +843,8 @@ class _HistoryReader(_Reader):
         super()._store(statement)
         if isinstance(statement, syntax.LeaseRow):
             self.history.append(statement.to_lease())
+        elif isinstance(statement, FailoverPeerRecord):
+            self.failover_history.append(statement)
 
 
 def read_lease_history(
@@ -857,6 +860,56 @@ def read_lease_history(
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryChunk:
+    """What :func:`read_lease_history_incremental` read: the records in file order."""
+
+    db: LeaseDB  # the chunk's records with journal semantics (and its warnings)
+    leases: list[Lease]
+    failover: list[FailoverPeerRecord]
+    resume: ResumeState
+    #: Read from the start (no usable ``resume``): the chunk is the whole file.
+    from_start: bool
+
+
+def read_lease_history_incremental(
+    path: str | os.PathLike[str], resume: ResumeState | None, *, strict: bool = False
+) -> HistoryChunk:
+    """Every record appended since ``resume`` (every record of the file when it cannot be
+    resumed: see :func:`read_leases_incremental` for when), in file order."""
+    name = os.fspath(path)
+    if name == "-":
+        raise InputFileError(STDIN_NAME, "incremental reading needs a file, not standard input")
+    try:
+        info = os.stat(name)
+    except OSError as exc:
+        raise InputFileError(name, exc.strerror or str(exc)) from None
+    from_start = resume is None or not _can_resume(name, info, resume)
+    raw, name, size = _open(name)
+    try:
+        stream, position = _maybe_gunzip(raw)
+        start, line = (0, 1) if from_start or resume is None else (resume.offset, resume.line)
+        reader = _HistoryReader(LeaseDB(), name, strict=strict, line=line)
+        if start:
+            stream.seek(start)
+        offset, line, tail = _pump(
+            reader, stream, progress=None, total=size, position=position, start_offset=start
+        )
+    finally:
+        raw.close()
+    if not from_start and resume is not None:
+        tail = (resume.tail + tail)[-_TAIL_BYTES:] if offset != resume.offset else resume.tail
+    if stream is not position:
+        offset = -1  # gzip: never resumable
+    return HistoryChunk(
+        _sort_records(reader.db),
+        reader.history,
+        reader.failover_history,
+        ResumeState(info.st_ino, info.st_size, offset, line, tail),
+        from_start,
+    )
 
 
 def _open(path: str | os.PathLike[str]) -> tuple[BinaryIO, str, int]:
