@@ -29,8 +29,9 @@ _dhcpfoctl() {
                 --warn-endurance) return ;;
                 --crit-endurance) return ;;
                 --format|-f) COMPREPLY=($(compgen -W "human nagios json" -- "$cur")); return ;;
+                --state-max-age) return ;;
             esac
-            COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --thresholds --window --warn-misbalance --crit-misbalance --warn-free --crit-free --warn-endurance --crit-endurance --format -f --json --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --thresholds --window --warn-misbalance --crit-misbalance --warn-free --crit-free --warn-endurance --crit-endurance --format -f --json --no-state --state-max-age --help" -- "$cur"))
             ;;
         balance)
             case "$prev" in
@@ -203,8 +204,10 @@ _dhcpfoctl() {
                 --timeout) return ;;
                 --interval) return ;;
                 --count) return ;;
+                --state-max-age) return ;;
+                --unacked-for) return ;;
             esac
-            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --json --watch -w --interval --count --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --json --watch -w --interval --count --no-state --state-max-age --unacked-for --help" -- "$cur"))
             ;;
     esac
 }

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, evaluate
+from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, evaluate, track_unacked
 from dhcpfoctl.errors import CheckResult as Health
 from dhcpfoctl.model import FailoverState as S
 from dhcpfoctl.omapi.failover import FailoverInfo
@@ -182,13 +182,41 @@ def test_unknown_relationship_is_unknown_not_unreachable() -> None:
     assert codes(report.findings) == {"relationship-error"}
 
 
-def test_full_update_queue_warns() -> None:
-    report = evaluate(
-        pair(info(S.NORMAL, S.NORMAL, unacked=10), info(S.NORMAL, S.NORMAL, hierarchy=1)),
-        ["lab"],
-        NOW,
-    )
-    assert codes(report.findings) == {"unacked-updates"}
+FULL = pair(info(S.NORMAL, S.NORMAL, unacked=10), info(S.NORMAL, S.NORMAL, hierarchy=1))
+EMPTY = pair(info(S.NORMAL, S.NORMAL, unacked=9), info(S.NORMAL, S.NORMAL, hierarchy=1))
+
+
+def test_one_full_update_window_is_only_a_note() -> None:
+    # A bulk update fills the window for a moment on a healthy pair (issue 10).
+    for since in (None, {}, {"p lab": NOW}):
+        report = evaluate(FULL, ["lab"], NOW, unacked_since=since)
+        assert report.health == Health.OK
+        (finding,) = report.findings
+        assert (finding.code, finding.health) == ("unacked-updates", Health.OK)
+        assert "a warning if it stays full for" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("age", "health"), [(29, Health.OK), (30, Health.WARNING), (3600, Health.WARNING)]
+)
+def test_a_window_that_stays_full_warns(age: int, health: Health) -> None:
+    since = track_unacked(FULL, {"p lab": NOW - age}, NOW)
+    assert since == {"p lab": NOW - age}
+    report = evaluate(FULL, ["lab"], NOW, unacked_since=since)
+    assert report.health == health
+    if health == Health.WARNING:
+        assert "has stayed so for" in report.findings[0].message
+
+
+def test_the_memory_of_a_full_window_resets_when_it_empties() -> None:
+    first = track_unacked(FULL, {}, NOW - 100)
+    assert first == {"p lab": NOW - 100}
+    assert track_unacked(EMPTY, first, NOW - 50) == {}
+    assert track_unacked(FULL, {}, NOW) == {"p lab": NOW}
+    # A server that did not answer tells nothing: forgotten, not kept as full.
+    unreachable = pair(None, info(S.NORMAL, S.NORMAL, hierarchy=1))
+    assert track_unacked(unreachable, first, NOW) == {}
+    assert evaluate(EMPTY, ["lab"], NOW, unacked_since=first).findings == ()
 
 
 @pytest.mark.parametrize(

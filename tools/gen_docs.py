@@ -404,6 +404,14 @@ def render_man(global_options: tuple[OptionSpec, ...], commands: tuple[CommandSp
         ".TP",
         ".B NO_COLOR",
         "Disable colour even on a terminal.",
+        ".SH FILES",
+        ".TP",
+        ".B $XDG_STATE_HOME/dhcpfoctl/ (~/.local/state/dhcpfoctl/)",
+        _roff(
+            "What audit and status remember between runs (new bindings per lease file, where"
+            " the last read stopped, unacked-updates observations): one JSON document per"
+            " lease file or server pair. Safe to delete at any time; --no-state ignores it."
+        ),
         ".SH SEE ALSO",
         ".BR dhcpd (8),",
         ".BR dhcpd.conf (5),",

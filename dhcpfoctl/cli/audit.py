@@ -53,9 +53,16 @@ def audit(
         AuditFormat.human, "--format", "-f", help="human (silent when OK), nagios or json."
     ),
     json_output: bool = typer.Option(False, "--json", help="Same as --format json."),
+    no_state: bool = typer.Option(
+        False, "--no-state", help="Remember nothing between runs (see README Monitoring)."
+    ),
+    state_max_age: str = typer.Option(
+        "1h", "--state-max-age", metavar="DURATION", help="Ignore remembered data older."
+    ),
 ) -> None:
     """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""
     from dhcpfoctl.checks import audit as judge
+    from dhcpfoctl.checks.history import LeaseFollower
     from dhcpfoctl.checks.inputs import gather
     from dhcpfoctl.cli.output import (
         echo,
@@ -65,6 +72,7 @@ def audit(
         reported_errors,
     )
     from dhcpfoctl.errors import DhcpfoctlError
+    from dhcpfoctl.times import parse_duration
 
     chosen = AuditFormat.json if json_output else output_format
     with reported_errors(monitoring=True):
@@ -81,8 +89,14 @@ def audit(
                     "window": window,
                 },
             )
+            follower = LeaseFollower(use_state=True, max_age=parse_duration(state_max_age))
             inputs = gather(
-                config, leases, as_of, thresholds.window, read_leases=read_leases_with_progress
+                config,
+                leases,
+                as_of,
+                thresholds.window,
+                read_leases=read_leases_with_progress,
+                follower=None if no_state else follower,
             )
             result = judge.evaluate(inputs, thresholds)
         except DhcpfoctlError as exc:
@@ -126,6 +140,7 @@ def _emit(
                     }
                     for f in result.findings
                 ],
+                "notes": result.notes,
                 "thresholds": {
                     name: (str(value) if isinstance(value, FreeLimit) else value)
                     for name, value in (
@@ -151,6 +166,7 @@ def nagios_line(result: AuditResult, report: BalanceReport) -> str:
             summary += f" (+{len(result.findings) - 1} more)"
     else:
         summary = f"{len(report.pools)} pools, {len(report.relationships)} failover relationships"
+        summary += "".join(f"; {note}" for note in result.notes)
     perfdata = " ".join(str(p) for p in result.perfdata)
     return _nagios_status(severity.name, summary) + (f" | {perfdata}" if perfdata else "")
 
