@@ -15,6 +15,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -315,15 +316,41 @@ def test_a_tcp_connect_timeout_is_no_answer_not_a_refusal() -> None:
 
 
 def test_a_server_that_closes_cleanly_is_reported_not_crashed() -> None:
-    with FakeOmapiServer({}, behaviour="close") as server:
-        code, out, _ = run("status", "--server", server.endpoint, "--peer", "lab", "--json")
-        host, port = server.endpoint.rsplit(":", 1)
-        assert tcp_port_open(host, int(port), 1.0) is True  # it accepted: something listens
+    """A server that reads the client's startup and then closes (FIN, nothing unread, so no
+    reset): one line saying so, exit UNKNOWN, no traceback."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(10)
+        endpoint = f"127.0.0.1:{listener.getsockname()[1]}"
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(10)
+                received = b""
+                while len(received) < 8:  # the 8-byte OMAPI startup
+                    chunk = conn.recv(8 - len(received))
+                    if not chunk:
+                        break
+                    received += chunk
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        code, out, err = run("status", "--server", endpoint, "--peer", "lab", "--json")
+        server.join(10)
     doc = json.loads(out)
     assert code == 3 and doc["health"] == "unknown"
     (finding,) = doc["findings"]
-    assert finding["code"] == "unreachable" and server.endpoint in finding["message"]
-    assert "closed" in finding["message"]
+    assert finding["code"] == "unreachable"
+    assert finding["message"] == f"{endpoint}: OMAPI startup: server closed the connection"
+    assert "Traceback" not in err
+
+
+def test_an_accepted_connection_is_a_live_port() -> None:
+    with FakeOmapiServer({}, behaviour="close") as server:
+        host, port = server.endpoint.rsplit(":", 1)
+        assert tcp_port_open(host, int(port), 1.0) is True
 
 
 @pytest.mark.parametrize(("mode", "warned"), [(0o644, True), (0o600, False)])

@@ -12,7 +12,8 @@ address ``active``:
 A renewal (active, same client) costs nothing. What "held it" means is kept in
 :class:`Holders`: for each address whose last record is active, a 32-bit fingerprint of its
 client (16 bits of the hardware address's CRC, 16 of the uid's; 0 = unknown, which matches
-anything). That memory is what lets a later run judge only what dhcpd appended.
+anything). That memory is what lets a later run judge only what dhcpd appended; there the
+hardware address alone tells clients apart (see :func:`table_bindings`).
 
 Which server made the binding, from one server's own file (docs/lease-file.md §3,
 docs/failover-protocol.md §7.1-7.2), checked on the captured dhcpd 4.4.3 journals:
@@ -31,10 +32,12 @@ So a new binding is this server's when its record has a rewind state other than 
 
 from __future__ import annotations
 
+import operator
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Final
 
 from dhcpfoctl.model import BindingState, Lease, LeaseTable, address_to_int
@@ -98,20 +101,25 @@ class Holders:
 
     @classmethod
     def from_table(cls, table: LeaseTable) -> Holders:
-        """The baseline: the holders of a whole file's current leases (nothing is new)."""
+        """The baseline: the holders of a whole file's current leases (nothing is new).
+
+        By hardware address only: decoding every record's uid would cost several times the
+        read of a large file; the uid half stays unknown (matching any) until the holder's
+        next record."""
+        hardware = table.hardware_at
         holders = cls()
         holders.clients = {
-            table.address_int(row): fingerprint(table.hardware_at(row), table.extras_at(row).uid)
-            for row in range(len(table))
-            if table.state[row] in _ACTIVE_STATES
+            table.address_int(row): fingerprint(hardware(row), None)
+            for row, state in enumerate(table.state)
+            if state in _ACTIVE_STATES
         }
         return holders
 
     def to_bytes(self) -> bytes:
         """Compact form for a state file: sorted addresses delta-coded, then fingerprints."""
         addresses = sorted(self.clients)
-        deltas = array("I", (b - a for a, b in zip([0, *addresses], addresses, strict=False)))
-        clients = array("I", (self.clients[a] for a in addresses))
+        deltas = array("I", map(operator.sub, addresses, [0, *addresses[:-1]]))
+        clients = array("I", map(self.clients.__getitem__, addresses))
         header = len(addresses).to_bytes(4, "big")
         return zlib.compress(header + deltas.tobytes() + clients.tobytes(), 1)
 
@@ -128,11 +136,7 @@ class Holders:
         deltas, clients = array("I"), array("I")
         deltas.frombytes(raw[4 : 4 + 4 * count])
         clients.frombytes(raw[4 + 4 * count :])
-        addresses, total = [], 0
-        for delta in deltas:
-            total += delta
-            addresses.append(total)
-        return cls(dict(zip(addresses, clients, strict=True)))
+        return cls(dict(zip(accumulate(deltas), clients, strict=True)))
 
 
 def new_bindings(records: Iterable[Lease], holders: Holders) -> Iterator[NewBinding]:
@@ -156,14 +160,16 @@ def table_bindings(table: LeaseTable, holders: Holders) -> Iterator[NewBinding]:
 
     Between two reads an address may have changed hands more than once; only its last
     record is judged, so a free → active → free → active sequence inside one interval
-    counts once (polls shorter than a lease time make that rare).
+    counts once (polls shorter than a lease time make that rare). Clients are told apart by
+    hardware address here (dhcpd requires one on every active lease): decoding each
+    record's uid would cost more than reading it.
     """
     for row in range(len(table)):
         state = table.state[row]
         if state == 0:  # no ``binding state`` line: dhcpd's reading of it
             state = int(table.lease_at(row).effective_state(table.starts[row]))
         active = state in _ACTIVE_STATES
-        client = fingerprint(table.hardware_at(row), table.extras_at(row).uid) if active else 0
+        client = fingerprint(table.hardware_at(row), None) if active else 0
         address = table.address_int(row)
         if holders.observe(address, active, client):
             starts = table.starts[row]
