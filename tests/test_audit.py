@@ -406,3 +406,16 @@ def test_stale_or_disabled_state_is_not_trusted(
     # The state it ignored is gone: the history started again with that run.
     code, out, _ = run("ok.leases", "-f", "nagios")
     assert code == 0 and "not enough history: 0 min" in out and "ignored" not in out
+
+
+def test_a_state_that_cannot_be_saved_is_a_note_not_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
+    monkeypatch.setattr("time.time", lambda: float(AS_OF_EPOCH))
+    code, out, _ = run("ok.leases", "--json")
+    assert code == 0
+    (note,) = [n for n in json.loads(out)["notes"] if n.startswith("cannot save state ")]
+    assert str(blocker) in note

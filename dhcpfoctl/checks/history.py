@@ -46,9 +46,6 @@ _REWRITE_SLACK: Final = 60
 class Followed:
     """What one run learnt about a lease file."""
 
-    #: The records read: the whole file after a full read, else only the appended ones.
-    db: LeaseDB
-    full: bool
     history: RateHistory
     #: New bindings found in this run (in a pool of the config).
     new_bindings: int
@@ -156,7 +153,7 @@ class LeaseFollower:
             store.save(memory.to_json(), now)
             if store.save_error:
                 notes.append(store.save_error)
-        return Followed(db, full, memory.history, added, notes)
+        return Followed(memory.history, added, notes)
 
     def _load(self, store: StateStore, now: int, notes: list[str]) -> _Memory | None:
         document = store.load(now, self.max_age)
