@@ -24,8 +24,8 @@ def test_a_skip_fails_under_ci_only(tmp_path: Path) -> None:
 
     def pytest_run(**extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:hypothesispytest",
-             "-rA", str(tmp_path)],
+            [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+             "-p", "no:randomly", "-p", "no:hypothesispytest", str(tmp_path)],
             cwd=tmp_path, env={**env, **extra}, capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
