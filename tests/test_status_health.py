@@ -293,3 +293,71 @@ def test_endurance_of_a_cut_off_server(
     answers = [replace(answer("p", cut), endurance={"lab": estimate})]
     report = evaluate(answers, ["lab"], NOW)
     assert report.health == health and text in report.findings[0].message
+
+
+# -- every field of the findings, exactly (what a monitor parses from --json) -------------
+
+
+def test_findings_name_their_server_and_relationship_exactly() -> None:
+    from dhcpfoctl.checks.health import Finding
+
+    answers = [
+        answer("p", info(S.NORMAL, S.NORMAL, unacked=10)),
+        answer("s", None, "s:7911: no answer within 3s"),
+        ServerAnswer(label="x", endpoint="x:7911", relationship_errors={"lab": "x: NOTFOUND"}),
+    ]
+    since = {"p lab": NOW - 40}
+    report = evaluate(answers, ["lab"], NOW, unacked_since=since, unacked_for=40)
+    assert report.findings == (
+        Finding(Health.UNKNOWN, "unreachable", "s:7911: no answer within 3s", server="s"),
+        Finding(
+            Health.WARNING,
+            "unacked-updates",
+            "p: 10 unacked updates, the limit (max-unacked-updates 10) is reached and has"
+            " stayed so for 40s (the partner is not acknowledging updates)",
+            server="p",
+            relationship="lab",
+        ),
+        Finding(Health.UNKNOWN, "relationship-error", "x: NOTFOUND", "x", "lab"),
+    )
+    assert [view.endpoint for view in report.views] == ["p:7911", "s:7911", "x:7911"]
+    assert [view.error for view in report.views] == [
+        None,
+        "s:7911: no answer within 3s",
+        "x: NOTFOUND",
+    ]
+    assert report.health == Health.UNKNOWN
+    # A second relationship keeps the first one's views.
+    two = evaluate(answers[:1], ["lab", "other"], NOW)
+    assert [(v.relationship, v.error) for v in two.views] == [
+        ("lab", None),
+        ("other", "p:7911: no answer for relationship 'other'"),
+    ]
+
+
+def test_a_full_window_needs_two_observations_even_with_no_delay() -> None:
+    # --unacked-for 0: still not on one sample (since = now).
+    report = evaluate(FULL, ["lab"], NOW, unacked_since={"p lab": NOW}, unacked_for=0)
+    assert report.health == Health.OK
+    (note,) = report.findings
+    assert note == replace(
+        note,
+        message="p: 10 unacked updates, the limit (max-unacked-updates 10) is reached (normal"
+        " during a bulk update; a warning if it stays full for 0s)",
+        server="p",
+        relationship="lab",
+    )
+    report = evaluate(FULL, ["lab"], NOW, unacked_since={"p lab": NOW - 1}, unacked_for=0)
+    assert report.health == Health.WARNING
+
+
+def test_nobody_serving_names_the_relationship() -> None:
+    report = evaluate(
+        pair(info(S.RECOVER, S.NORMAL), info(S.RECOVER, S.NORMAL, hierarchy=1)), ["lab"], NOW
+    )
+    (critical,) = [f for f in report.findings if f.code == "no-service"]
+    assert (critical.message, critical.relationship, critical.server) == (
+        "no server of 'lab' is known to serve DHCP",
+        "lab",
+        None,
+    )
