@@ -449,3 +449,73 @@ def test_run_bounds_match_a_literal_queue_walk(
     for outcome in (view.next_min, view.next_max):
         assert outcome.lts == view.lts - outcome.moved
         assert outcome.free + outcome.backup == free + backup
+
+
+def test_endurance_objects_exactly() -> None:
+    from dhcpfoctl.balance import Endurance
+
+    by_role = {"primary": 6, "secondary": 3}
+    few = endurance(Counts(free=10, returns=2), "primary", BindingRate(9, 1200, by_role))  # type: ignore[arg-type]
+    assert few == Endurance(
+        1200, 9, 2, 27.0, 21.0, None, None, True,
+        "9 new bindings in 20 min: too few to estimate (needs 10)", by_role,  # type: ignore[arg-type]
+    )  # fmt: skip
+    young = endurance(Counts(free=10, returns=2), "primary", BindingRate(50, 599, by_role))  # type: ignore[arg-type]
+    assert young == Endurance(
+        599, 50, 2, None, None, None, None, False,
+        "not enough history: 9 min of 10 min needed", by_role,  # type: ignore[arg-type]
+    )  # fmt: skip
+    # 3599 s: 59 min, not 58 (a minute is 60 s).
+    assert endurance(Counts(), "primary", BindingRate(0, 3599)).reason is None
+    assert endurance(Counts(), "primary", BindingRate(1, 3599)).reason == (
+        "1 new bindings in 59 min: too few to estimate (needs 10)"
+    )
+    full = endurance(Counts(free=30, backup=10, returns=5), "primary", BindingRate(20, 3600))
+    assert full == Endurance(3600, 20, 5, 20.0, 15.0, 9600, 5400, True, None, {})
+
+
+@pytest.mark.parametrize(("returns", "normal"), [(20, None), (19, 40 * 3600), (30, None)])
+def test_normal_endurance_only_with_a_net_drain(returns: int, normal: int | None) -> None:
+    counts = Counts(free=30, backup=10, returns=returns)
+    assert endurance(counts, "primary", BindingRate(20, 3600)).normal == normal
+
+
+def test_rate_history_edges() -> None:
+    history = RateHistory(since=NOW - 2 * BUCKET)
+    history.add("a", "primary", NOW - 2 * BUCKET, NOW)  # type: ignore[arg-type]
+    history.add("a", "primary", NOW - BUCKET, NOW)  # type: ignore[arg-type]
+    history.add("a", "secondary", NOW, NOW)  # type: ignore[arg-type]
+    # A window starting exactly where a bucket ends leaves that bucket out; the buckets
+    # are judged one by one, whatever their order.
+    assert history.rate(["a"], BUCKET, NOW).bindings == 2
+    assert history.rate(["a"], BUCKET + 1, NOW).bindings == 3
+    assert history.rate(["a"], 0, NOW).bindings == 1
+    assert RateHistory(since=NOW + 10).span(3600, NOW) == 0
+    # Pruning keeps a bucket until it is wholly older than the kept stretch.
+    later = NOW - 2 * BUCKET + HISTORY_KEEP + BUCKET
+    history.prune(later)
+    assert sorted(history.buckets) == [NOW - BUCKET - NOW % BUCKET, NOW - NOW % BUCKET]
+    with pytest.raises(ValueError, match="not a rate history: other bucket width"):
+        RateHistory.from_json({"since": 1, "bucket": 1, "buckets": []})
+
+
+def test_record_bindings_in_a_secondary_file_and_outside_failover(tmp_path: Path) -> None:
+    conf = tmp_path / "dhcpd.conf"
+    conf.write_text(
+        'failover peer "p" { secondary; address 10.0.0.2; peer address 10.0.0.1; }\n'
+        "subnet 10.0.0.0 netmask 255.255.255.0 {\n"
+        '  pool { failover peer "p"; range 10.0.0.10 10.0.0.19; }\n'
+        "  pool { range 10.0.0.30 10.0.0.39; }\n}\n"
+    )
+    config = read_config(conf)
+    history = RateHistory(since=NOW - 3600)
+    bindings = [
+        NewBinding(_int("10.0.0.10"), NOW - 60, local=True),  # the secondary's own
+        NewBinding(_int("10.0.0.11"), NOW - 60, local=False),  # its partner's
+        NewBinding(_int("10.0.0.11"), NOW - 60, local=False),
+        NewBinding(_int("10.0.0.30"), NOW - 60, local=True),  # no failover: the one server
+    ]
+    assert record_bindings(history, config, bindings, NOW) == 4
+    failover, plain = (p.label for p in config.pools)
+    assert history.rate([failover], 3600, NOW).by_role == {"primary": 2, "secondary": 1}
+    assert history.rate([plain], 3600, NOW).by_role == {"primary": 1, "secondary": 0}
