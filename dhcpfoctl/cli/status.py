@@ -39,6 +39,8 @@ JSON (``--json``; with ``--watch`` one such document per line per poll)::
                                      # this server's readable leases (+ config) file:
                                      # {"seconds": 7200 | null, "rate_per_hour": 12.5,
                                      #  "window": 86400, "leases": "…", "reason": null | "…"}
+                                     # rate: new bindings remembered between runs (README
+                                     # Monitoring) over "window" seconds of that history
          "pools": [{"address": "10.99.0.100", "lease_count": 151,
                     "free_leases": 70, "backup_leases": 71}]}
       ],
