@@ -419,3 +419,44 @@ def test_a_state_that_cannot_be_saved_is_a_note_not_a_failure(
     assert code == 0
     (note,) = [n for n in json.loads(out)["notes"] if n.startswith("cannot save state ")]
     assert str(blocker) in note
+
+
+@pytest.mark.parametrize(
+    ("per_day", "status", "limit"),
+    [
+        (160, 0, None),  # 80 own free at 160/day: exactly 12h, the warning limit: fine
+        (161, 1, "< 12h 00m"),
+        (960, 1, "< 12h 00m"),  # exactly 2h, the critical limit: only a warning
+        (961, 2, "< 2h 00m"),
+    ],
+)
+def test_endurance_limits_are_strict(
+    monkeypatch: pytest.MonkeyPatch, per_day: int, status: int, limit: str | None
+) -> None:
+    remember(monkeypatch, "ok.leases", per_day)
+    code, out, _ = run("ok.leases", "--json", "--warn-free", "0", "--crit-free", "0")
+    data = json.loads(out)
+    assert code == status
+    found = [f for f in data["findings"] if f["code"] == "endurance"]
+    if limit is None:
+        assert found == []
+        return
+    primary = found[0]
+    assert (primary["relationship"], primary["role"], primary["pool"]) == ("fx", "primary", None)
+    assert f"if communications are interrupted ({limit};" in primary["message"]
+
+
+def test_config_warnings_and_skipped_records_have_their_codes(tmp_path: Path) -> None:
+    conf = tmp_path / "warn.conf"
+    conf.write_text(
+        (GOLDEN / "fixture.conf")
+        .read_text()
+        .replace("load balance max seconds 3;", "load balance max seconds 0;")
+    )
+    corrupt = tmp_path / "corrupt.leases"
+    corrupt.write_text(
+        (GOLDEN / "ok.leases").read_text() + "lease 10.0.0.250 {\n  starts sometime;\n}\n"
+    )
+    code, out, _ = run(str(corrupt), "--json", conf=str(conf))
+    codes = [f["code"] for f in json.loads(out)["findings"]]
+    assert code == 1 and codes.count("config") == 1 and codes.count("leases") == 1
