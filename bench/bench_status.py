@@ -169,6 +169,8 @@ def main() -> None:
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="dhcpfoctl-bench-pyc-") as cache:
         env["PYTHONPYCACHEPREFIX"] = cache
+        # What status remembers between runs goes there too, not into the caller's home.
+        env["XDG_STATE_HOME"] = cache
         rows = measure(args.repeat, env)
     print(f"{'command':40} {'median':>8} {'best':>8}  target")
     for name, times in rows:
