@@ -13,6 +13,15 @@ namespaces; the primary unkeyed, the secondary keyed), then times, as fresh proc
 Wall time per command: median and best of ``--repeat`` runs, after one warm-up run.
 Targets: ``--version`` at most 0.12 s, ``status`` at most 0.25 s on the reference machine.
 
+``--leases SIZE`` (e.g. ``1m``; no root needed) measures instead what one ``status`` run in
+communications-interrupted costs for the endurance of a server with a SIZE-address journal
+(generated once into bench/data/ by bench/run.py's generator), in this process:
+
+* before: the whole file read and the balance computed on every run;
+* after, first run: no remembered state yet, the file is read in full (the baseline);
+* after, each later run: ``--append`` journal records added (a minute of a busy server),
+  then a fresh follower, as a new process would, loads the state and reads only those.
+
 Python runs with bytecode caching (in a temporary ``PYTHONPYCACHEPREFIX``, so the work tree
 is untouched) even when the caller's environment sets ``PYTHONDONTWRITEBYTECODE``: an
 installed dhcpfoctl has its ``.pyc`` files, and compiling every module from source on each
@@ -24,12 +33,13 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,15 +108,69 @@ def measure(repeat: int, env: dict[str, str]) -> list[tuple[str, list[float]]]:
     return rows
 
 
+def measure_leases(size_text: str, repeat: int, append: int) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import generate
+    from run import ensure_journal, parse_size
+
+    from dhcpfoctl.balance import compute_balance
+    from dhcpfoctl.checks.history import LeaseFollower
+    from dhcpfoctl.conf import read_config
+    from dhcpfoctl.leases import read_leases
+
+    size = parse_size(size_text)
+    cached, conf_path = ensure_journal(size)
+    config = read_config(conf_path)
+    with tempfile.TemporaryDirectory(prefix="dhcpfoctl-bench-status-") as scratch:
+        os.environ["XDG_STATE_HOME"] = scratch
+        leases = Path(scratch) / "dhcpd.leases"
+        shutil.copyfile(cached, leases)
+        now = generate.BASE_TIME + 3600
+        rows: list[tuple[str, list[float]]] = []
+
+        def timed(work: Callable[[], object]) -> float:
+            started = time.perf_counter()
+            work()
+            return time.perf_counter() - started
+
+        before = [
+            timed(lambda: compute_balance(config, read_leases(str(leases)), now))
+            for _ in range(repeat)
+        ]
+        rows.append(("before: full read + balance, every run", before))
+        first = timed(lambda: LeaseFollower().read(str(leases), config, now))
+        rows.append(("after: first run (no state yet)", [first]))
+        steady = []
+        for n in range(max(repeat, 3)):
+            generate.append_records(leases, size, append, seed=100 + n)
+            now += 60
+            steady.append(timed(lambda at=now: LeaseFollower().read(str(leases), config, at)))
+        rows.append((f"after: later run, {append} records appended", steady))
+        states = list((Path(scratch) / "dhcpfoctl").glob("leases-*.json"))
+        state_size = sum(p.stat().st_size for p in states)
+    print(f"{size_text} addresses, {cached.stat().st_size / 1e9:.2f} GB journal;"
+          f" state file {state_size / 1e6:.1f} MB")  # fmt: skip
+    print(f"{'status endurance, per run':44} {'median':>8} {'best':>8}")
+    for name, times in rows:
+        print(f"{name:44} {statistics.median(times):7.3f}s {min(times):7.3f}s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--leases", metavar="SIZE", help="Measure the endurance path instead.")
+    parser.add_argument("--append", type=int, default=2000, help="Records per later run.")
     args = parser.parse_args()
+    if args.leases:
+        measure_leases(args.leases, args.repeat, args.append)
+        return
 
     env = dict(os.environ)
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory(prefix="dhcpfoctl-bench-pyc-") as cache:
         env["PYTHONPYCACHEPREFIX"] = cache
+        # What status remembers between runs goes there too, not into the caller's home.
+        env["XDG_STATE_HOME"] = cache
         rows = measure(args.repeat, env)
     print(f"{'command':40} {'median':>8} {'best':>8}  target")
     for name, times in rows:

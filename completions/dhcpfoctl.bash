@@ -30,8 +30,9 @@ _dhcpfoctl() {
                 --crit-endurance) return ;;
                 --format|-f) COMPREPLY=($(compgen -W "human nagios json prometheus" -- "$cur")); return ;;
                 --output|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --state-max-age) return ;;
             esac
-            COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --thresholds --window --warn-misbalance --crit-misbalance --warn-free --crit-free --warn-endurance --crit-endurance --format -f --json --output -o --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--config -c --leases -l --as-of --thresholds --window --warn-misbalance --crit-misbalance --warn-free --crit-free --warn-endurance --crit-endurance --format -f --json --output -o --no-state --state-max-age --help" -- "$cur"))
             ;;
         balance)
             case "$prev" in
@@ -215,8 +216,10 @@ _dhcpfoctl() {
                 --format|-f) COMPREPLY=($(compgen -W "human nagios json" -- "$cur")); return ;;
                 --interval) return ;;
                 --count) return ;;
+                --state-max-age) return ;;
+                --unacked-for) return ;;
             esac
-            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --format -f --json --watch -w --interval --count --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --format -f --json --watch -w --interval --count --no-state --state-max-age --unacked-for --help" -- "$cur"))
             ;;
     esac
 }

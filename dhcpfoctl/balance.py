@@ -17,11 +17,12 @@ map, which the secondary's config does not have; the next run's moves are theref
 as a range: ``min`` if no lease of the queue hashes to the peer (pass 2 alone), ``max`` if
 every used lease does. They are equal whenever the queue holds no used lease.
 
-Endurance (how long a server's own free leases last) is estimated from the records:
-a *binding* is a lease whose current state is held by a client (active, expired, released,
-abandoned) and whose ``starts`` falls in the window; renewals restart ``starts`` too, so the
-rate is an upper bound and the endurance a lower bound. *Returns* are free-state leases
-(free, backup, expired, released) whose ``ends`` falls in the window.
+Endurance (how long a server's own free leases last) comes from the rate of *new bindings*
+(:mod:`dhcpfoctl.leases.transitions`: an address becoming active, or active for another
+client; never ``starts``, which a renewal moves too), counted per pool and per server in a
+:class:`RateHistory` that the checks keep between runs. Without enough history there is no
+estimate, and the reason says how much is missing. *Returns* are free-state leases (free,
+backup, expired, released) whose ``ends`` falls in the window.
 
 :func:`report_to_json` gives a report as the plain data ``balance --json`` and
 ``audit --json`` print (shape in ``cli/balance.py``).
@@ -30,27 +31,32 @@ rate is an upper bound and the endurance a lower bound. *Returns* are free-state
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from itertools import chain
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from dhcpfoctl.conf import Config, FailoverPeerConfig, Pool
 from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag, Role
 from dhcpfoctl.times import format_duration, iso_utc
 
-#: Default endurance window and the least history an estimate needs.
+if TYPE_CHECKING:
+    from dhcpfoctl.leases.transitions import NewBinding
+
+#: Default endurance window; the least history and the fewest new bindings an estimate needs.
 DEFAULT_WINDOW: Final = 24 * 3600
 MIN_BINDINGS: Final = 10
 MIN_SPAN: Final = 600
+#: Rate history: bucket width and how much of it is kept (bounded state size).
+BUCKET: Final = 300
+HISTORY_KEEP: Final = 7 * 24 * 3600
 
 #: Counter slots per range, besides the per-state counts in slots 0..15 (wire values).
 _STATES: Final = 16
 _RESERVED, _BOOTP, _ACTIVE_ENDED = _STATES, _STATES + 1, _STATES + 2
 _F_NEW, _F_USED, _B_NEW, _B_USED = _STATES + 3, _STATES + 4, _STATES + 5, _STATES + 6
 _F_OLDEST, _B_OLDEST = _STATES + 7, _STATES + 8  # smallest ``ends`` among F / B leases
-_BINDINGS, _RETURNS = _STATES + 9, _STATES + 10
-_SLOTS: Final = _STATES + 11
+_RETURNS = _STATES + 9
+_SLOTS: Final = _STATES + 10
 _NO_ENDS: Final = 1 << 62  # "no lease in this queue" for the oldest-ends slots
 
 _FREE, _ACTIVE, _EXPIRED, _RELEASED, _ABANDONED, _RESET, _BACKUP = (
@@ -63,7 +69,6 @@ _FREE, _ACTIVE, _EXPIRED, _RELEASED, _ABANDONED, _RESET, _BACKUP = (
     int(BindingState.BACKUP),
 )
 _LEGACY_BOUND: Final = frozenset({int(BindingState.RESERVED), int(BindingState.BOOTP)})
-_BOUND: Final = frozenset({_ACTIVE, _EXPIRED, _RELEASED, _ABANDONED, *_LEGACY_BOUND})
 _RETURNING: Final = frozenset({_FREE, _BACKUP, _EXPIRED, _RELEASED})
 
 
@@ -93,8 +98,7 @@ class Counts:
     #: Smallest ``ends`` of the F / B leases (0: a never-used one); ``None``: none at all.
     oldest_free_ends: int | None = None
     oldest_backup_ends: int | None = None
-    #: Endurance inputs: bindings begun and free-state returns within the window.
-    bindings: int = 0
+    #: Free-state returns (``ends`` within the window), for the endurance in normal.
     returns: int = 0
 
     def add(self, other: Counts) -> None:
@@ -269,11 +273,124 @@ def _next_run_in(counts: Counts, peer: FailoverPeerConfig, role: Role, as_of: in
 
 
 @dataclass(frozen=True, slots=True)
-class Endurance:
-    """How long one server's own free leases last at the observed allocation rate.
+class BindingRate:
+    """New bindings counted over ``span`` seconds of history, by the server that made them."""
 
-    ``None`` durations mean "does not run out at this rate" (no net drain); when
-    :attr:`enough_history` is false every estimate is ``None`` and :attr:`reason` says why.
+    bindings: int
+    span: int
+    by_role: dict[Role, int] = field(default_factory=dict)
+
+
+@dataclass
+class RateHistory:
+    """New bindings per pool and per server in :data:`BUCKET`-second buckets since ``since``
+    (when the counting began), the last :data:`HISTORY_KEEP` seconds of it kept.
+
+    Buckets are keyed by the time each binding began (its ``starts``), clamped into
+    [``since``, now]: a partner's update that arrives late is counted when it happened.
+    """
+
+    since: int
+    #: bucket start -> pool label -> [made by the primary, made by the secondary].
+    buckets: dict[int, dict[str, list[int]]] = field(default_factory=dict)
+
+    def add(self, pool: str, role: Role, at: int, now: int) -> None:
+        moment = min(max(at, self.since), now)
+        bucket = self.buckets.setdefault(moment - moment % BUCKET, {})
+        bucket.setdefault(pool, [0, 0])[role == Role.SECONDARY] += 1
+
+    def prune(self, now: int) -> None:
+        """Forget buckets older than :data:`HISTORY_KEEP` (the state stays small)."""
+        oldest = now - HISTORY_KEEP
+        for start in [b for b in self.buckets if b + BUCKET <= oldest]:
+            del self.buckets[start]
+        self.since = max(self.since, oldest)
+
+    def span(self, window: int, now: int) -> int:
+        """Seconds of history a rate over ``window`` at ``now`` covers."""
+        return max(0, min(window, now - self.since))
+
+    def rate(self, pools: Iterable[str], window: int, now: int) -> BindingRate:
+        """New bindings in ``pools`` over the last ``window`` seconds (or the whole history,
+        when shorter); a bucket counts when it overlaps that stretch."""
+        span = self.span(window, now)
+        start = now - span
+        wanted = set(pools)
+        made = [0, 0]
+        for bucket_start, counts in self.buckets.items():
+            if bucket_start + BUCKET <= start or bucket_start > now:
+                continue
+            for pool, (primary, secondary) in counts.items():
+                if pool in wanted:
+                    made[0] += primary
+                    made[1] += secondary
+        by_role = {Role.PRIMARY: made[0], Role.SECONDARY: made[1]}
+        return BindingRate(made[0] + made[1], span, by_role)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "bucket": BUCKET,
+            "buckets": [[start, counts] for start, counts in sorted(self.buckets.items())],
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> RateHistory:
+        """Inverse of :meth:`to_json`; ``ValueError`` on anything else (a state from elsewhere
+        is never half-trusted)."""
+        try:
+            if not isinstance(data, dict) or data["bucket"] != BUCKET:
+                raise ValueError("other bucket width")
+            buckets: dict[int, dict[str, list[int]]] = {}
+            for start, counts in data["buckets"]:
+                buckets[_count(start)] = {
+                    str(pool): [_count(primary), _count(secondary)]
+                    for pool, (primary, secondary) in counts.items()
+                }
+            return cls(_count(data["since"]), buckets)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a rate history: {exc}") from None
+
+
+def _count(value: object) -> int:
+    if type(value) is not int or value < 0:
+        raise ValueError(f"{value!r} is not a count")
+    return value
+
+
+def record_bindings(
+    history: RateHistory, config: Config, bindings: Iterable[NewBinding], now: int
+) -> int:
+    """Add ``bindings`` (read from one server's lease file) to ``history`` by pool and by the
+    server that made them; returns how many fell in a pool of ``config``."""
+    ranges = sorted((r.first, r.last, pool) for pool in config.pools for r in pool.ranges)
+    firsts = [first for first, _, _ in ranges]
+    added = 0
+    for binding in bindings:
+        index = bisect_right(firsts, binding.address) - 1
+        if index < 0 or binding.address > ranges[index][1]:
+            continue
+        pool = ranges[index][2]
+        peer = config.failover_peers.get(pool.failover_peer or "")
+        # The file is this server's: its own bindings are its role's, the rest its partner's.
+        mine = peer.role if peer is not None else Role.PRIMARY
+        maker = mine if binding.local else _other(mine)
+        history.add(pool.label, maker, binding.at, now)
+        added += 1
+    return added
+
+
+def _other(role: Role) -> Role:
+    return Role.SECONDARY if role == Role.PRIMARY else Role.PRIMARY
+
+
+@dataclass(frozen=True, slots=True)
+class Endurance:
+    """How long one server's own free leases last at the observed rate of new bindings.
+
+    ``None`` durations mean "does not run out at this rate" (no drain, or too few new
+    bindings to estimate one); when :attr:`enough_history` is false every estimate is
+    ``None``; :attr:`reason` says why there is none.
     """
 
     window: int  # seconds of history used
@@ -289,29 +406,42 @@ class Endurance:
     interrupted: int | None
     enough_history: bool
     reason: str | None = None
+    #: The new bindings by the server that made them.
+    bindings_by_server: dict[Role, int] = field(default_factory=dict)
 
 
 def endurance(
-    counts: Counts, role: Role, window: int, span: int, *, min_bindings: int = MIN_BINDINGS
+    counts: Counts, role: Role, rate: BindingRate | None, *, min_bindings: int = MIN_BINDINGS
 ) -> Endurance:
-    """Endurance of ``role`` from ``counts`` gathered over ``window`` (history ``span`` s)."""
-    used_window = min(window, span)
-    if used_window < MIN_SPAN or counts.bindings < min_bindings:
+    """Endurance of ``role`` at the new-binding ``rate`` (``None``: no history at all)."""
+    span = 0 if rate is None else rate.span
+    bindings = 0 if rate is None else rate.bindings
+    by_role = {} if rate is None else dict(rate.by_role)
+    if span < MIN_SPAN:
         reason = (
-            f"not enough history: {counts.bindings} bindings in {format_duration(used_window)}"
-            f" (an estimate needs {min_bindings} or more over {format_duration(MIN_SPAN)} or more)"
+            f"not enough history: {format_duration(span)} of {format_duration(MIN_SPAN)} needed"
         )
         return Endurance(
-            used_window, counts.bindings, counts.returns, None, None, None, None, False, reason
+            span, bindings, counts.returns, None, None, None, None, False, reason, by_role
         )
-    hours = used_window / 3600
-    rate = counts.bindings / hours
-    net = (counts.bindings - counts.returns) / hours
+    hours = span / 3600
+    per_hour = bindings / hours
+    net = (bindings - counts.returns) / hours
+    if bindings < min_bindings:
+        # A handful of new clients says nothing about a drain: no estimate, no alarm.
+        reason = (
+            None
+            if bindings == 0
+            else f"{bindings} new bindings in {format_duration(span)}: too few to estimate"
+            f" (needs {min_bindings})"
+        )
+        return Endurance(
+            span, bindings, counts.returns, per_hour, net, None, None, True, reason, by_role
+        )
     normal = int(counts.free_state / net * 3600) if net > 0 else None
-    own = counts.own_free(role)
-    interrupted = int(own / rate * 3600)
+    interrupted = int(counts.own_free(role) / per_hour * 3600)
     return Endurance(
-        used_window, counts.bindings, counts.returns, rate, net, normal, interrupted, True
+        span, bindings, counts.returns, per_hour, net, normal, interrupted, True, None, by_role
     )
 
 
@@ -352,7 +482,7 @@ class RelationshipReport(GroupReport):
 class BalanceReport:
     as_of: int
     window: int
-    #: Seconds of lease history the file holds (as_of minus its oldest time).
+    #: Seconds of new-binding history the endurance estimates rest on (0: none).
     history: int
     pools: list[PoolReport]
     shared_networks: list[GroupReport]
@@ -368,11 +498,13 @@ def compute_balance(
     *,
     window: int = DEFAULT_WINDOW,
     risk_free: int | None = None,
+    history: RateHistory | None = None,
 ) -> BalanceReport:
     """Counts, balance and endurance for every pool of ``config`` over ``db`` at ``as_of``.
 
     ``risk_free``: a side is at risk when its own free count is at or below this while the
     other side holds free leases; default: 0 (dhcpd's "peer holds all free leases").
+    ``history``: the new bindings counted so far (none: no endurance estimate).
     """
     ranges = sorted(
         (
@@ -382,8 +514,8 @@ def compute_balance(
         )
     )
     firsts = [first for first, _, _ in ranges]
-    slots, outside = _scan(db, ranges, firsts, as_of, as_of - window)
-    history = _history(db, as_of)
+    span = 0 if history is None else history.span(window, as_of)
+    slots, outside = _scan(db, ranges, firsts, as_of, as_of - span)
     range_counts = [
         _to_counts(acc, last - first + 1)
         for (first, last, _), acc in zip(ranges, slots, strict=True)
@@ -415,9 +547,14 @@ def compute_balance(
         record = db.failover.get(group.name)
         if record is not None:
             group.my_state, group.partner_state = record.my_state, record.partner_state
-        group.endurance = {role: endurance(group.counts, role, window, history) for role in Role}
+        rate = (
+            None
+            if history is None
+            else history.rate((p.pool.label for p in group.pools), window, as_of)
+        )
+        group.endurance = {role: endurance(group.counts, role, rate) for role in Role}
         relationships.append(group)
-    return BalanceReport(as_of, window, history, pools, networks, relationships, outside)
+    return BalanceReport(as_of, window, span, pools, networks, relationships, outside)
 
 
 def server_role(report: BalanceReport, relationship: str | None) -> Role | None:
@@ -487,14 +624,13 @@ def _scan(
         map(table.address_int, range(len(table))),
         table.state,
         table.flags,
-        table.starts,
         table.ends,
         strict=True,
     )
     # Module constants bound to locals: this loop runs once per lease.
-    bisect, bound, returning = bisect_right, _BOUND, _RETURNING
+    bisect, returning = bisect_right, _RETURNING
     free, backup, active, unknown = _FREE, _BACKUP, _ACTIVE, _STATES
-    for row, (address, state, flags, starts, ends) in enumerate(columns):
+    for row, (address, state, flags, ends) in enumerate(columns):
         index = bisect(firsts, address) - 1
         if index < 0 or address > lasts[index]:
             outside += 1
@@ -515,20 +651,11 @@ def _scan(
             acc[_B_USED if ends else _B_NEW] += 1
             if ends < acc[_B_OLDEST]:
                 acc[_B_OLDEST] = ends
-        if state in bound:
-            if window_start < starts <= as_of:
-                acc[_BINDINGS] += 1
-            if state == active and ends and ends <= as_of:
-                acc[_ACTIVE_ENDED] += 1
+        if state == active and ends and ends <= as_of:
+            acc[_ACTIVE_ENDED] += 1
         if state in returning and window_start < ends <= as_of:
             acc[_RETURNS] += 1
     return slots, outside
-
-
-def _history(db: LeaseDB, as_of: int) -> int:
-    """Seconds from the oldest ``starts``/``cltt`` in the file to ``as_of`` (0 if none)."""
-    oldest = min(filter(None, chain(db.leases.starts, db.leases.cltt)), default=None)
-    return 0 if oldest is None else max(as_of - oldest, 0)
 
 
 def _to_counts(acc: list[int], size: int) -> Counts:
@@ -551,7 +678,6 @@ def _to_counts(acc: list[int], size: int) -> Counts:
         backup_never_used=acc[_B_NEW],
         oldest_free_ends=0 if unrecorded else _opt_ends(acc[_F_OLDEST]),
         oldest_backup_ends=_opt_ends(acc[_B_OLDEST]),
-        bindings=acc[_BINDINGS],
         returns=acc[_RETURNS],
     )
 

@@ -32,8 +32,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-#: Largest document :meth:`StateStore.load` reads; anything bigger is not ours.
-MAX_BYTES: Final = 4 << 20
+#: Largest document :meth:`StateStore.load` reads by default; anything bigger is not ours.
+#: The largest rate history, a lease file's active clients, takes about 2.5 MB per million
+#: addresses.
+MAX_BYTES: Final = 64 << 20
 #: A document dated this far after ``now`` comes from a clock that was stepped back (or a
 #: forged file): its ages cannot be trusted.
 FUTURE_SLACK: Final = 60.0

@@ -11,12 +11,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dhcpfoctl.balance import (
+    BUCKET,
+    HISTORY_KEEP,
+    MIN_SPAN,
+    BindingRate,
     Counts,
+    RateHistory,
     balance_view,
     compute_balance,
     endurance,
+    record_bindings,
 )
 from dhcpfoctl.conf import FailoverPeerConfig, read_config
+from dhcpfoctl.leases.transitions import NewBinding
 from dhcpfoctl.model import BindingState, Lease, LeaseDB, LeaseFlag, LeaseTable
 
 REAL = Path(__file__).parent / "data" / "real-dhcpd-4.4.3"
@@ -194,7 +201,8 @@ def test_counts_per_range_pool_network_and_relationship(config) -> None:  # type
             lease("10.0.9.9", BindingState.ACTIVE),  # outside every range
         ]
     )
-    report = compute_balance(config, LeaseDB(leases=table), NOW, window=3600)
+    history = RateHistory(since=NOW - 7200)
+    report = compute_balance(config, LeaseDB(leases=table), NOW, window=3600, history=history)
     first, implicit, lone = report.pools
     c = first.counts
     assert (c.total, c.free, c.backup, c.active, c.expired, c.released) == (11, 1, 2, 3, 1, 1)
@@ -202,7 +210,7 @@ def test_counts_per_range_pool_network_and_relationship(config) -> None:  # type
     assert (c.free_never_used, c.backup_never_used) == (0, 1)
     assert (c.oldest_free_ends, c.oldest_backup_ends) == (NOW - 3000, 0)
     assert [label for label, _ in first.ranges] == ["10.0.0.10-10.0.0.19", "10.0.0.30"]
-    assert (c.bindings, c.returns) == (2, 4)  # starts of .10/.11; ends of .13, .14, .16, .17
+    assert c.returns == 4  # ends of .13, .14, .16, .17 within the hour
     assert (implicit.counts.total, implicit.counts.free, implicit.counts.unrecorded) == (4, 3, 3)
     assert (implicit.counts.active, implicit.counts.reserved) == (1, 1)
     assert implicit.primary is None and implicit.pool.failover_peer is None
@@ -242,48 +250,129 @@ def test_risk_peer_holds_all_free_leases(config) -> None:  # type: ignore[no-unt
 
 
 def test_endurance_rates() -> None:
-    counts = Counts(total=300, free=120, backup=60, bindings=40, returns=10)
-    result = endurance(counts, "primary", window=4 * 3600, span=10 * 3600)
+    counts = Counts(total=300, free=120, backup=60, returns=10)
+    rate = BindingRate(40, 4 * 3600, {"primary": 25, "secondary": 15})  # type: ignore[dict-item]
+    result = endurance(counts, "primary", rate)
     assert result.enough_history and result.window == 4 * 3600
     assert result.rate_per_hour == 10 and result.net_per_hour == 7.5
     assert result.interrupted == 12 * 3600  # 120 own free at 10/h
     assert result.normal == 24 * 3600  # 180 free-state at a net 7.5/h
-    secondary = endurance(counts, "secondary", window=4 * 3600, span=10 * 3600)
+    assert result.bindings_by_server == {"primary": 25, "secondary": 15}
+    secondary = endurance(counts, "secondary", rate)
     assert secondary.interrupted == 6 * 3600
 
 
 def test_endurance_no_net_drain() -> None:
-    counts = Counts(total=100, free=50, backup=50, bindings=20, returns=25)
-    result = endurance(counts, "primary", window=3600, span=3600)
+    counts = Counts(total=100, free=50, backup=50, returns=25)
+    result = endurance(counts, "primary", BindingRate(20, 3600))
     assert result.normal is None and result.interrupted == 2 * 3600 + 1800
 
 
+def test_endurance_of_a_stable_population_is_unbounded() -> None:
+    # Renewals are no new bindings: zero over a long history is "does not run out".
+    result = endurance(Counts(free=10), "primary", BindingRate(0, 6 * 3600))
+    assert result.enough_history and result.rate_per_hour == 0
+    assert result.interrupted is None and result.reason is None
+
+
 @pytest.mark.parametrize(
-    ("bindings", "span", "reason"),
-    [(5, 86400, "5 bindings in 1h"), (50, 300, "50 bindings in 5m")],
+    ("rate", "reason"),
+    [
+        (None, "not enough history: 0s of 10m needed"),
+        (BindingRate(50, MIN_SPAN - 1), "not enough history: 9m59s of 10m needed"),
+    ],
 )
-def test_endurance_says_not_enough_history(bindings: int, span: int, reason: str) -> None:
-    result = endurance(Counts(free=10, bindings=bindings), "primary", window=3600, span=span)
+def test_endurance_says_not_enough_history(rate: BindingRate | None, reason: str) -> None:
+    result = endurance(Counts(free=10), "primary", rate)
     assert not result.enough_history
     assert result.interrupted is None and result.normal is None and result.rate_per_hour is None
-    assert result.reason is not None and result.reason.startswith("not enough history: " + reason)
+    assert result.reason == reason
 
 
-def test_compute_balance_endurance_from_records(config) -> None:  # type: ignore[no-untyped-def]
-    records = [
-        lease(f"10.0.2.{i}", BindingState.ACTIVE, starts=NOW - 600 * i, ends=NOW + 3600)
-        for i in range(1, 7)
-    ] + [lease("10.0.0.10", BindingState.BACKUP, starts=NOW - 20_000)]
+def test_endurance_at_exactly_the_least_history_and_bindings() -> None:
+    at_least = endurance(Counts(free=10), "primary", BindingRate(10, MIN_SPAN))
+    assert at_least.enough_history and at_least.interrupted == 600  # 10 own at 60/h
+    few = endurance(Counts(free=10), "primary", BindingRate(9, MIN_SPAN))
+    assert few.interrupted is None
+    assert few.reason == "9 new bindings in 10m: too few to estimate (needs 10)"
+
+
+def test_rate_history_buckets_window_and_pruning() -> None:
+    history = RateHistory(since=NOW - 3 * 3600)
+    history.add("a", "primary", NOW - 100, NOW)  # type: ignore[arg-type]
+    history.add("a", "secondary", NOW - 2 * 3600, NOW)  # type: ignore[arg-type]
+    history.add("b", "primary", NOW + 999, NOW)  # type: ignore[arg-type]  # clamped to now
+    history.add("a", "primary", 0, NOW)  # type: ignore[arg-type]  # before since: clamped
+    assert history.rate(["a"], 3600, NOW).bindings == 1
+    whole = history.rate(["a", "b"], 24 * 3600, NOW)
+    assert (whole.bindings, whole.span) == (4, 3 * 3600)
+    assert whole.by_role == {"primary": 3, "secondary": 1}
+    assert RateHistory.from_json(history.to_json()) == history
+    later = NOW + HISTORY_KEEP + BUCKET
+    history.prune(later)
+    assert history.buckets == {} and history.since == later - HISTORY_KEEP
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        [],
+        {"since": 1, "bucket": BUCKET + 1, "buckets": []},
+        {"since": -1, "bucket": BUCKET, "buckets": []},
+        {"since": 1, "bucket": BUCKET, "buckets": [[1, {"a": [1]}]]},
+        {"since": 1, "bucket": BUCKET, "buckets": [[1, {"a": [1, True]}]]},
+        {"since": 1, "bucket": BUCKET, "buckets": [["x", {}]]},
+        {"since": 1, "bucket": BUCKET},
+    ],
+)
+def test_rate_history_refuses_foreign_json(data: object) -> None:
+    with pytest.raises(ValueError):
+        RateHistory.from_json(data)
+
+
+def test_record_bindings_per_pool_and_maker(config) -> None:  # type: ignore[no-untyped-def]
+    history = RateHistory(since=NOW - 3600)
+    bindings = [
+        NewBinding(_int("10.0.0.10"), NOW - 60, local=True),  # this (primary) server's
+        NewBinding(_int("10.0.0.30"), NOW - 60, local=False),  # its partner's
+        NewBinding(_int("10.0.2.1"), NOW - 60, local=True),
+        NewBinding(_int("10.0.9.9"), NOW - 60, local=True),  # in no pool
+    ]
+    assert record_bindings(history, config, bindings, NOW) == 3
+    first, second = (p.label for p in config.pools if p.failover_peer)
+    assert history.rate([first], 3600, NOW).by_role == {"primary": 1, "secondary": 1}
+    assert history.rate([second], 3600, NOW).by_role == {"primary": 1, "secondary": 0}
+
+
+def _int(address: str) -> int:
+    from dhcpfoctl.model import address_to_int
+
+    return address_to_int(address)
+
+
+def test_compute_balance_endurance_from_history(config) -> None:  # type: ignore[no-untyped-def]
+    records = [lease(f"10.0.2.{i}", BindingState.ACTIVE, ends=NOW + 3600) for i in range(1, 7)]
     for i in range(11, 17):
         records.append(lease(f"10.0.0.{i}", BindingState.EXPIRED, starts=NOW - 7000, ends=NOW - 60))
     db = LeaseDB(leases=LeaseTable.from_leases(records))
-    report = compute_balance(config, db, NOW, window=2 * 3600)
+    history = RateHistory(since=NOW - 20_000)
+    pools = [p.label for p in config.pools if p.failover_peer]
+    for i in range(12):
+        history.add(pools[i % 2], "primary", NOW - 600 * i, NOW)  # type: ignore[arg-type]
+    # ``starts`` of active leases no longer matters: only the counted new bindings do.
+    report = compute_balance(config, db, NOW, window=2 * 3600, history=history)
     rel = report.relationships[0]
-    assert report.history == 20_000
-    assert (rel.counts.bindings, rel.counts.returns) == (12, 6)
+    assert report.history == 2 * 3600
+    assert rel.counts.returns == 6
     primary = rel.endurance["primary"]
     assert primary.rate_per_hour == 6 and primary.net_per_hour == 3
     assert primary.interrupted == int(rel.counts.free / 6 * 3600)
+    bare = compute_balance(config, db, NOW, window=2 * 3600)
+    assert bare.history == 0
+    assert bare.relationships[0].endurance["primary"].reason == (
+        "not enough history: 0s of 10m needed"
+    )
 
 
 # -- the closed form against a literal walk of dhcpd's queue ---------------------------
@@ -360,3 +449,73 @@ def test_run_bounds_match_a_literal_queue_walk(
     for outcome in (view.next_min, view.next_max):
         assert outcome.lts == view.lts - outcome.moved
         assert outcome.free + outcome.backup == free + backup
+
+
+def test_endurance_objects_exactly() -> None:
+    from dhcpfoctl.balance import Endurance
+
+    by_role = {"primary": 6, "secondary": 3}
+    few = endurance(Counts(free=10, returns=2), "primary", BindingRate(9, 1200, by_role))  # type: ignore[arg-type]
+    assert few == Endurance(
+        1200, 9, 2, 27.0, 21.0, None, None, True,
+        "9 new bindings in 20m: too few to estimate (needs 10)", by_role,  # type: ignore[arg-type]
+    )  # fmt: skip
+    young = endurance(Counts(free=10, returns=2), "primary", BindingRate(50, 599, by_role))  # type: ignore[arg-type]
+    assert young == Endurance(
+        599, 50, 2, None, None, None, None, False,
+        "not enough history: 9m59s of 10m needed", by_role,  # type: ignore[arg-type]
+    )  # fmt: skip
+    # 3599 s: 59 min, not 58 (a minute is 60 s).
+    assert endurance(Counts(), "primary", BindingRate(0, 3599)).reason is None
+    assert endurance(Counts(), "primary", BindingRate(1, 3599)).reason == (
+        "1 new bindings in 59m59s: too few to estimate (needs 10)"
+    )
+    full = endurance(Counts(free=30, backup=10, returns=5), "primary", BindingRate(20, 3600))
+    assert full == Endurance(3600, 20, 5, 20.0, 15.0, 9600, 5400, True, None, {})
+
+
+@pytest.mark.parametrize(("returns", "normal"), [(20, None), (19, 40 * 3600), (30, None)])
+def test_normal_endurance_only_with_a_net_drain(returns: int, normal: int | None) -> None:
+    counts = Counts(free=30, backup=10, returns=returns)
+    assert endurance(counts, "primary", BindingRate(20, 3600)).normal == normal
+
+
+def test_rate_history_edges() -> None:
+    history = RateHistory(since=NOW - 2 * BUCKET)
+    history.add("a", "primary", NOW - 2 * BUCKET, NOW)  # type: ignore[arg-type]
+    history.add("a", "primary", NOW - BUCKET, NOW)  # type: ignore[arg-type]
+    history.add("a", "secondary", NOW, NOW)  # type: ignore[arg-type]
+    # A window starting exactly where a bucket ends leaves that bucket out; the buckets
+    # are judged one by one, whatever their order.
+    assert history.rate(["a"], BUCKET, NOW).bindings == 2
+    assert history.rate(["a"], BUCKET + 1, NOW).bindings == 3
+    assert history.rate(["a"], 0, NOW).bindings == 1
+    assert RateHistory(since=NOW + 10).span(3600, NOW) == 0
+    # Pruning keeps a bucket until it is wholly older than the kept stretch.
+    later = NOW - 2 * BUCKET + HISTORY_KEEP + BUCKET
+    history.prune(later)
+    assert sorted(history.buckets) == [NOW - BUCKET - NOW % BUCKET, NOW - NOW % BUCKET]
+    with pytest.raises(ValueError, match="not a rate history: other bucket width"):
+        RateHistory.from_json({"since": 1, "bucket": 1, "buckets": []})
+
+
+def test_record_bindings_in_a_secondary_file_and_outside_failover(tmp_path: Path) -> None:
+    conf = tmp_path / "dhcpd.conf"
+    conf.write_text(
+        'failover peer "p" { secondary; address 10.0.0.2; peer address 10.0.0.1; }\n'
+        "subnet 10.0.0.0 netmask 255.255.255.0 {\n"
+        '  pool { failover peer "p"; range 10.0.0.10 10.0.0.19; }\n'
+        "  pool { range 10.0.0.30 10.0.0.39; }\n}\n"
+    )
+    config = read_config(conf)
+    history = RateHistory(since=NOW - 3600)
+    bindings = [
+        NewBinding(_int("10.0.0.10"), NOW - 60, local=True),  # the secondary's own
+        NewBinding(_int("10.0.0.11"), NOW - 60, local=False),  # its partner's
+        NewBinding(_int("10.0.0.11"), NOW - 60, local=False),
+        NewBinding(_int("10.0.0.30"), NOW - 60, local=True),  # no failover: the one server
+    ]
+    assert record_bindings(history, config, bindings, NOW) == 4
+    failover, plain = (p.label for p in config.pools)
+    assert history.rate([failover], 3600, NOW).by_role == {"primary": 2, "secondary": 1}
+    assert history.rate([plain], 3600, NOW).by_role == {"primary": 1, "secondary": 0}

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, evaluate
+from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, evaluate, track_unacked
 from dhcpfoctl.errors import CheckResult as Health
 from dhcpfoctl.model import FailoverState as S
 from dhcpfoctl.omapi.failover import FailoverInfo
@@ -182,13 +182,41 @@ def test_unknown_relationship_is_unknown_not_unreachable() -> None:
     assert codes(report.findings) == {"relationship-error"}
 
 
-def test_full_update_queue_warns() -> None:
-    report = evaluate(
-        pair(info(S.NORMAL, S.NORMAL, unacked=10), info(S.NORMAL, S.NORMAL, hierarchy=1)),
-        ["lab"],
-        NOW,
-    )
-    assert codes(report.findings) == {"unacked-updates"}
+FULL = pair(info(S.NORMAL, S.NORMAL, unacked=10), info(S.NORMAL, S.NORMAL, hierarchy=1))
+EMPTY = pair(info(S.NORMAL, S.NORMAL, unacked=9), info(S.NORMAL, S.NORMAL, hierarchy=1))
+
+
+def test_one_full_update_window_is_only_a_note() -> None:
+    # A bulk update fills the window for a moment on a healthy pair (issue 10).
+    for since in (None, {}, {"p lab": NOW}):
+        report = evaluate(FULL, ["lab"], NOW, unacked_since=since)
+        assert report.health == Health.OK
+        (finding,) = report.findings
+        assert (finding.code, finding.health) == ("unacked-updates", Health.OK)
+        assert "a warning if it stays full for" in finding.message
+
+
+@pytest.mark.parametrize(
+    ("age", "health"), [(29, Health.OK), (30, Health.WARNING), (3600, Health.WARNING)]
+)
+def test_a_window_that_stays_full_warns(age: int, health: Health) -> None:
+    since = track_unacked(FULL, {"p lab": NOW - age}, NOW)
+    assert since == {"p lab": NOW - age}
+    report = evaluate(FULL, ["lab"], NOW, unacked_since=since)
+    assert report.health == health
+    if health == Health.WARNING:
+        assert "has stayed so for" in report.findings[0].message
+
+
+def test_the_memory_of_a_full_window_resets_when_it_empties() -> None:
+    first = track_unacked(FULL, {}, NOW - 100)
+    assert first == {"p lab": NOW - 100}
+    assert track_unacked(EMPTY, first, NOW - 50) == {}
+    assert track_unacked(FULL, {}, NOW) == {"p lab": NOW}
+    # A server that did not answer tells nothing: forgotten, not kept as full.
+    unreachable = pair(None, info(S.NORMAL, S.NORMAL, hierarchy=1))
+    assert track_unacked(unreachable, first, NOW) == {}
+    assert evaluate(EMPTY, ["lab"], NOW, unacked_since=first).findings == ()
 
 
 @pytest.mark.parametrize(
@@ -265,3 +293,71 @@ def test_endurance_of_a_cut_off_server(
     answers = [replace(answer("p", cut), endurance={"lab": estimate})]
     report = evaluate(answers, ["lab"], NOW)
     assert report.health == health and text in report.findings[0].message
+
+
+# -- every field of the findings, exactly (what a monitor parses from --json) -------------
+
+
+def test_findings_name_their_server_and_relationship_exactly() -> None:
+    from dhcpfoctl.checks.health import Finding
+
+    answers = [
+        answer("p", info(S.NORMAL, S.NORMAL, unacked=10)),
+        answer("s", None, "s:7911: no answer within 3s"),
+        ServerAnswer(label="x", endpoint="x:7911", relationship_errors={"lab": "x: NOTFOUND"}),
+    ]
+    since = {"p lab": NOW - 40}
+    report = evaluate(answers, ["lab"], NOW, unacked_since=since, unacked_for=40)
+    assert report.findings == (
+        Finding(Health.UNKNOWN, "unreachable", "s:7911: no answer within 3s", server="s"),
+        Finding(
+            Health.WARNING,
+            "unacked-updates",
+            "p: 10 unacked updates, the limit (max-unacked-updates 10) is reached and has"
+            " stayed so for 40s (the partner is not acknowledging updates)",
+            server="p",
+            relationship="lab",
+        ),
+        Finding(Health.UNKNOWN, "relationship-error", "x: NOTFOUND", "x", "lab"),
+    )
+    assert [view.endpoint for view in report.views] == ["p:7911", "s:7911", "x:7911"]
+    assert [view.error for view in report.views] == [
+        None,
+        "s:7911: no answer within 3s",
+        "x: NOTFOUND",
+    ]
+    assert report.health == Health.UNKNOWN
+    # A second relationship keeps the first one's views.
+    two = evaluate(answers[:1], ["lab", "other"], NOW)
+    assert [(v.relationship, v.error) for v in two.views] == [
+        ("lab", None),
+        ("other", "p:7911: no answer for relationship 'other'"),
+    ]
+
+
+def test_a_full_window_needs_two_observations_even_with_no_delay() -> None:
+    # --unacked-for 0: still not on one sample (since = now).
+    report = evaluate(FULL, ["lab"], NOW, unacked_since={"p lab": NOW}, unacked_for=0)
+    assert report.health == Health.OK
+    (note,) = report.findings
+    assert note == replace(
+        note,
+        message="p: 10 unacked updates, the limit (max-unacked-updates 10) is reached (normal"
+        " during a bulk update; a warning if it stays full for 0s)",
+        server="p",
+        relationship="lab",
+    )
+    report = evaluate(FULL, ["lab"], NOW, unacked_since={"p lab": NOW - 1}, unacked_for=0)
+    assert report.health == Health.WARNING
+
+
+def test_nobody_serving_names_the_relationship() -> None:
+    report = evaluate(
+        pair(info(S.RECOVER, S.NORMAL), info(S.RECOVER, S.NORMAL, hierarchy=1)), ["lab"], NOW
+    )
+    (critical,) = [f for f in report.findings if f.code == "no-service"]
+    assert (critical.message, critical.relationship, critical.server) == (
+        "no server of 'lab' is known to serve DHCP",
+        "lab",
+        None,
+    )

@@ -508,9 +508,11 @@ FILES = (
     ),
     (
         "$XDG_STATE_HOME/dhcpfoctl/ (~/.local/state/dhcpfoctl/)",
-        "State: what a check remembers between runs (the lease reader's resume point, rate"
-        " history), the journal of dhcpfoctl watch and the lab's directory lab/. Created mode"
-        " 0700 on first write; any of it may be deleted at any time (only history is lost).",
+        "State: what audit, status and compare remember between runs (one JSON document per"
+        " lease file or server pair: where the last read stopped, new bindings, unacked-updates"
+        " observations; --no-state ignores it), the journal of dhcpfoctl watch and the lab's"
+        " directory lab/. Created mode 0700 on first write; any of it may be deleted at any time"
+        " (only history is lost).",
     ),
     ("/var/lib/dhcp/dhcpd.leases", "dhcpd's lease file, read by leases, balance and audit."),
     ("/etc/dhcp/dhcpd.conf", "dhcpd's configuration: pools, failover peers, omapi-key."),

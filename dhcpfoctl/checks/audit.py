@@ -9,8 +9,10 @@ defaults):
   dhcpd's timer sends POOLREQ);
 * own free leases, per pool and server: warning at or below 10 % of the pool, critical at
   0 (with the peer holding some, clients get "peer holds all free leases"); ``N`` or ``N%``;
-* endurance in communications-interrupted, per relationship and server: warning below
-  12h, critical below 2h (no finding while there is not enough history to estimate);
+* endurance in communications-interrupted, per relationship and server, at the rate of
+  new bindings remembered between runs (:mod:`dhcpfoctl.checks.history`): warning below
+  12h, critical below 2h (no finding while there is not enough history to estimate: a
+  note says how much is missing);
 * dhcpd.conf warnings (e.g. ``load balance max seconds 0``) and skipped lease records:
   warning (not a last record cut off because dhcpd was still writing it).
 
@@ -185,6 +187,8 @@ class Perf:
 class AuditResult:
     findings: list[Finding] = field(default_factory=list)
     perfdata: list[Perf] = field(default_factory=list)
+    #: What is not a finding but worth saying (no endurance estimate yet, state notes).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def severity(self) -> CheckResult:
@@ -203,7 +207,7 @@ def _at_most(limit: float) -> str:
 
 def evaluate(inputs: Inputs, thresholds: Thresholds) -> AuditResult:
     """Judge the balance report (pure: the report already fixes the time)."""
-    result = AuditResult()
+    result = AuditResult(notes=list(inputs.notes))
     for warning in inputs.config.warnings:
         result.findings.append(Finding(CheckResult.WARNING, "config", warning))
     for skipped in inputs.db.stats.warnings:
@@ -316,6 +320,9 @@ def _judge_misbalance(
 
 def _judge_endurance(rel: RelationshipReport, thresholds: Thresholds, result: AuditResult) -> None:
     """Each server's endurance in communications-interrupted (none without history)."""
+    # Both roles share one history: a reason given for both is said once.
+    reasons = dict.fromkeys(value.reason for value in rel.endurance.values() if value.reason)
+    result.notes += [f"failover peer {rel.name}: endurance: {reason}" for reason in reasons]
     for role, value in rel.endurance.items():
         if value.interrupted is None or value.rate_per_hour is None:
             continue
@@ -346,7 +353,7 @@ def _judge_endurance(rel: RelationshipReport, thresholds: Thresholds, result: Au
                 "endurance",
                 f"failover peer {rel.name}: the {role}'s own free leases last"
                 f" {_duration(value.interrupted)} if communications are interrupted"
-                f" (< {_duration(limit)}; {value.rate_per_hour:.1f} bindings/h over"
+                f" (< {_duration(limit)}; {value.rate_per_hour:.1f} new bindings/h over"
                 f" {_duration(value.window)})",
                 relationship=rel.name,
                 role=role,

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from dhcpfoctl.checks.health import EnduranceEstimate, ServerAnswer, StatusReport, evaluate
+from dhcpfoctl.checks.health import (
+    UNACKED_FOR,
+    EnduranceEstimate,
+    ServerAnswer,
+    StatusReport,
+    evaluate,
+    track_unacked,
+)
 from dhcpfoctl.checks.partner_down import PartnerProbe
 from dhcpfoctl.errors import DhcpfoctlError
 from dhcpfoctl.model import FailoverState, int_to_address
@@ -30,8 +37,8 @@ from dhcpfoctl.omapi.errors import (
 from dhcpfoctl.omapi.failover import FailoverInfo, PoolCounts, read_failover, read_pool_counts
 from dhcpfoctl.profile import ServerSpec, Targets
 
-if TYPE_CHECKING:
-    from dhcpfoctl.model import LeaseDB
+if TYPE_CHECKING:  # imported when a lease file is followed: it costs start-up time
+    from dhcpfoctl.checks.history import Followed, LeaseFollower
 
 
 def connect(spec: ServerSpec, timeout: float) -> tuple[OmapiClient, tuple[str, ...]]:
@@ -137,80 +144,129 @@ def add_endurance(
     specs: Sequence[ServerSpec],
     shared_config: Any,
     now: int,
-    read_leases: Callable[[str], LeaseDB] | None = None,
+    follower: LeaseFollower,
 ) -> list[ServerAnswer]:
-    """Attach lease-file endurance to servers in communications-interrupted.
+    """Follow each server's lease file for new bindings and, for servers in
+    communications-interrupted, attach the endurance of their own free leases.
 
     Only for servers whose lease file (and dhcpd.conf, its own or ``shared_config``) the
-    profile names and this host can read: that is where the allocation rate comes from.
-    ``read_leases`` reads such a file: a full read by default; a poller passes
-    :meth:`dhcpfoctl.leases.LeaseFileFollower.read` so each poll costs only what was appended.
+    profile names and this host can read. The file is followed on every run, not only during
+    an interruption: the rate that matters then is the one from before it. ``follower``
+    reads only what dhcpd appended since the last run or poll.
     """
     result = []
     for spec, answer in zip(specs, answers, strict=True):
-        cut_off = [
-            name
-            for name, info in answer.failover.items()
-            if info.local_state == FailoverState.COMMUNICATIONS_INTERRUPTED
-        ]
-        if spec.leases and cut_off:
-            estimates = _endurance(
-                spec.leases, spec.config, shared_config, answer, cut_off, now, read_leases
-            )
-            answer = replace(answer, endurance=estimates)
+        if spec.leases and answer.error is None:
+            answer = _follow(spec.leases, spec.config, shared_config, answer, now, follower)
         result.append(answer)
     return result
 
 
-def _endurance(
+def _follow(
     leases: str,
     config_path: str | None,
     shared_config: Any,
     answer: ServerAnswer,
-    names: Sequence[str],
     now: int,
-    read_leases: Callable[[str], LeaseDB] | None,
-) -> dict[str, EnduranceEstimate]:
-    from dhcpfoctl.balance import compute_balance
+    follower: LeaseFollower,
+) -> ServerAnswer:
     from dhcpfoctl.conf import read_config
 
-    if read_leases is None:
-        from dhcpfoctl.leases import read_leases
+    cut_off = [
+        name
+        for name, info in answer.failover.items()
+        if info.local_state == FailoverState.COMMUNICATIONS_INTERRUPTED
+    ]
 
-    def unknown(reason: str) -> dict[str, EnduranceEstimate]:
-        return {name: EnduranceEstimate(None, None, 0, leases, reason) for name in names}
+    def unknown(reason: str) -> ServerAnswer:
+        return replace(
+            answer,
+            endurance={name: EnduranceEstimate(None, None, 0, leases, reason) for name in cut_off},
+        )
 
     try:
         config = read_config(config_path) if config_path else shared_config
         if config is None:
             return unknown("no dhcpd.conf for its pools: set `config` in the profile")
-        report = compute_balance(config, read_leases(leases), now)
+        followed = follower.read(leases, config, now)
     except DhcpfoctlError as exc:
         return unknown(str(exc))
-    estimates = {}
-    for relationship in report.relationships:
-        if relationship.name in names:
-            role = answer.failover[relationship.name].role
-            found = relationship.endurance.get(role)
-            if found is not None:
-                estimates[relationship.name] = EnduranceEstimate(
-                    found.interrupted,
-                    found.rate_per_hour,
-                    found.window,
-                    leases,
-                    found.reason,
-                )
-    return estimates
+    notes = answer.notes + tuple(followed.notes)
+    if not cut_off:
+        return replace(answer, notes=notes)
+    try:
+        estimates = {
+            name: _endurance(name, config, answer, followed, follower, leases, now)
+            for name in cut_off
+        }
+    except DhcpfoctlError as exc:
+        return replace(unknown(str(exc)), notes=notes)
+    return replace(answer, endurance=estimates, notes=notes)
+
+
+def _endurance(
+    name: str,
+    config: Any,
+    answer: ServerAnswer,
+    followed: Followed,
+    follower: LeaseFollower,
+    leases: str,
+    now: int,
+) -> EnduranceEstimate:
+    """One relationship's endurance: the rate from the followed history, the server's own
+    free leases from its OMAPI pool counts (live and free to ask), or else from the file."""
+    from dhcpfoctl.balance import DEFAULT_WINDOW, Counts, compute_balance, endurance
+
+    role = answer.failover[name].role
+    pools = [pool for pool in config.pools_of(name) if pool.ranges]
+    counted = answer.pools.get(name, ())
+    if pools and len(counted) == len(pools):
+        rate = followed.history.rate((p.label for p in pools), DEFAULT_WINDOW, now)
+        counts = Counts(
+            free=sum(p.free_leases for p in counted), backup=sum(p.backup_leases for p in counted)
+        )
+        found = endurance(counts, role, rate)
+    else:
+        db = follower.whole(leases)
+        report = compute_balance(config, db, now, history=followed.history)
+        relationship = next((r for r in report.relationships if r.name == name), None)
+        if relationship is None:
+            return EnduranceEstimate(None, None, 0, leases, f"no pool of {name!r} in dhcpd.conf")
+        found = relationship.endurance[role]
+    return EnduranceEstimate(
+        found.interrupted, found.rate_per_hour, found.window, leases, found.reason
+    )
 
 
 def gather_report(
-    targets: Targets, timeout: float, read_leases: Callable[[str], LeaseDB] | None = None
+    targets: Targets,
+    timeout: float,
+    follower: LeaseFollower | None = None,
+    unacked: dict[str, int] | None = None,
+    *,
+    unacked_for: int = UNACKED_FOR,
 ) -> StatusReport:
-    """Query every server of ``targets`` and judge the answers at the current time."""
+    """Query every server of ``targets`` and judge the answers at the current time.
+
+    ``follower`` keeps the lease files' new-binding history (a fresh in-memory one by
+    default); ``unacked`` is the unacked-updates memory (:func:`track_unacked`), updated in
+    place, so that a window full in one sample only is a note, not a warning.
+    """
     answers = query_all(targets.servers, targets.relationships, pool_addresses(targets), timeout)
     now = int(time.time())
-    answers = add_endurance(answers, targets.servers, targets.config, now, read_leases)
-    return evaluate(answers, targets.relationships, now)
+    if any(spec.leases for spec in targets.servers):
+        if follower is None:
+            from dhcpfoctl.checks.history import LeaseFollower
+
+            follower = LeaseFollower(use_state=False)
+        answers = add_endurance(answers, targets.servers, targets.config, now, follower)
+    since = track_unacked(answers, unacked or {}, now)
+    if unacked is not None:
+        unacked.clear()
+        unacked.update(since)
+    return evaluate(
+        answers, targets.relationships, now, unacked_since=since, unacked_for=unacked_for
+    )
 
 
 def pool_addresses(targets: Targets) -> dict[str, list[str]]:

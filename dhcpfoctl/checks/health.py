@@ -9,7 +9,7 @@ split-brain risk, recover-wait end, unreachable servers) and their worst
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -37,6 +37,9 @@ NOT_TALKING: Final = frozenset(
 #: States dhcpd enters without setting local-stos (docs/failover-protocol.md §8.5, STOS rule):
 #: there now - local-stos is not the time spent in them.
 STOS_NOT_SET_ON_ENTRY: Final = frozenset({FailoverState.STARTUP, FailoverState.RECOVER_WAIT})
+#: Seconds the unacked-updates window must stay full before it is a warning: a bulk update
+#: (start-up, recover, a burst of clients) fills it for a moment on a healthy pair.
+UNACKED_FOR: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +135,46 @@ class StatusReport:
     servers: tuple[ServerAnswer, ...] = ()
 
 
+def unacked_key(server: str, relationship: str) -> str:
+    """The key of one (server, relationship) in an unacked-updates memory."""
+    return f"{server} {relationship}"
+
+
+def track_unacked(
+    answers: Sequence[ServerAnswer], previous: Mapping[str, int], now: int
+) -> dict[str, int]:
+    """Since when each (server, relationship) has had its unacked-updates window full, over
+    this observation and ``previous`` (the result for the previous observations); one that
+    is not full now, or did not answer, is dropped: the window emptied, or nothing is known."""
+    since = {}
+    for answer in answers:
+        for name, info in answer.failover.items():
+            if answer.error is None and _window_full(info):
+                key = unacked_key(answer.label, name)
+                since[key] = min(previous.get(key, now), now)
+    return since
+
+
+def _window_full(info: FailoverInfo) -> bool:
+    return bool(info.max_outstanding_updates) and (
+        info.cur_unacked_updates >= info.max_outstanding_updates
+    )
+
+
 def evaluate(
-    answers: Sequence[ServerAnswer], relationships: Sequence[str], now: int
+    answers: Sequence[ServerAnswer],
+    relationships: Sequence[str],
+    now: int,
+    *,
+    unacked_since: Mapping[str, int] | None = None,
+    unacked_for: int = UNACKED_FOR,
 ) -> StatusReport:
-    """The report for ``answers`` at time ``now`` (pure: same input, same report)."""
+    """The report for ``answers`` at time ``now`` (pure: same input, same report).
+
+    ``unacked_since``: :func:`track_unacked` over this and earlier observations (polls of
+    ``--watch``, or runs through the state); a full unacked-updates window is a warning only
+    once it has stayed full for ``unacked_for`` seconds, else a note (health OK).
+    """
     findings: list[Finding] = []
     views: list[ServerView] = []
     for answer in answers:
@@ -146,7 +185,7 @@ def evaluate(
     for name in relationships:
         pair = [_view(answer, name) for answer in answers]
         views += pair
-        findings += _judge_relationship(name, pair, now)
+        findings += _judge_relationship(name, pair, now, unacked_since or {}, unacked_for)
     health = worst_of(f.health for f in findings)
     return StatusReport(now, tuple(views), tuple(findings), health, tuple(answers))
 
@@ -170,7 +209,9 @@ def _view(answer: ServerAnswer, name: str) -> ServerView:
     )
 
 
-def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Finding]:
+def _judge_relationship(
+    name: str, pair: list[ServerView], now: int, unacked_since: Mapping[str, int], unacked_for: int
+) -> list[Finding]:
     findings: list[Finding] = []
 
     def add(health: CheckResult, code: str, message: str, view: ServerView | None = None) -> None:
@@ -187,17 +228,29 @@ def _judge_relationship(name: str, pair: list[ServerView], now: int) -> list[Fin
             continue
         findings += _judge_state(name, view, pair, now)
         info = view.info
-        if (
-            info.max_outstanding_updates
-            and info.cur_unacked_updates >= info.max_outstanding_updates
-        ):
-            add(
-                CheckResult.WARNING,
-                "unacked-updates",
+        if _window_full(info):
+            full = (
                 f"{view.server}: {info.cur_unacked_updates} unacked updates, the limit "
-                f"(max-unacked-updates {info.max_outstanding_updates}) is reached",
-                view,
+                f"(max-unacked-updates {info.max_outstanding_updates}) is reached"
             )
+            since = unacked_since.get(unacked_key(view.server, name), now)
+            if since < now and now - since >= unacked_for:
+                add(
+                    CheckResult.WARNING,
+                    "unacked-updates",
+                    f"{full} and has stayed so for {format_duration(now - since)}"
+                    " (the partner is not acknowledging updates)",
+                    view,
+                )
+            else:
+                # One full sample is a bulk update in progress, normal for a moment.
+                add(
+                    CheckResult.OK,
+                    "unacked-updates",
+                    f"{full} (normal during a bulk update; a warning if it stays full for"
+                    f" {format_duration(unacked_for)})",
+                    view,
+                )
 
     alive = [view for view in pair if view.info is not None]
     # With no answer at all (unknown name, both unreachable) nothing is known: UNKNOWN, not

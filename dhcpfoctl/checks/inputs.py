@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dhcpfoctl.balance import BalanceReport, compute_balance
 from dhcpfoctl.conf import Config, read_config
@@ -12,12 +13,17 @@ from dhcpfoctl.errors import InputFileError, LocalError
 from dhcpfoctl.model import LeaseDB
 from dhcpfoctl.times import parse_duration, parse_time
 
+if TYPE_CHECKING:
+    from dhcpfoctl.checks.history import LeaseFollower
+
 
 @dataclass(frozen=True, slots=True)
 class Inputs:
     config: Config
     db: LeaseDB
     report: BalanceReport
+    #: About the remembered state (started over, ignored, not saved), one line each.
+    notes: tuple[str, ...] = ()
 
 
 def gather(
@@ -27,21 +33,34 @@ def gather(
     window: str,
     risk_free: int = 0,
     read_leases: Callable[[str], LeaseDB] | None = None,
+    follower: LeaseFollower | None = None,
 ) -> Inputs:
     """Read both files and compute the report; ``read_leases`` reads the lease file
-    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar)."""
+    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar).
+
+    ``follower`` adds the new bindings dhcpd appended since the last run to the lease
+    file's remembered history, the endurance's source. Only for an audit of now: the
+    history is about the present, and a file on standard input cannot be followed.
+    """
     if read_leases is None:
         from dhcpfoctl.leases import read_leases
 
-    moment = parse_time(as_of, int(time.time()))
+    now = int(time.time())
+    moment = parse_time(as_of, now)
     span = parse_duration(window)
     if span <= 0:
         raise LocalError("--window must be longer than 0 seconds")
     config = read_config(config_path)
-    db = read_leases(leases_path)
+    history, notes = None, ()
+    if follower is not None and moment == now and leases_path != "-":
+        followed = follower.read(leases_path, config, now)
+        history, notes = followed.history, tuple(followed.notes)
+        db = follower.whole(leases_path, read_leases)
+    else:
+        db = read_leases(leases_path)
     require_lease_records(db, leases_path, len(db.leases))
-    report = compute_balance(config, db, moment, window=span, risk_free=risk_free)
-    return Inputs(config, db, report)
+    report = compute_balance(config, db, moment, window=span, risk_free=risk_free, history=history)
+    return Inputs(config, db, report, notes)
 
 
 def require_lease_records(db: LeaseDB, path: str, records: int) -> None:
@@ -57,9 +76,10 @@ def require_lease_records(db: LeaseDB, path: str, records: int) -> None:
 
 
 def as_of_before_history(inputs: Inputs, as_of: str, path: str) -> str | None:
-    """A warning when ``--as-of`` lies before every lease record of the file: the estimate
-    then has no history at all ("0 bindings in 0s"), and the counts are the file's."""
-    if inputs.report.history or not len(inputs.db.leases):
+    """A warning when ``--as-of`` lies before every lease record of the file: the counts
+    are then the file's as it is now, not as it was at that moment."""
+    starts = [t for t in inputs.db.leases.starts if t > 0]
+    if not starts or inputs.report.as_of >= min(starts):
         return None
     return (
         f"--as-of {as_of} is not after the oldest lease record of {path}: no history to estimate"

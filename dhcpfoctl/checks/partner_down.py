@@ -39,12 +39,12 @@ def target_state(name: str) -> FailoverState:
     try:
         target = FailoverState.from_keyword(name)
     except ValueError:
-        target = None
-    if target not in TRANSITIONS:
-        allowed = ", ".join(s.keyword for s in TRANSITIONS)
-        raise LocalError(f"cannot force state {name!r}: only {allowed} may be set")
-    assert target is not None
-    return target
+        pass  # not a state at all: refused below like one that may not be forced
+    else:
+        if target in TRANSITIONS:
+            return target
+    allowed = ", ".join(s.keyword for s in TRANSITIONS)
+    raise LocalError(f"cannot force state {name!r}: only {allowed} may be set")
 
 
 def refuse_unless_allowed(

@@ -93,9 +93,16 @@ def audit(
         metavar="FILE",
         help="Write to FILE (atomically: temp file, then rename), e.g. for node-exporter.",
     ),
+    no_state: bool = typer.Option(
+        False, "--no-state", help="Remember nothing between runs (see README Monitoring)."
+    ),
+    state_max_age: str = typer.Option(
+        "1h", "--state-max-age", metavar="DURATION", help="Ignore remembered data older."
+    ),
 ) -> None:
     """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""
     from dhcpfoctl.checks import audit as judge
+    from dhcpfoctl.checks.history import LeaseFollower
     from dhcpfoctl.checks.inputs import as_of_before_history, gather
     from dhcpfoctl.cli.output import (
         exit_with,
@@ -105,6 +112,7 @@ def audit(
         warn,
     )
     from dhcpfoctl.errors import DhcpfoctlError
+    from dhcpfoctl.times import parse_duration
 
     chosen = AuditFormat.json if json_output else output_format
     with reported_errors(monitoring=True):
@@ -121,8 +129,14 @@ def audit(
                     "window": window,
                 },
             )
+            follower = LeaseFollower(use_state=True, max_age=parse_duration(state_max_age))
             inputs = gather(
-                config, leases, as_of, thresholds.window, read_leases=read_leases_with_progress
+                config,
+                leases,
+                as_of,
+                thresholds.window,
+                read_leases=read_leases_with_progress,
+                follower=None if no_state else follower,
             )
             result = judge.evaluate(inputs, thresholds)
         except DhcpfoctlError as exc:
@@ -170,6 +184,7 @@ def _emit(
                     }
                     for f in result.findings
                 ],
+                "notes": result.notes,
                 "thresholds": {
                     name: (str(value) if isinstance(value, FreeLimit) else value)
                     for name, value in (
@@ -253,6 +268,7 @@ def nagios_line(result: AuditResult, report: BalanceReport) -> str:
             summary += f" (+{len(result.findings) - 1} more)"
     else:
         summary = f"{len(report.pools)} pools, {len(report.relationships)} failover relationships"
+        summary += "".join(f"; {note}" for note in result.notes)
     return nagios_status_line(result.severity.name, summary, result.perfdata)
 
 

@@ -12,7 +12,7 @@ JSON (``--json``)::
     {
       "as_of": 1795851720, "as_of_iso": "2026-11-28T07:42:00Z",
       "window": 86400,                 # seconds of history asked for (--window)
-      "history": 403,                  # seconds the lease file covers
+      "history": 0,                    # seconds of new-binding history (audit/status keep it)
       "outside_ranges": 0,             # lease records in no range of the config
       "relationships": [{"name": "lab", "role": "primary",     # this server's role
                          "my_state": "normal", "partner_state": "normal",
@@ -29,12 +29,12 @@ JSON (``--json``)::
 
 ``counts``: total, free (F, never-recorded addresses included), backup (B), active, expired,
 released, abandoned, reset, reserved, unrecorded, active_ended, free_never_used,
-backup_never_used, oldest_free_ends, oldest_backup_ends, bindings, returns. A balance view:
+backup_never_used, oldest_free_ends, oldest_backup_ends, returns. A balance view:
 role, total, free, backup, lts, thresh, hold, panic, poolreq, imbalanced, exact,
 next_run_in, ``log`` (the next ``balancing pool`` line, timer run) and ``next_run`` ``min``
 / ``max`` (moved, free, backup, lts, imbalanced, ``log``: the ``balanced`` line). An
-endurance: window, bindings, returns, rate_per_hour, net_per_hour, normal, interrupted
-(seconds or null), enough_history, reason.
+endurance: window, bindings (new ones), returns, rate_per_hour, net_per_hour, normal,
+interrupted (seconds or null), enough_history, reason, bindings_by_server.
 """
 
 from __future__ import annotations
@@ -272,15 +272,17 @@ def print_table(report: BalanceReport, console: Any = None) -> None:
             f" free {rel.counts.free}, backup {rel.counts.backup}",
         )
         for who, value in rel.endurance.items():
-            if not value.enough_history:
-                print_wrapped(console, f"endurance ({who}): {value.reason}", indent="  ")
+            if value.interrupted is None:
+                print_wrapped(
+                    console, f"endurance ({who}): {value.reason or 'no drain'}", indent="  "
+                )
                 continue
             normal = format_duration(value.normal) if value.normal is not None else "no drain"
             interrupted = format_duration(value.interrupted or 0)
             print_wrapped(
                 console,
                 f"endurance ({who}): {interrupted} if communications-interrupted,"
-                f" {normal} in normal ({value.rate_per_hour:.1f} bindings/h over"
+                f" {normal} in normal ({value.rate_per_hour:.1f} new bindings/h over"
                 f" {format_duration(value.window)})",
                 indent="  ",
             )

@@ -39,10 +39,14 @@ JSON (``--json``; with ``--watch`` one such document per line per poll)::
                                      # this server's readable leases (+ config) file:
                                      # {"seconds": 7200 | null, "rate_per_hour": 12.5,
                                      #  "window": 86400, "leases": "…", "reason": null | "…"}
+                                     # rate: new bindings remembered between runs (README
+                                     # Monitoring) over "window" seconds of that history
          "pools": [{"address": "10.99.0.100", "lease_count": 151,
                     "free_leases": 70, "backup_leases": 71}]}
       ],
-      "findings": [                          # what the operator should know, worst first
+      "findings": [                          # what the operator should know, worst first;
+                                             # "ok" ones are notes (a single full sample of
+                                             # the unacked-updates window)
         {"health": "warning", "code": "communications-interrupted",
          "server": "10.98.0.2:7911", "relationship": "lab", "message": "…"}
       ]
@@ -112,11 +116,21 @@ def status(
     count: int | None = typer.Option(
         None, "--count", min=1, metavar="N", help="Stop after N polls."
     ),
+    no_state: bool = typer.Option(
+        False, "--no-state", help="Remember nothing between runs (see README Monitoring)."
+    ),
+    state_max_age: str = typer.Option(
+        "1h", "--state-max-age", metavar="DURATION", help="Ignore remembered data older."
+    ),
+    unacked_for: str = typer.Option(
+        "30s", "--unacked-for", metavar="DURATION", help="Warn when the window stays full."
+    ),
 ) -> None:
     """Show both servers' failover state, countdowns and warnings (exit 0/1/2/3)."""
     from dhcpfoctl.cli.output import echo, exit_with, nagios_status_line, reported_errors, warn
     from dhcpfoctl.errors import DhcpfoctlError, LocalError
     from dhcpfoctl.profile import KeyOptions, resolve_targets
+    from dhcpfoctl.times import parse_duration
 
     nagios = output_format is StatusFormat.nagios and not json_output
     json_output = json_output or output_format is StatusFormat.json
@@ -124,6 +138,9 @@ def status(
         try:
             if nagios and (watch or count is not None):
                 raise LocalError("--format nagios is one check: a monitor polls by itself")
+            memory = _Memory(
+                not no_state, parse_duration(state_max_age), parse_duration(unacked_for)
+            )
             targets = resolve_targets(
                 servers=server or [],
                 profile_name=profile,
@@ -140,17 +157,64 @@ def status(
         for message in targets.warnings:
             warn(message)
         if watch or count is not None:
-            health = _watch(targets, timeout, interval, count, json_output)
+            health = _watch(targets, timeout, interval, count, json_output, memory)
         else:
-            from dhcpfoctl.checks.gather import gather_report
-
-            report = gather_report(targets, timeout)
+            report = memory.poll(targets, timeout)
             if nagios:
                 echo(status_nagios_line(report))
             else:
                 _emit(report, targets, json_output)
             health = report.health
     exit_with(health)
+
+
+class _Memory:
+    """What status remembers: across the polls of ``--watch`` in memory, and across runs in
+    the state directory (unless ``--no-state``): each followed lease file's new bindings
+    (:mod:`dhcpfoctl.checks.history`) and since when each unacked-updates window is full."""
+
+    def __init__(self, use_state: bool, max_age: int, unacked_for: int) -> None:
+        self.use_state = use_state
+        self.max_age = max_age
+        self.unacked_for = unacked_for
+        self.follower: Any = None
+        self.unacked: dict[str, int] | None = None
+
+    def poll(self, targets: Targets, timeout: float) -> StatusReport:
+        from dhcpfoctl.checks.gather import gather_report
+        from dhcpfoctl.cli.output import warn
+        from dhcpfoctl.state import StateStore
+
+        store = StateStore("status", _targets_key(targets)) if self.use_state else None
+        if self.unacked is None:
+            self.unacked = _load_unacked(store, self.max_age)
+        if self.follower is None and any(spec.leases for spec in targets.servers):
+            from dhcpfoctl.checks.history import LeaseFollower
+
+            self.follower = LeaseFollower(use_state=self.use_state, max_age=self.max_age)
+        report = gather_report(
+            targets, timeout, self.follower, self.unacked, unacked_for=self.unacked_for
+        )
+        if store is not None:
+            store.save({"unacked": self.unacked}, report.now)
+            if store.save_error:
+                warn(store.save_error)
+        return report
+
+
+def _targets_key(targets: Targets) -> str:
+    """The unacked-updates memory is about these servers and relationships."""
+    return "\n".join(
+        [*(spec.endpoint for spec in targets.servers), "", *sorted(targets.relationships)]
+    )
+
+
+def _load_unacked(store: Any, max_age: int) -> dict[str, int]:
+    document = None if store is None else store.load(time.time(), max_age)
+    unacked = document.get("unacked") if document else None
+    if not isinstance(unacked, dict):
+        return {}
+    return {str(key): value for key, value in unacked.items() if type(value) is int and value >= 0}
 
 
 def _emit_error_json(exc: Exception) -> None:
@@ -193,19 +257,21 @@ def _emit(report: StatusReport, targets: Targets, json_output: bool) -> None:
 
 
 def _watch(
-    targets: Targets, timeout: float, interval: float, count: int | None, json_output: bool
+    targets: Targets,
+    timeout: float,
+    interval: float,
+    count: int | None,
+    json_output: bool,
+    memory: _Memory,
 ) -> CheckResult:
     """Poll until Ctrl-C or ``count`` polls; returns the last health."""
     from rich.live import Live
 
-    from dhcpfoctl.checks.gather import gather_report
     from dhcpfoctl.cli.output import print_json, stdout_console
     from dhcpfoctl.errors import CheckResult
-    from dhcpfoctl.leases import LeaseFileFollower
 
-    # In communications-interrupted each poll reads the lease files for endurance: follow
-    # them, so that a poll costs what dhcpd appended, not a full read of a large file.
-    lease_files = LeaseFileFollower()
+    # ``memory`` follows the lease files (a poll costs what dhcpd appended, not a full read
+    # of a large file) and the unacked-updates windows from poll to poll.
     previous: dict[tuple[str, str], str] = {}
     transitions: list[str] = []
     health = CheckResult.UNKNOWN
@@ -220,7 +286,7 @@ def _watch(
             live.start()
         while count is None or polls < count:
             started = time.monotonic()
-            report = gather_report(targets, timeout, lease_files.read)
+            report = memory.poll(targets, timeout)
             health = report.health
             polls += 1
             changed = _transitions(report, previous, transitions)

@@ -1,0 +1,177 @@
+"""New bindings: the lease-record transitions that consume a server's free leases.
+
+What runs a server out of its own free leases while it cannot talk to its partner is the
+rate of *new bindings*, not of lease records: a real dhcpd writes a fresh record (``starts``
+moved) at every renewal by the same client. A record is a new binding when it makes its
+address ``active``:
+
+* from any other state (free, backup, expired, released, abandoned, reset, or an address
+  with no record: a never-used free lease, which a rewrite does not write), or
+* for another client than the one that held it (hardware address or uid differ).
+
+A renewal (active, same client) costs nothing. What "held it" means is kept in
+:class:`Holders`: for each address whose last record is active, a 32-bit fingerprint of its
+client (16 bits of the hardware address's CRC, 16 of the uid's; 0 = unknown, which matches
+anything). That memory is what lets a later run judge only what dhcpd appended; there the
+hardware address alone tells clients apart (see :func:`table_bindings`).
+
+Which server made the binding, from one server's own file (docs/lease-file.md §3,
+docs/failover-protocol.md §7.1-7.2), checked on the captured dhcpd 4.4.3 journals:
+
+* a record this server wrote as it answered the client has ``cltt`` = ``starts`` (dhcpd
+  stamps both with the time of the DHCPACK), and while its BNDUPD is not yet acknowledged
+  it also carries ``rewind binding state`` = the state the partner still knows (``free`` on a
+  primary, ``backup`` on a secondary: the lease it consumed);
+* a record written on receiving the partner's BNDUPD has ``starts`` = the partner's STOS but
+  keeps this server's old ``cltt`` (dhcpd does not store a BNDUPD's CLTT) or none, and never a
+  rewind state (an accepted update sets it to the new state).
+
+So a new binding is this server's when its record has a rewind state other than ``active`` or
+``cltt`` equal to ``starts``, and its partner's otherwise.
+"""
+
+from __future__ import annotations
+
+import operator
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import accumulate
+from typing import Final
+
+from dhcpfoctl.model import BindingState, Lease, LeaseTable, address_to_int
+
+_ACTIVE: Final = int(BindingState.ACTIVE)
+#: Legacy states dhcpd reads as active (plus a flag).
+_ACTIVE_STATES: Final = frozenset({_ACTIVE, int(BindingState.RESERVED), int(BindingState.BOOTP)})
+_HALF: Final = 0xFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class NewBinding:
+    """One address bound to a new client."""
+
+    address: int
+    #: When the binding began: the record's ``starts`` (0 when the record has none).
+    at: int
+    #: Made by the server whose lease file this is (else by its failover partner).
+    local: bool
+
+
+def fingerprint(hardware: bytes | None, uid: bytes | None) -> int:
+    """A client's 32-bit fingerprint: hardware address and uid, 16 bits each (0: absent)."""
+    hw = (zlib.crc32(hardware) & _HALF or 1) if hardware else 0
+    client_id = (zlib.crc32(uid) & _HALF or 1) if uid else 0
+    return hw << 16 | client_id
+
+
+def same_client(a: int, b: int) -> bool:
+    """Whether two fingerprints can be the same client: each known half must agree."""
+    hw_a, hw_b, id_a, id_b = a >> 16, b >> 16, a & _HALF, b & _HALF
+    if hw_a and hw_b and hw_a != hw_b:
+        return False
+    return not (id_a and id_b and id_a != id_b)
+
+
+def made_locally(starts: int, cltt: int, rewind: int) -> bool:
+    """The record is this server's own answer to the client (see the module doc)."""
+    return (rewind != 0 and rewind not in _ACTIVE_STATES) or (cltt != 0 and cltt == starts)
+
+
+class Holders:
+    """The client of every address whose last record is active (see the module doc)."""
+
+    __slots__ = ("clients",)
+
+    def __init__(self, clients: dict[int, int] | None = None) -> None:
+        self.clients: dict[int, int] = {} if clients is None else clients
+
+    def __len__(self) -> int:
+        return len(self.clients)
+
+    def observe(self, address: int, active: bool, client: int) -> bool:
+        """Record the address's new last record; whether it is a new binding."""
+        if not active:
+            self.clients.pop(address, None)
+            return False
+        held = self.clients.get(address)
+        self.clients[address] = client if held is None or client else held
+        return held is None or not same_client(held, client)
+
+    @classmethod
+    def from_table(cls, table: LeaseTable) -> Holders:
+        """The baseline: the holders of a whole file's current leases (nothing is new).
+
+        By hardware address only: decoding every record's uid would cost several times the
+        read of a large file; the uid half stays unknown (matching any) until the holder's
+        next record."""
+        hardware = table.hardware_at
+        holders = cls()
+        holders.clients = {
+            table.address_int(row): fingerprint(hardware(row), None)
+            for row, state in enumerate(table.state)
+            if state in _ACTIVE_STATES
+        }
+        return holders
+
+    def to_bytes(self) -> bytes:
+        """Compact form for a state file: sorted addresses delta-coded, then fingerprints."""
+        addresses = sorted(self.clients)
+        deltas = array("I", map(operator.sub, addresses, [0, *addresses[:-1]]))
+        clients = array("I", map(self.clients.__getitem__, addresses))
+        header = len(addresses).to_bytes(4, "big")
+        return zlib.compress(header + deltas.tobytes() + clients.tobytes(), 1)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Holders:
+        """Inverse of :meth:`to_bytes`; ``ValueError`` on anything else."""
+        try:
+            raw = zlib.decompress(blob)
+        except zlib.error as exc:
+            raise ValueError(f"not a holders blob: {exc}") from None
+        count = int.from_bytes(raw[:4], "big")
+        if len(raw) != 4 + 8 * count:
+            raise ValueError("not a holders blob: wrong length")
+        deltas, clients = array("I"), array("I")
+        deltas.frombytes(raw[4 : 4 + 4 * count])
+        clients.frombytes(raw[4 + 4 * count :])
+        return cls(dict(zip(accumulate(deltas), clients, strict=True)))
+
+
+def new_bindings(records: Iterable[Lease], holders: Holders) -> Iterator[NewBinding]:
+    """The new bindings among ``records`` (in file order), updating ``holders``."""
+    for lease in records:
+        address = address_to_int(lease.address)
+        # Without a ``binding state`` line dhcpd judges by ``ends``; the record's own
+        # ``starts``/``ends`` are the best "now" it offers for that.
+        state = lease.effective_state(lease.starts or 0)
+        active = state == BindingState.ACTIVE
+        client = fingerprint(lease.hardware_address, lease.uid)
+        if holders.observe(address, active, client):
+            starts, cltt = lease.starts or 0, lease.cltt or 0
+            rewind = int(lease.rewind_binding_state or 0)
+            yield NewBinding(address, starts, made_locally(starts, cltt, rewind))
+
+
+def table_bindings(table: LeaseTable, holders: Holders) -> Iterator[NewBinding]:
+    """The new bindings among the rows of ``table`` (one record per address, e.g. what was
+    appended since the last read), updating ``holders``.
+
+    Between two reads an address may have changed hands more than once; only its last
+    record is judged, so a free → active → free → active sequence inside one interval
+    counts once (polls shorter than a lease time make that rare). Clients are told apart by
+    hardware address here (dhcpd requires one on every active lease): decoding each
+    record's uid would cost more than reading it.
+    """
+    for row in range(len(table)):
+        state = table.state[row]
+        if state == 0:  # no ``binding state`` line: dhcpd's reading of it
+            state = int(table.lease_at(row).effective_state(table.starts[row]))
+        active = state in _ACTIVE_STATES
+        client = fingerprint(table.hardware_at(row), None) if active else 0
+        address = table.address_int(row)
+        if holders.observe(address, active, client):
+            starts = table.starts[row]
+            local = made_locally(starts, table.cltt[row], table.rewind_state[row])
+            yield NewBinding(address, starts, local)
