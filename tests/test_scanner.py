@@ -115,6 +115,10 @@ def both(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], tuple
         if os.environ.get("CI") == "true":
             pytest.fail(f"the compiled scanner is not active: {leases.active_reader()}")
         pytest.skip(leases.active_reader())
+    expected = os.environ.get("DHCPFOCTL_SCANNER_EXPECT")  # `make sanitize`: its build
+    module = leases.compiled_scanner()
+    assert module is not None
+    assert expected is None or str(module.__file__).startswith(expected), module.__file__
 
     def run(read: Callable[[], Any]) -> tuple[Any, Any]:
         monkeypatch.delenv(leases.PURE_PYTHON_ENV, raising=False)
