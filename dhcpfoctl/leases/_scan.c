@@ -60,6 +60,7 @@ typedef struct {
     int n_hw_types;
     keyword_t packed[MAX_KEYWORDS]; /* line start ("  uid ") -> one byte */
     int n_packed;
+    uint8_t unpackable[256];        /* bytes that keep a body raw: NUL and the packed bytes */
     int64_t never, earliest, latest;
     block_entry *blocks;
     size_t blocks_cap, blocks_used;
@@ -532,12 +533,7 @@ static int parse_record(const Scanner *s, const uc *p, const uc *e, row_t *row) 
 static PyObject *packed_body(const Scanner *s, const uc *p, const uc *e) {
     if (p == e) return PyBytes_FromStringAndSize("", 0);
     for (const uc *q = p; q < e; q++) {
-        if (*q == 0) return PyBytes_FromStringAndSize((const char *)p, e - p);
-        for (int i = 0; i < s->n_packed; i++) {
-            if (*q == (uc)s->packed[i].value) {
-                return PyBytes_FromStringAndSize((const char *)p, e - p);
-            }
-        }
+        if (s->unpackable[*q]) return PyBytes_FromStringAndSize((const char *)p, e - p);
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, e - p);  /* packing only shortens */
     if (out == NULL) return NULL;
@@ -992,6 +988,9 @@ static int Scanner_init(Scanner *self, PyObject *args, PyObject *kwds) {
     int failed = PyErr_Occurred() || keywords_from(pairs, self->packed, &self->n_packed, 1) < 0;
     Py_DECREF(pairs);
     if (failed) return -1;
+    memset(self->unpackable, 0, sizeof self->unpackable);
+    self->unpackable[0] = 1;
+    for (int i = 0; i < self->n_packed; i++) self->unpackable[self->packed[i].value] = 1;
     Py_INCREF(block_of);
     Py_XSETREF(self->block_of, block_of);
     self->never = never;
