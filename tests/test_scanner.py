@@ -370,3 +370,26 @@ def test_scanner_refuses_bounds_outside_the_buffer(both) -> None:
         scanner.forward(buf, bad, 0, 1)
     with pytest.raises(ValueError):
         scanner.backward(buf, bad, 0, 1)
+
+
+def test_scatter_writes_only_rows_inside_each_column(both) -> None:
+    del both  # only for its check that the scanner is built
+    from array import array
+
+    scatter = leases.compiled_scanner().scatter  # type: ignore[union-attr]
+    times, states, extras = array("q", [0] * 4), bytearray(4), [None] * 4
+    scatter([3, 1], (times, states, extras), (array("q", [7, 9]), b"\x02\x05", [b"a", b"b"]))
+    assert (list(times), list(states), extras) == (
+        [0, 9, 0, 7],
+        [0, 5, 0, 2],
+        [None, b"b", None, b"a"],
+    )
+    scatter([0], (times,), ([11],))  # values that are not a buffer: item by item
+    scatter([2], (times,), (array("i", [12]),))  # another item format: item by item
+    assert list(times) == [11, 9, 12, 7]
+    for rows in ([4], [-1]):
+        for column in (times, extras):
+            with pytest.raises(IndexError):
+                scatter(rows, (column,), ([0],) if column is extras else (array("q", [0]),))
+    with pytest.raises(ValueError):
+        scatter([0, 1], (extras,), ([1],))

@@ -15,9 +15,10 @@
  *       int64 array [gap 0 start, record 0 start, gap 1 start, ..., gap n start] (record i
  *       ends where gap i + 1 starts, gap n at hi); marks lists the gaps that hold anything
  *       but whitespace.
- *   .forward(buf, bounds, first, stop) -> (columns | None, barrier)
+ *   .forward(buf, bounds, first, stop) -> (columns | None, barrier, superseded)
  *       Records first .. barrier - 1 parsed in file order; barrier == stop, or the index of
- *       the first record that is not canonical.
+ *       the first record that is not canonical. Only each address's last record is returned
+ *       (superseded: how many earlier ones were dropped).
  *   .backward(buf, bounds, first, stop) -> (columns | None, barrier, superseded)
  *       Records from stop - 1 down: those of another process's share are skipped, those whose
  *       address already has a row (or a later record in this call) are counted as superseded,
@@ -729,34 +730,6 @@ static int record_span(const scan_args *a, Py_ssize_t i, const uc **p, const uc 
     return 0;
 }
 
-static PyObject *Scanner_forward(Scanner *self, PyObject *args) {
-    scan_args a;
-    Py_ssize_t first, stop, i;
-    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
-    columns_t c;
-    if (columns_init(&c, stop - first) < 0) {
-        scan_args_release(&a);
-        return NULL;
-    }
-    for (i = first; i < stop; i++) {
-        const uc *p, *e;
-        row_t row;
-        int64_t address;
-        if (record_span(&a, i, &p, &e) < 0) goto fail;
-        if (parse_header(p, e, &address) == NULL || address < 0 ||
-            !parse_record(self, p, e, &row)) {
-            break;
-        }
-        if (columns_add(self, &c, (uint32_t)address, &row) < 0) goto fail;
-    }
-    scan_args_release(&a);
-    return Py_BuildValue("(Nn)", columns_result(&c), i);
-fail:
-    columns_free(&c);
-    scan_args_release(&a);
-    return NULL;
-}
-
 /* ---- the table's blocks: which addresses already have a row ---------------------------- */
 
 static block_entry *block_slot(Scanner *self, uint32_t key) {
@@ -853,6 +826,86 @@ static int address_set_add(address_set *set, uint32_t address) {
     return 0;
 }
 
+/* Journal semantics inside a batch: only each address's last row is kept (in file order of
+ * those last rows, as LeaseTable.put_columns keeps them); returns how many were dropped. */
+static Py_ssize_t columns_keep_last(columns_t *c) {
+    address_set seen = {0};
+    PyObject *kept = NULL;
+    uint8_t *keep = PyMem_Malloc(c->count ? (size_t)c->count : 1);
+    if (keep == NULL || address_set_init(&seen, c->count) < 0) goto fail;
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = c->count - 1; i >= 0; i--) {
+        keep[i] = !address_set_add(&seen, c->addresses[i]);
+        n += keep[i];
+    }
+    if (n == c->count) {
+        PyMem_Free(keep);
+        PyMem_Free(seen.slots);
+        return 0;
+    }
+    kept = PyList_New(n);
+    if (kept == NULL) goto fail;
+    Py_ssize_t j = 0;
+    for (Py_ssize_t i = 0; i < c->count; i++) {
+        if (!keep[i]) continue;
+        c->addresses[j] = c->addresses[i];
+        for (int t = 0; t < N_TIMES; t++) c->times[t][j] = c->times[t][i];
+        for (int t = 0; t < 3; t++) c->states[t][j] = c->states[t][i];
+        c->flags[j] = c->flags[i];
+        c->hw_types[j] = c->hw_types[i];
+        c->hw_lens[j] = c->hw_lens[i];
+        c->hws[j] = c->hws[i];
+        PyObject *body = PyList_GET_ITEM(c->extras, i);
+        Py_INCREF(body);
+        PyList_SET_ITEM(kept, j, body);
+        j++;
+    }
+    Py_ssize_t dropped = c->count - n;
+    c->count = n;
+    Py_SETREF(c->extras, kept);
+    PyMem_Free(keep);
+    PyMem_Free(seen.slots);
+    return dropped;
+fail:
+    if (!PyErr_Occurred()) PyErr_NoMemory();
+    PyMem_Free(keep);
+    PyMem_Free(seen.slots);
+    return -1;
+}
+
+static PyObject *Scanner_forward(Scanner *self, PyObject *args) {
+    scan_args a;
+    Py_ssize_t first, stop, i;
+    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
+    columns_t c;
+    if (columns_init(&c, stop - first) < 0) {
+        scan_args_release(&a);
+        return NULL;
+    }
+    for (i = first; i < stop; i++) {
+        const uc *p, *e;
+        row_t row;
+        int64_t address;
+        if (record_span(&a, i, &p, &e) < 0) goto fail;
+        if (parse_header(p, e, &address) == NULL || address < 0 ||
+            !parse_record(self, p, e, &row)) {
+            break;
+        }
+        if (columns_add(self, &c, (uint32_t)address, &row) < 0) goto fail;
+    }
+    scan_args_release(&a);
+    Py_ssize_t superseded = columns_keep_last(&c);
+    if (superseded < 0) {
+        columns_free(&c);
+        return NULL;
+    }
+    return Py_BuildValue("(Nnn)", columns_result(&c), i, superseded);
+fail:
+    columns_free(&c);
+    scan_args_release(&a);
+    return NULL;
+}
+
 static PyObject *Scanner_backward(Scanner *self, PyObject *args) {
     scan_args a;
     Py_ssize_t first, stop, i, superseded = 0;
@@ -897,6 +950,111 @@ fail:
     scan_args_release(&a);
     return NULL;
 }
+
+/* ---- scattered column writes (LeaseTable.put_columns' updates of existing rows) --------- */
+
+/* scatter(rows, targets, values): targets[k][rows[i]] = values[k][i] for every k and i, by
+ * memcpy where target and value are buffers of the same item format (array, bytearray,
+ * bytes), else item by item. Every row is checked against the target's length. */
+static int scatter_one(PyObject *target, PyObject *value, const Py_ssize_t *rows, Py_ssize_t n) {
+    Py_buffer tv, vv;
+    if (PyObject_CheckBuffer(target) && PyObject_CheckBuffer(value) &&
+        PyObject_GetBuffer(target, &tv, PyBUF_WRITABLE | PyBUF_FORMAT) == 0) {
+        if (PyObject_GetBuffer(value, &vv, PyBUF_FORMAT) < 0) {
+            PyBuffer_Release(&tv);
+            return -1;
+        }
+        const char *tf = tv.format ? tv.format : "B", *vf = vv.format ? vv.format : "B";
+        int same = tv.itemsize == vv.itemsize && tv.itemsize > 0 && strcmp(tf, vf) == 0 &&
+                   vv.len / vv.itemsize >= n;
+        int status = 0;
+        if (same) {
+            Py_ssize_t size = tv.itemsize, length = tv.len / size;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                if (rows[i] < 0 || rows[i] >= length) {
+                    PyErr_SetString(PyExc_IndexError, "scatter: row outside the column");
+                    status = -1;
+                    break;
+                }
+                memcpy((char *)tv.buf + rows[i] * size, (const char *)vv.buf + i * size,
+                       (size_t)size);
+            }
+        }
+        PyBuffer_Release(&vv);
+        PyBuffer_Release(&tv);
+        if (same || status < 0) return status;
+    }
+    PyErr_Clear();  /* not a writable buffer: item by item */
+    PyObject *items = PySequence_Fast(value, "scatter: values are not a sequence");
+    if (items == NULL) return -1;
+    if (PySequence_Fast_GET_SIZE(items) < n) {
+        Py_DECREF(items);
+        PyErr_SetString(PyExc_ValueError, "scatter: fewer values than rows");
+        return -1;
+    }
+    Py_ssize_t length = PySequence_Size(target);
+    if (length < 0) {
+        Py_DECREF(items);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (rows[i] < 0 || rows[i] >= length) {  /* no index from the end */
+            Py_DECREF(items);
+            PyErr_SetString(PyExc_IndexError, "scatter: row outside the column");
+            return -1;
+        }
+        if (PySequence_SetItem(target, rows[i], PySequence_Fast_GET_ITEM(items, i)) < 0) {
+            Py_DECREF(items);
+            return -1;
+        }
+    }
+    Py_DECREF(items);
+    return 0;
+}
+
+static PyObject *scan_scatter(PyObject *module, PyObject *args) {
+    PyObject *rows_in, *targets, *values;
+    if (!PyArg_ParseTuple(args, "OOO", &rows_in, &targets, &values)) return NULL;
+    PyObject *rows_seq = PySequence_Fast(rows_in, "scatter: rows are not a sequence");
+    if (rows_seq == NULL) return NULL;
+    PyObject *target_seq = NULL, *value_seq = NULL, *result = NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(rows_seq);
+    Py_ssize_t *rows = PyMem_Malloc(n ? (size_t)n * sizeof(Py_ssize_t) : 1);
+    if (rows == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        rows[i] = PyLong_AsSsize_t(PySequence_Fast_GET_ITEM(rows_seq, i));
+        if (rows[i] == -1 && PyErr_Occurred()) goto done;
+    }
+    target_seq = PySequence_Fast(targets, "scatter: targets are not a sequence");
+    value_seq = target_seq ? PySequence_Fast(values, "scatter: values are not a sequence") : NULL;
+    if (value_seq == NULL) goto done;
+    if (PySequence_Fast_GET_SIZE(target_seq) != PySequence_Fast_GET_SIZE(value_seq)) {
+        PyErr_SetString(PyExc_ValueError, "scatter: as many targets as values");
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(target_seq); k++) {
+        if (scatter_one(PySequence_Fast_GET_ITEM(target_seq, k),
+                        PySequence_Fast_GET_ITEM(value_seq, k), rows, n) < 0) {
+            goto done;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyMem_Free(rows);
+    Py_DECREF(rows_seq);
+    Py_XDECREF(target_seq);
+    Py_XDECREF(value_seq);
+    return result;
+}
+
+static PyMethodDef scan_functions[] = {
+    {"scatter", scan_scatter, METH_VARARGS,
+     "scatter(rows, targets, values): targets[k][rows[i]] = values[k][i]."},
+    {NULL, NULL, 0, NULL},
+};
 
 /* ---- construction ---------------------------------------------------------------------- */
 
@@ -1035,6 +1193,7 @@ static struct PyModuleDef scan_module = {
     .m_name = "_scan",
     .m_doc = "Compiled lease scanner (see dhcpfoctl.leases.reader).",
     .m_size = -1,
+    .m_methods = scan_functions,
 };
 
 PyMODINIT_FUNC PyInit__scan(void) {

@@ -272,6 +272,8 @@ class _Reader:
         self.resyncing = False
         db.leases.extras_decoder = syntax.decode_lease_body
         module = compiled_scanner()
+        #: Writes of existing rows in C (LeaseTable.put_columns' scatter).
+        self.scatter = None if module is None else module.scatter
         self.scanner = (
             None
             if module is None
@@ -364,7 +366,9 @@ class _Reader:
         bounds = split.bounds
         if self.scanner is not None:
             while first < stop:
-                found, barrier = self.scanner.forward(buf, split.raw, first, stop)
+                found, barrier, superseded = self.scanner.forward(buf, split.raw, first, stop)
+                self.db.stats.records += superseded
+                self.db.stats.superseded += superseded
                 if found is not None:
                     self._put(*_columns_of(found))
                 if barrier >= stop:
@@ -434,7 +438,9 @@ class _Reader:
         if known_new:
             self.db.leases.append_new(addresses, *values)
         else:
-            self.db.stats.superseded += self.db.leases.put_columns(addresses, *values)
+            self.db.stats.superseded += self.db.leases.put_columns(
+                addresses, *values, scatter=self.scatter
+            )
 
     def _addresses(self, prefixes: Sequence[bytes], lasts: Sequence[bytes]) -> list[int] | None:
         """Integer addresses from the record split's address texts; None if a prefix is not
