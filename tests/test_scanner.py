@@ -196,10 +196,10 @@ def test_history_and_gzip_reads_forward_identically(both, tmp_path: Path) -> Non
 
 @pytest.fixture(scope="module")
 def journal(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated failover journal: 3,000 addresses, 3 records each, then 1% appended."""
+    """A generated failover journal: 2,000 addresses, 3 records each, then 1% appended."""
     path = tmp_path_factory.mktemp("journal") / "journal.leases"
-    write_leases(path, 3000)
-    append_records(path, 3000, 90)
+    write_leases(path, 2000)
+    append_records(path, 2000, 60)
     return path
 
 
@@ -207,7 +207,7 @@ def test_generated_journal(both, chunk, tmp_path: Path, journal: Path) -> None:
     data = journal.read_bytes()
     compiled, pure = both(lambda: _snapshot(read_leases(journal)))
     assert compiled == pure
-    assert len(compiled["leases"]) == 3000 and compiled["stats"].records == 9090
+    assert len(compiled["leases"]) == 2000 and compiled["stats"].records == 6060
     compiled, pure = both(lambda: _snapshot(read_leases(journal, processes=2)))
     assert compiled == pure
     _check_all_ways(both, tmp_path, data, [len(data) // 2, len(data) - 1000])
@@ -220,7 +220,7 @@ def test_incremental_resume_after_appended_records(both, tmp_path: Path, journal
         db, state = read_leases_incremental(path, None, None)
         results = [(_snapshot(db), state)]
         for seed in (3, 4):
-            append_records(path, 3000, 30, seed=seed)
+            append_records(path, 2000, 20, seed=seed)
             db, state = read_leases_incremental(path, state, db)
             results.append((_snapshot(db), state.offset, state.line, state.tail))
         return results[1:]
