@@ -553,8 +553,13 @@ static PyObject *packed_body(const Scanner *s, const uc *p, const uc *e) {
             Py_DECREF(out);
             return PyBytes_FromStringAndSize((const char *)p, e - p);
         }
-        *w++ = (uc)s->packed[i].value;
         const uc *rest = line + s->packed[i].len, *stop = nl - 1;  /* before ";" */
+        uc *out_start = (uc *)PyBytes_AS_STRING(out);
+        if ((w - out_start) + 1 + (stop - rest) + 2 > e - p) {  /* cannot happen: lines shrink */
+            Py_DECREF(out);
+            return PyBytes_FromStringAndSize((const char *)p, e - p);
+        }
+        *w++ = (uc)s->packed[i].value;
         memcpy(w, rest, (size_t)(stop - rest));
         w += stop - rest;
         line = nl + 1;
