@@ -326,6 +326,16 @@ RawExtras = bytes
 ExtrasDecoder = Callable[[RawExtras], LeaseExtras]
 
 
+#: ``scatter(rows, columns, values)``: ``columns[k][rows[i]] = values[k][i]``.
+Scatter = Callable[[Sequence[int], Sequence[Any], Sequence[Sequence[Any]]], None]
+
+
+def scatter_columns(rows: Sequence[int], columns: Sequence[Any], values: Sequence[Any]) -> None:
+    """``columns[k][rows[i]] = values[k][i]`` for every column, in C-level passes."""
+    for column, value in zip(columns, values, strict=True):
+        deque(map(column.__setitem__, rows, value), 0)
+
+
 class LeaseTable:
     """Current lease per IPv4 address, stored column-wise (last record written wins).
 
@@ -529,12 +539,16 @@ class LeaseTable:
         hw_lens: Sequence[int],
         hws: Sequence[int],
         extras: Sequence[LeaseExtras | RawExtras | None],
+        *,
+        scatter: Scatter | None = None,
     ) -> int:
         """Bulk :meth:`put_row` of records in file order; returns how many were superseded.
 
         ``times`` holds six columns (starts … cltt) and ``states`` three (binding, next,
         rewind), each as long as ``addresses``. The loops run inside ``map``, so a chunk of
-        a lease file costs C calls rather than Python statements per record.
+        a lease file costs C calls rather than Python statements per record. ``scatter``
+        writes the rows that already exist (:func:`scatter_columns` by default; the lease
+        reader passes its compiled equivalent).
         """
         count = len(addresses)
         last = dict(zip(addresses, range(count), strict=True))
@@ -578,11 +592,10 @@ class LeaseTable:
             if self._hw_long:
                 for row in old_rows:
                     self._hw_long.pop(row, None)
-            for column, value in zip(columns, values, strict=True):
-                if len(old) == len(rows):
-                    deque(map(column.__setitem__, old_rows, value), 0)
-                else:
-                    deque(map(column.__setitem__, old_rows, map(value.__getitem__, old)), 0)
+            updates = values
+            if len(old) != len(rows):
+                updates = tuple(list(map(value.__getitem__, old)) for value in values)
+            (scatter or scatter_columns)(old_rows, columns, updates)
         if new:
             if len(new) == len(rows):
                 self._append_rows(addresses, block_of, low, values)

@@ -15,7 +15,8 @@ runner = CliRunner()
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
-    assert result.stdout.strip() == f"dhcpfoctl {__version__}"
+    assert result.stdout.splitlines()[0] == f"dhcpfoctl {__version__}"
+    assert result.stdout.splitlines()[1].startswith("lease reader: ")
 
 
 @pytest.mark.parametrize(

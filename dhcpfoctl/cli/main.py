@@ -56,7 +56,10 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
+        from dhcpfoctl.leases import active_reader  # the package only, not the reader
+
         echo(f"dhcpfoctl {__version__}")
+        echo(f"lease reader: {active_reader()}")
         exit_with(CheckResult.OK)
 
 

@@ -9,6 +9,12 @@ stored column-wise with ``map``-driven bulk operations; everything else (comment
 whitespace, ``on`` blocks, legacy forms, errors, non-lease records) goes through the full
 parser in :mod:`syntax`, which reports problems as ``FILE:LINE``. Memory holds only the
 current lease of each address.
+
+Where the compiled scanner (``_scan.c``) is built it takes the place of the regexes: the same
+record split, the same canonical layout, one pass in C; every record it does not fully
+understand is handed to the same Python fallback, record by record, in file order (forwards)
+or last first (backwards), so the result is the pure-Python reader's. ``DHCPFOCTL_PURE_PYTHON=1``
+forces the pure-Python path, which stays the oracle of the differential tests.
 """
 
 from __future__ import annotations
@@ -23,14 +29,17 @@ import stat
 import sys
 from array import array
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, filterfalse, repeat
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.files import open_regular
-from dhcpfoctl.leases import syntax
+from dhcpfoctl.leases import compiled_scanner, syntax
 from dhcpfoctl.model import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    NEVER,
     BindingState,
     FailoverPeerRecord,
     HardwareType,
@@ -170,6 +179,25 @@ _HW_LENGTHS: Final = {0: 0, **{3 * n - 1: n for n in range(1, 9)}}
 _DATE_CACHE_MAX: Final = 1 << 13
 
 
+@dataclass(slots=True)
+class _Split:
+    """The lease records and the gaps between them in ``buf[lo:hi]`` (``_LEASE_RECORD``).
+
+    ``bounds``: gap ``i`` starts at ``[2 * i]``, record ``i`` at ``[2 * i + 1]`` and ends at
+    ``[2 * i + 2]`` (the last gap, number ``count``, ends at ``hi``); ``marks``: the gaps that
+    hold more than whitespace. The pure-Python path also keeps each record's text and
+    address texts; the compiled one its raw ``bounds`` (int64 bytes).
+    """
+
+    bounds: Sequence[int]
+    marks: list[int]
+    count: int
+    raw: bytes = b""
+    texts: list[bytes] = field(default_factory=list)
+    prefixes: list[bytes] = field(default_factory=list)
+    lasts: list[bytes] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class ResumeState:
     """Where a previous read of a file stopped (see :func:`read_leases_incremental`).
@@ -220,7 +248,15 @@ class _StopFeed(Exception):
 class _Reader:
     """One pass over a byte stream into a :class:`LeaseDB` (see module doc)."""
 
-    def __init__(self, db: LeaseDB, name: str, *, strict: bool, line: int = 1) -> None:
+    def __init__(
+        self,
+        db: LeaseDB,
+        name: str,
+        *,
+        strict: bool,
+        line: int = 1,
+        share: tuple[int, int] = (0, 1),
+    ) -> None:
         self.db = db
         self.name = name
         self.strict = strict
@@ -230,9 +266,28 @@ class _Reader:
         #: Value and /24 block of each address prefix text met (see :meth:`_learn_prefixes`).
         self.prefixes: dict[bytes, int] = {}
         self.blocks: dict[bytes, array | None] = {}
-        self.share = (0, 1)  # all addresses (see _BackwardReader)
+        #: (index, count): this reader keeps the leases whose /24 block number modulo count
+        #: is index, so that several processes can share a file (see _BackwardReader).
+        self.share = share
         self.resyncing = False
         db.leases.extras_decoder = syntax.decode_lease_body
+        module = compiled_scanner()
+        #: Writes of existing rows in C (LeaseTable.put_columns' scatter).
+        self.scatter = None if module is None else module.scatter
+        self.scanner = (
+            None
+            if module is None
+            else module.Scanner(
+                db.leases.block,
+                *share,
+                _STATES,
+                _HW_TYPES,
+                syntax._PACKED_STARTS,
+                NEVER,
+                EARLIEST_TIME,
+                LATEST_TIME,
+            )
+        )
 
     # Reporting -------------------------------------------------------------------------
 
@@ -272,55 +327,63 @@ class _Reader:
                 return end if final else max(0, end - 64)  # keep a possibly cut keyword
             pos = found.start()
             self.resyncing = False
-        # The record-finding regex splits the buffer into gaps and whole lease records, so
-        # every gap's offset is known exactly (for FILE:LINE and for resuming).
-        pieces = _LEASE_RECORD.split(buf[pos:end] if pos or end != len(buf) else buf)
-        gaps, texts = pieces[::4], pieces[1::4]
-        offsets = _offsets(gaps, texts, pos)
-        prefixes, lasts = pieces[2::4], pieces[3::4]
+        # The record split gives the buffer as gaps and whole lease records, so every gap's
+        # offset is known exactly (for FILE:LINE and for resuming).
+        split = self._split(buf, pos, end)
+        last = split.count
+        tail_blank = not split.marks or split.marks[-1] != last
         first = 0
         try:
-            for index, gap in enumerate(gaps):
-                last_gap = index == len(gaps) - 1
-                if not last_gap and (not gap or gap.isspace()):
-                    continue
+            for index in [*split.marks, last] if tail_blank else split.marks:
                 if index > first:
-                    self._records(buf, (texts, prefixes, lasts), offsets, first, index)
-                if gap and not gap.isspace():
-                    start = offsets[2 * index]
-                    stop = end if last_gap else start + len(gap)
-                    self._gap(
-                        buf,
-                        start,
-                        stop,
-                        stop,
-                        final=final or not last_gap,
-                        truncated=last_gap and final,
-                    )
+                    self._records(buf, split, first, index)
+                start = split.bounds[2 * index]
+                if index != last:
+                    stop = split.bounds[2 * index + 1]
+                    self._gap(buf, start, stop, stop, final=True, truncated=False)
+                elif not tail_blank:
+                    self._gap(buf, start, end, end, final=final, truncated=final)
                 first = index
         except _StopFeed as stop:
             return stop.pos
         return end
 
-    def _records(
-        self,
-        buf: bytes,
-        split: tuple[list[bytes], list[bytes], list[bytes]],
-        offsets: list[int],
-        first: int,
-        stop: int,
-    ) -> None:
-        """Store lease records ``first … stop - 1`` of a record split (record texts and
-        their address texts, as prefix and last octet), in file order."""
-        texts, prefixes, lasts = split
-        addresses = self._addresses(prefixes[first:stop], lasts[first:stop])
-        columns = _canonical_columns(texts[first:stop])
+    def _split(self, buf: bytes, lo: int, hi: int) -> _Split:
+        if self.scanner is not None:
+            raw, marks = self.scanner.split(buf, lo, hi)
+            bounds = memoryview(raw).cast("q")
+            return _Split(bounds, marks, (len(bounds) - 1) // 2, raw)
+        pieces = _LEASE_RECORD.split(buf[lo:hi] if lo or hi != len(buf) else buf)
+        gaps, texts = pieces[::4], pieces[1::4]
+        # Gaps between dhcpd's records are empty: find the others in C, then judge them.
+        marks = [index for index in compress(range(len(gaps)), gaps) if not gaps[index].isspace()]
+        return _Split(
+            _offsets(gaps, texts, lo), marks, len(texts), b"", texts, pieces[2::4], pieces[3::4]
+        )
+
+    def _records(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
+        """Store lease records ``first … stop - 1`` of a record split, in file order."""
+        bounds = split.bounds
+        if self.scanner is not None:
+            while first < stop:
+                found, barrier, superseded = self.scanner.forward(buf, split.raw, first, stop)
+                self.db.stats.records += superseded
+                self.db.stats.superseded += superseded
+                if found is not None:
+                    self._put(*_columns_of(found))
+                if barrier >= stop:
+                    return
+                # Not in dhcpd's layout, or a value the full parser must judge.
+                self._feed_matches(buf, bounds[2 * barrier + 1], bounds[2 * barrier + 2])
+                first = barrier + 1
+            return
+        addresses = self._addresses(split.prefixes[first:stop], split.lasts[first:stop])
+        columns = _canonical_columns(split.texts[first:stop])
         if addresses is None or columns is None or not self._batch(columns, addresses):
             # Not all in dhcpd's layout, or a value the full parser must judge: record by
             # record, at their offsets in the file.
             for index in range(first, stop):
-                start = offsets[2 * index + 1]
-                self._feed_matches(buf, start, start + len(texts[index]))
+                self._feed_matches(buf, bounds[2 * index + 1], bounds[2 * index + 2])
 
     def _batch(
         self, columns: list[tuple[bytes, ...]], addresses: list[int], *, known_new: bool = False
@@ -360,12 +423,24 @@ class _Reader:
             )
         )
         values = (times, states, flags, hw_types, hw_lens, hws, syntax.pack_lease_bodies(extras))
+        self._put(addresses, values, known_new=known_new)
+        return True
+
+    def _put(
+        self,
+        addresses: Sequence[int],
+        values: tuple[Sequence[Any], ...],
+        *,
+        known_new: bool = False,
+    ) -> None:
+        """Store records given as columns (``LeaseTable.put_columns``' after the addresses)."""
         self.db.stats.records += len(addresses)
         if known_new:
             self.db.leases.append_new(addresses, *values)
         else:
-            self.db.stats.superseded += self.db.leases.put_columns(addresses, *values)
-        return True
+            self.db.stats.superseded += self.db.leases.put_columns(
+                addresses, *values, scatter=self.scatter
+            )
 
     def _addresses(self, prefixes: Sequence[bytes], lasts: Sequence[bytes]) -> list[int] | None:
         """Integer addresses from the record split's address texts; None if a prefix is not
@@ -592,12 +667,9 @@ class _BackwardReader(_Reader):
         strict: bool,
         share: tuple[int, int] = (0, 1),
     ) -> None:
-        super().__init__(db, name, strict=strict)
+        # Index 0 of the share also keeps the other records (failover, hosts, …).
+        super().__init__(db, name, strict=strict, share=share)
         self.raw = raw
-        #: (index, count): this reader keeps the leases whose /24 block number modulo count
-        #: is index, so that several processes can share a file; index 0 also keeps the
-        #: other records (failover, hosts, …).
-        self.share = share
         self.offset = 0  # absolute offset of the current buffer's first byte
         self.problems: list[tuple[int, str, bool, bool]] = []
         self.collected: list[syntax.Statement] | None = None
@@ -701,26 +773,21 @@ class _BackwardReader(_Reader):
 
     def _region(self, buf: bytes, lo: int, *, at_eof: bool) -> None:
         """Process ``buf[lo:]`` (complete records) from its end to its start."""
-        pieces = _LEASE_RECORD.split(buf[lo:] if lo else buf)
-        gaps, texts = pieces[::4], pieces[1::4]
-        prefixes, lasts = pieces[2::4], pieces[3::4]
-        # Gaps between dhcpd's records are empty: find the others in C, then judge them.
-        marks = [index for index in compress(range(len(gaps)), gaps) if not gaps[index].isspace()]
-        if at_eof and (not marks or marks[-1] != len(gaps) - 1):
-            marks.append(len(gaps) - 1)  # the file's tail: check it for a truncated record
-        offsets: list[int] = []
-        segment_end = len(gaps) - 1  # records [mark, segment_end) lie between two marks
+        split = self._split(buf, lo, len(buf))
+        last = split.count
+        marks = split.marks
+        if at_eof and (not marks or marks[-1] != last):
+            marks.append(last)  # the file's tail: check it for a truncated record
+        segment_end = last  # records [mark, segment_end) lie between two marks
         for mark in reversed(marks):
             if mark < segment_end:
-                self._winners(texts, prefixes, lasts, mark, segment_end, lo, gaps)
-            offsets = offsets or _offsets(gaps, texts, lo)
-            gap_pos = offsets[2 * mark]
-            self._gap_backward(
-                buf, gap_pos, gap_pos + len(gaps[mark]), at_eof=at_eof and mark == len(gaps) - 1
-            )
+                self._winners(buf, split, mark, segment_end)
+            gap_pos = split.bounds[2 * mark]
+            gap_end = split.bounds[2 * mark + 1] if mark < last else len(buf)
+            self._gap_backward(buf, gap_pos, gap_end, at_eof=at_eof and mark == last)
             segment_end = mark
         if segment_end > 0:
-            self._winners(texts, prefixes, lasts, 0, segment_end, lo, gaps)
+            self._winners(buf, split, 0, segment_end)
 
     def _gap_backward(self, buf: bytes, pos: int, stop: int, *, at_eof: bool) -> None:
         """Parse a gap forwards, then apply its statements last first."""
@@ -735,31 +802,38 @@ class _BackwardReader(_Reader):
     def _truncated(self, pos: int) -> None:
         self.truncated_at = self.offset + pos
 
-    def _winners(
-        self,
-        texts: list[bytes],
-        prefixes: list[bytes],
-        lasts: list[bytes],
-        first: int,
-        stop: int,
-        lo: int,
-        gaps: list[bytes],
-    ) -> None:
+    def _winners(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
         """Store records ``first … stop - 1`` whose address has no later record.
 
         The "already seen?" test runs on every record, superseded ones included, so it uses
         the address text as split: its /24 block is looked up by the text of the first
         three octets and the row by the last one, in C-level passes. Only the new
-        addresses are then converted to integers.
+        addresses are then converted to integers. Whatever the batch cannot take is read
+        record by record (:meth:`_last_first`), as the compiled scanner does.
         """
-        prefix_column = prefixes[first:stop]
+        if self.scanner is not None:
+            while stop > first:
+                found, barrier, superseded = self.scanner.backward(buf, split.raw, first, stop)
+                self.db.stats.records += superseded
+                self.db.stats.superseded += superseded
+                if found is not None:
+                    addresses, values = _columns_of(found)
+                    self._put(addresses, values, known_new=True)
+                if barrier < first:
+                    return
+                # Not in dhcpd's layout, or a value the full parser must judge.
+                record_end = split.bounds[2 * barrier + 2]
+                self._gap_backward(buf, split.bounds[2 * barrier + 1], record_end, at_eof=False)
+                stop = barrier
+            return
+        prefix_column = split.prefixes[first:stop]
         blocks = self.blocks
         unknown = set(prefix_column).difference(blocks)
         if unknown and not self._learn_prefixes(unknown):
-            self._one_by_one(texts, range(first, stop), _offsets(gaps, texts, lo))
+            self._last_first(buf, split, first, stop)
             return
         block_column = list(map(blocks.__getitem__, prefix_column))
-        low_column = list(map(_OCTETS.__getitem__, lasts[first:stop]))
+        low_column = list(map(_OCTETS.__getitem__, split.lasts[first:stop]))
         indexes: Iterable[int] = range(first, stop)
         if self.share[1] > 1:
             mine = list(map(operator.is_not, block_column, repeat(None)))
@@ -782,26 +856,49 @@ class _BackwardReader(_Reader):
             pairs = sorted(zip(last_of.values(), last_of, strict=True))
             keep = [index for index, _ in pairs]
             addresses = [address for _, address in pairs]
+        if keep:
+            columns = _canonical_columns(list(map(split.texts.__getitem__, keep)))
+            if columns is None or not self._batch(columns, addresses, known_new=True):
+                # Some winner is not in dhcpd's canonical shape or holds a value the full
+                # parser must judge (which may skip it, and then an earlier record wins).
+                self._last_first(buf, split, first, stop)
+                return
         superseded = len(block_column) - len(keep)
         self.db.stats.records += superseded
         self.db.stats.superseded += superseded
-        if not keep:
-            return
-        columns = _canonical_columns(list(map(texts.__getitem__, keep)))
-        if columns is None or not self._batch(columns, addresses, known_new=True):
-            # Some winner is not in dhcpd's canonical shape or holds a value the full
-            # parser must judge: take those records one at a time, at their real offsets.
-            self._one_by_one(texts, keep, _offsets(gaps, texts, lo))
 
-    def _one_by_one(self, texts: list[bytes], indexes: Iterable[int], offsets: list[int]) -> None:
-        """Records taken singly through the full parser, last first, at their offsets."""
-        base = self.offset
-        try:
-            for index in sorted(indexes, reverse=True):
-                self.offset = base + offsets[2 * index + 1]
-                self._gap_backward(texts[index], 0, len(texts[index]), at_eof=False)
-        finally:
-            self.offset = base
+    def _last_first(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
+        """Records ``stop - 1`` down to ``first`` one at a time: one whose address already
+        has a row is superseded (not parsed), any other goes through the full parser."""
+        stats = self.db.stats
+        blocks = self.blocks
+        for index in range(stop - 1, first - 1, -1):
+            prefix = split.prefixes[index]
+            if prefix in blocks or self._learn_prefixes((prefix,)):
+                block = blocks[prefix]
+                if block is None:
+                    continue  # another process's share
+                if block[_OCTETS[split.lasts[index]]] >= 0:
+                    stats.records += 1
+                    stats.superseded += 1
+                    continue
+            record_end = split.bounds[2 * index + 2]
+            self._gap_backward(buf, split.bounds[2 * index + 1], record_end, at_eof=False)
+
+
+def _columns_of(found: tuple[Any, ...]) -> tuple[array, tuple[Sequence[Any], ...]]:
+    """The compiled scanner's columns (bytes) as the table takes them: the addresses and
+    the values of ``LeaseTable.put_columns`` after them."""
+    addresses, times, states, flags, hw_types, hw_lens, hws, extras = found
+    return array("I", addresses), (
+        [array("q", column) for column in times],
+        states,
+        flags,
+        hw_types,
+        hw_lens,
+        array("Q", hws),
+        extras,
+    )
 
 
 def _ends_before_starts(starts: int | None, ends: int | None) -> bool:
