@@ -489,6 +489,8 @@ class BalanceReport:
     relationships: list[RelationshipReport]
     #: Lease records outside every range (not counted anywhere else).
     outside_ranges: int
+    #: Where the new-binding history came from (the journal, or the remembered state).
+    history_source: str | None = None
 
 
 def compute_balance(
@@ -499,12 +501,14 @@ def compute_balance(
     window: int = DEFAULT_WINDOW,
     risk_free: int | None = None,
     history: RateHistory | None = None,
+    history_source: str | None = None,
 ) -> BalanceReport:
     """Counts, balance and endurance for every pool of ``config`` over ``db`` at ``as_of``.
 
     ``risk_free``: a side is at risk when its own free count is at or below this while the
     other side holds free leases; default: 0 (dhcpd's "peer holds all free leases").
-    ``history``: the new bindings counted so far (none: no endurance estimate).
+    ``history``: the new bindings counted so far (none: no endurance estimate);
+    ``history_source``: where they were counted, as the output says it.
     """
     ranges = sorted(
         (
@@ -554,7 +558,9 @@ def compute_balance(
         )
         group.endurance = {role: endurance(group.counts, role, rate) for role in Role}
         relationships.append(group)
-    return BalanceReport(as_of, window, span, pools, networks, relationships, outside)
+    return BalanceReport(
+        as_of, window, span, pools, networks, relationships, outside, history_source
+    )
 
 
 def server_role(report: BalanceReport, relationship: str | None) -> Role | None:
@@ -751,6 +757,7 @@ def report_to_json(report: BalanceReport) -> dict[str, Any]:
         "as_of_iso": iso_utc(report.as_of),
         "window": report.window,
         "history": report.history,
+        "history_source": report.history_source,
         "outside_ranges": report.outside_ranges,
         "relationships": [
             {

@@ -14,8 +14,13 @@ When the file cannot be resumed:
   (they were seen, or belong to a file we never followed);
 * the same inode shrunk or changed before the resume point (not something dhcpd does):
   everything starts over, and the run says so;
-* no state, a state older than ``max_age`` or one that cannot be trusted: a full read is the
-  baseline (nothing in it is new) and the history starts now.
+* no state, a state older than ``max_age`` or one that cannot be trusted: the file's own
+  journal (:func:`~dhcpfoctl.leases.transitions.journal_bindings`: the transitions dhcpd
+  appended since its last rewrite) seeds the holders and the history, which then starts
+  when the journal's does.
+
+Runs that remember nothing (``balance``, ``audit --as-of``, ``--no-state``) take their
+history from the journal alone: :func:`journal_history`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from typing import Any, Final
 from dhcpfoctl.balance import RateHistory, record_bindings
 from dhcpfoctl.conf import Config
 from dhcpfoctl.leases import ResumeState, read_leases_incremental
-from dhcpfoctl.leases.transitions import Holders, table_bindings
+from dhcpfoctl.leases.transitions import Holders, JournalBindings, journal_bindings, table_bindings
 from dhcpfoctl.model import LeaseDB
 from dhcpfoctl.state import StateStore
 from dhcpfoctl.times import format_duration
@@ -38,6 +43,9 @@ from dhcpfoctl.times import format_duration
 DEFAULT_MAX_AGE: Final = 3600
 STATE_NAME: Final = "leases"
 STATE_VERSION: Final = 1
+#: Where a history came from, as the output says it.
+FROM_JOURNAL: Final = "the lease file's journal since dhcpd's last rewrite"
+FROM_STATE: Final = "new bindings remembered between runs"
 #: A rewrite's changes dated this long before the previous run still count (clock steps).
 _REWRITE_SLACK: Final = 60
 
@@ -51,6 +59,8 @@ class Followed:
     new_bindings: int
     #: One line each about the state: started over, ignored, could not be saved.
     notes: list[str] = field(default_factory=list)
+    #: Where the history came from (:data:`FROM_JOURNAL` on a first run, else the state).
+    source: str = FROM_STATE
 
 
 @dataclass
@@ -131,8 +141,11 @@ class LeaseFollower:
         elif key in self._whole:
             _merge(self._whole[key], db)
         added = 0
+        source = FROM_STATE
         if memory is None:
-            memory = _Memory(resume, Holders.from_table(db.leases), RateHistory(since=now), now)
+            # A first run: the journal's transitions since dhcpd's last rewrite seed it.
+            memory, added = _seeded(path, config, resume, now)
+            source = FROM_JOURNAL
         elif full and not _same_file(memory.resume, resume):
             notes.append(
                 f"{path} changed before the point the last run read to"
@@ -153,7 +166,7 @@ class LeaseFollower:
             store.save(memory.to_json(), now)
             if store.save_error:
                 notes.append(store.save_error)
-        return Followed(memory.history, added, notes)
+        return Followed(memory.history, added, notes, source)
 
     def _load(self, store: StateStore, now: int, notes: list[str]) -> _Memory | None:
         document = store.load(now, self.max_age)
@@ -169,6 +182,28 @@ class LeaseFollower:
         except ValueError:
             notes.append(f"state {store.path} is unusable: ignored, history starts now")
             return None
+
+
+def journal_history(
+    config: Config, found: JournalBindings, as_of: int
+) -> tuple[RateHistory, int]:
+    """The rate history a journal gives at ``as_of``: its new bindings up to then, over
+    the span from the journal's history start; and how many fell in a pool of ``config``.
+    A history start after ``as_of`` (or none) gives an empty history of no length."""
+    since = found.since if found.since is not None and found.since <= as_of else as_of
+    history = RateHistory(since=since)
+    bindings = (b for b in found.bindings if b.at <= as_of)
+    return history, record_bindings(history, config, bindings, as_of)
+
+
+def _seeded(path: str, config: Config, resume: ResumeState, now: int) -> tuple[_Memory, int]:
+    """A first run's memory: holders and history from the file's journal."""
+    from dhcpfoctl.leases.reader import read_lease_journal
+
+    _, journal = read_lease_journal(path)
+    found = journal_bindings(journal)
+    history, added = journal_history(config, found, now)
+    return _Memory(resume, found.holders, history, now), added
 
 
 def _merge(whole: LeaseDB, appended: LeaseDB) -> None:

@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dhcpfoctl.balance import BalanceReport, compute_balance
+from dhcpfoctl.checks.history import FROM_JOURNAL, journal_history
 from dhcpfoctl.conf import Config, read_config
 from dhcpfoctl.errors import InputFileError, LocalError
+from dhcpfoctl.leases.transitions import journal_bindings
 from dhcpfoctl.model import LeaseDB
 from dhcpfoctl.times import parse_duration, parse_time
 
 if TYPE_CHECKING:
     from dhcpfoctl.checks.history import LeaseFollower
+    from dhcpfoctl.leases.transitions import Journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +37,22 @@ def gather(
     risk_free: int = 0,
     read_leases: Callable[[str], LeaseDB] | None = None,
     follower: LeaseFollower | None = None,
+    read_journal: Callable[[str], tuple[LeaseDB, Journal]] | None = None,
 ) -> Inputs:
     """Read both files and compute the report; ``read_leases`` reads the lease file
-    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar).
+    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar), and
+    ``read_journal`` every record of it (:func:`dhcpfoctl.leases.reader.read_lease_journal`).
 
     ``follower`` adds the new bindings dhcpd appended since the last run to the lease
     file's remembered history, the endurance's source. Only for an audit of now: the
     history is about the present, and a file on standard input cannot be followed.
+    Without it (``balance``, ``--as-of``, ``--no-state``) the history is the lease file's
+    own journal up to ``as_of`` (:func:`dhcpfoctl.checks.history.journal_history`).
     """
     if read_leases is None:
         from dhcpfoctl.leases import read_leases
+    if read_journal is None:
+        from dhcpfoctl.leases.reader import read_lease_journal as read_journal
 
     now = int(time.time())
     moment = parse_time(as_of, now)
@@ -51,15 +60,25 @@ def gather(
     if span <= 0:
         raise LocalError("--window must be longer than 0 seconds")
     config = read_config(config_path)
-    history, notes = None, ()
     if follower is not None and moment == now and leases_path != "-":
         followed = follower.read(leases_path, config, now)
-        history, notes = followed.history, tuple(followed.notes)
+        history, notes, source = followed.history, tuple(followed.notes), followed.source
         db = follower.whole(leases_path, read_leases)
     else:
-        db = read_leases(leases_path)
+        # One forward read gives both the current leases and the journal's transitions.
+        db, journal = read_journal(leases_path)
+        history, _ = journal_history(config, journal_bindings(journal), moment)
+        notes, source = (), FROM_JOURNAL
     require_lease_records(db, leases_path, len(db.leases))
-    report = compute_balance(config, db, moment, window=span, risk_free=risk_free, history=history)
+    report = compute_balance(
+        config,
+        db,
+        moment,
+        window=span,
+        risk_free=risk_free,
+        history=history,
+        history_source=source,
+    )
     return Inputs(config, db, report, notes)
 
 

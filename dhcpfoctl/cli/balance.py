@@ -12,7 +12,8 @@ JSON (``--json``)::
     {
       "as_of": 1795851720, "as_of_iso": "2026-11-28T07:42:00Z",
       "window": 86400,                 # seconds of history asked for (--window)
-      "history": 0,                    # seconds of new-binding history (audit/status keep it)
+      "history": 0,                    # seconds of new-binding history
+      "history_source": "…",           # where it came from (the journal, the state)
       "outside_ranges": 0,             # lease records in no range of the config
       "relationships": [{"name": "lab", "role": "primary",     # this server's role
                          "my_state": "normal", "partner_state": "normal",
@@ -89,6 +90,7 @@ def balance(
     from dhcpfoctl.checks.inputs import as_of_before_history, gather
     from dhcpfoctl.cli.output import (
         emit_text,
+        read_journal_with_progress,
         read_leases_with_progress,
         reported_errors,
         warn,
@@ -98,7 +100,15 @@ def balance(
 
     chosen = Format.json if json_output else Format.csv if csv_output else output_format
     with reported_errors():
-        inputs = gather(config, leases, as_of, window, risk_free, read_leases_with_progress)
+        inputs = gather(
+            config,
+            leases,
+            as_of,
+            window,
+            risk_free,
+            read_leases_with_progress,
+            read_journal=read_journal_with_progress,
+        )
         for message in inputs.config.warnings:
             warn(message)
         if skipped := len(inputs.db.stats.warnings):
@@ -286,6 +296,12 @@ def print_table(report: BalanceReport, console: Any = None) -> None:
                 f" {format_duration(value.window)})",
                 indent="  ",
             )
+    if report.relationships and report.history_source:
+        print_wrapped(
+            console,
+            f"new-binding history: {format_duration(report.history)} from"
+            f" {report.history_source}",
+        )
     for pool in report.pools:
         for message in pool.risks.values():
             print_wrapped(console, f"RISK {pool.pool.label}: {message}", style="bold red")

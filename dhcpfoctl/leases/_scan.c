@@ -698,8 +698,12 @@ typedef struct {
     Py_ssize_t records;
 } scan_args;
 
-static int scan_args_get(PyObject *args, scan_args *a, Py_ssize_t *first, Py_ssize_t *stop) {
-    if (!PyArg_ParseTuple(args, "y*y*nn", &a->buf, &a->bounds, first, stop)) return -1;
+static int scan_args_get(PyObject *args, scan_args *a, Py_ssize_t *first, Py_ssize_t *stop,
+                         int *every) {
+    int unused = 0;
+    if (!PyArg_ParseTuple(args, "y*y*nn|p", &a->buf, &a->bounds, first, stop,
+                          every ? every : &unused))
+        return -1;
     if (a->bounds.len % 8 != 0 || a->bounds.len < 8) {
         PyErr_SetString(PyExc_ValueError, "scanner: bounds are not an int64 array");
         goto fail;
@@ -878,10 +882,13 @@ fail:
     return -1;
 }
 
+/* forward(buf, bounds, first, stop[, every]): with every true, a journal's read: every
+ * record is returned in file order, superseded ones included (none is dropped). */
 static PyObject *Scanner_forward(Scanner *self, PyObject *args) {
     scan_args a;
     Py_ssize_t first, stop, i;
-    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
+    int every = 0;
+    if (scan_args_get(args, &a, &first, &stop, &every) < 0) return NULL;
     columns_t c;
     if (columns_init(&c, stop - first) < 0) {
         scan_args_release(&a);
@@ -899,7 +906,7 @@ static PyObject *Scanner_forward(Scanner *self, PyObject *args) {
         if (columns_add(self, &c, (uint32_t)address, &row) < 0) goto fail;
     }
     scan_args_release(&a);
-    Py_ssize_t superseded = columns_keep_last(&c);
+    Py_ssize_t superseded = every ? 0 : columns_keep_last(&c);
     if (superseded < 0) {
         columns_free(&c);
         return NULL;
@@ -914,7 +921,7 @@ fail:
 static PyObject *Scanner_backward(Scanner *self, PyObject *args) {
     scan_args a;
     Py_ssize_t first, stop, i, superseded = 0;
-    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
+    if (scan_args_get(args, &a, &first, &stop, NULL) < 0) return NULL;
     columns_t c;
     address_set taken = {0};
     if (columns_init(&c, stop - first) < 0) {
@@ -1176,7 +1183,8 @@ static void Scanner_dealloc(Scanner *self) {
 
 static PyMethodDef Scanner_methods[] = {
     {"split", (PyCFunction)Scanner_split, METH_VARARGS, "The record split of buf[lo:hi]."},
-    {"forward", (PyCFunction)Scanner_forward, METH_VARARGS, "Records in file order."},
+    {"forward", (PyCFunction)Scanner_forward, METH_VARARGS,
+     "Records in file order (every one if every, else each address's last)."},
     {"backward", (PyCFunction)Scanner_backward, METH_VARARGS, "Records last first."},
     {NULL, NULL, 0, NULL},
 };

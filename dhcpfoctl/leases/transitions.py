@@ -28,6 +28,11 @@ docs/failover-protocol.md §7.1-7.2), checked on the captured dhcpd 4.4.3 journa
 
 So a new binding is this server's when its record has a rewind state other than ``active`` or
 ``cltt`` equal to ``starts``, and its partner's otherwise.
+
+A lease file is itself a journal (:func:`journal_bindings`): dhcpd's rewrite (at start-up and
+hourly) writes one record per lease, so the first record of each address is that snapshot,
+and every later one is a transition appended since. That is the history a run has when it
+remembers none (a first run, ``balance``, ``audit --as-of``).
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import operator
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate
 from typing import Final
 
@@ -46,6 +51,7 @@ _ACTIVE: Final = int(BindingState.ACTIVE)
 #: Legacy states dhcpd reads as active (plus a flag).
 _ACTIVE_STATES: Final = frozenset({_ACTIVE, int(BindingState.RESERVED), int(BindingState.BOOTP)})
 _HALF: Final = 0xFFFF
+_EXPIRED: Final = int(BindingState.EXPIRED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,3 +181,90 @@ def table_bindings(table: LeaseTable, holders: Holders) -> Iterator[NewBinding]:
             starts = table.starts[row]
             local = made_locally(starts, table.cltt[row], table.rewind_state[row])
             yield NewBinding(address, starts, local)
+
+
+@dataclass(slots=True)
+class Journal:
+    """Every lease record of a file in file order, as the columns transitions need
+    (filled by :func:`dhcpfoctl.leases.read_lease_journal`).
+
+    ``state`` is the recorded binding state (0: no ``binding state`` line, judged by
+    ``ends`` as dhcpd does); ``client`` the hardware-address :func:`fingerprint` (0: none).
+    """
+
+    address: array = field(default_factory=lambda: array("I"))
+    state: bytearray = field(default_factory=bytearray)
+    starts: array = field(default_factory=lambda: array("q"))
+    ends: array = field(default_factory=lambda: array("q"))
+    cltt: array = field(default_factory=lambda: array("q"))
+    rewind: bytearray = field(default_factory=bytearray)
+    client: array = field(default_factory=lambda: array("I"))
+
+    def __len__(self) -> int:
+        return len(self.address)
+
+
+@dataclass(slots=True)
+class JournalBindings:
+    """What a journal records since dhcpd's last rewrite (see :func:`journal_bindings`)."""
+
+    #: The new bindings among the appended records, in file order.
+    bindings: list[NewBinding]
+    #: When the journal's history starts (``None``: no appended binding or renewal).
+    since: int | None
+    #: The holders after the last record (a follower's baseline).
+    holders: Holders
+    #: Records read, and how many of them were appended after the snapshot.
+    records: int = 0
+    appended: int = 0
+
+
+def journal_bindings(journal: Journal, holders: Holders | None = None) -> JournalBindings:
+    """The new bindings a lease file records since dhcpd's last rewrite.
+
+    The first record of each address is the rewrite's snapshot: it primes ``holders`` and
+    counts nothing; every later record is judged as :func:`table_bindings` judges one
+    (clients told apart by hardware address).
+
+    The history starts at the earliest ``starts`` among the appended *active* records (new
+    bindings and renewals: dhcpd stamps them when it answers, or with the partner's STOS).
+    The rewrite itself is earlier, but its time is not in the file; appended free, expired
+    or released records carry the ``starts`` of the binding that ended, which may be long
+    before the rewrite. Taking the first appended binding or renewal makes the span at most
+    the true one: the rate is then at least the true one, and the endurance a lower bound
+    (the safe side). Never-used addresses have no snapshot record, so their first binding
+    reads as snapshot and is not counted (a rewrite writes every lease dhcpd created; on a
+    dhcpd that has run once every pool address has one).
+    """
+    holders = Holders() if holders is None else holders
+    observe = holders.observe
+    seen: set[int] = set()
+    first_seen = seen.add
+    bindings: list[NewBinding] = []
+    since: int | None = None
+    active_states, expired = _ACTIVE_STATES, _EXPIRED
+    appended = 0
+    columns = zip(
+        journal.address,
+        journal.state,
+        journal.starts,
+        journal.ends,
+        journal.cltt,
+        journal.rewind,
+        journal.client,
+        strict=True,
+    )
+    for address, state, starts, ends, cltt, rewind, client in columns:
+        if state == 0:  # no ``binding state`` line: dhcpd's reading by ``ends``
+            state = _ACTIVE if ends > starts else expired
+        active = state in active_states
+        if address not in seen:
+            first_seen(address)
+            observe(address, active, client if active else 0)
+            continue
+        appended += 1
+        if active and starts and (since is None or starts < since):
+            since = starts
+        if observe(address, active, client if active else 0):
+            bindings.append(NewBinding(address, starts, made_locally(starts, cltt, rewind)))
+    return JournalBindings(bindings, since, holders, len(journal), appended)
