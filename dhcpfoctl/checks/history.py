@@ -184,9 +184,7 @@ class LeaseFollower:
             return None
 
 
-def journal_history(
-    config: Config, found: JournalBindings, as_of: int
-) -> tuple[RateHistory, int]:
+def journal_history(config: Config, found: JournalBindings, as_of: int) -> tuple[RateHistory, int]:
     """The rate history a journal gives at ``as_of``: its new bindings up to then, over
     the span from the journal's history start; and how many fell in a pool of ``config``.
     A history start after ``as_of`` (or none) gives an empty history of no length."""

@@ -17,7 +17,6 @@ from dhcpfoctl.times import parse_duration, parse_time
 
 if TYPE_CHECKING:
     from dhcpfoctl.checks.history import LeaseFollower
-    from dhcpfoctl.leases.transitions import Journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +36,9 @@ def gather(
     risk_free: int = 0,
     read_leases: Callable[[str], LeaseDB] | None = None,
     follower: LeaseFollower | None = None,
-    read_journal: Callable[[str], tuple[LeaseDB, Journal]] | None = None,
 ) -> Inputs:
     """Read both files and compute the report; ``read_leases`` reads the lease file
-    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar), and
-    ``read_journal`` every record of it (:func:`dhcpfoctl.leases.reader.read_lease_journal`).
+    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar).
 
     ``follower`` adds the new bindings dhcpd appended since the last run to the lease
     file's remembered history, the endurance's source. Only for an audit of now: the
@@ -51,8 +48,7 @@ def gather(
     """
     if read_leases is None:
         from dhcpfoctl.leases import read_leases
-    if read_journal is None:
-        from dhcpfoctl.leases.reader import read_lease_journal as read_journal
+    from dhcpfoctl.leases.reader import read_lease_journal as read_journal
 
     now = int(time.time())
     moment = parse_time(as_of, now)
@@ -65,10 +61,13 @@ def gather(
         history, notes, source = followed.history, tuple(followed.notes), followed.source
         db = follower.whole(leases_path, read_leases)
     else:
-        # One forward read gives both the current leases and the journal's transitions.
-        db, journal = read_journal(leases_path)
-        history, _ = journal_history(config, journal_bindings(journal), moment)
+        db = read_leases(leases_path)
         notes, source = (), FROM_JOURNAL
+        if leases_path == "-":
+            history = None  # standard input is read once: no journal to count from
+        else:
+            _, journal = read_journal(leases_path)
+            history, _ = journal_history(config, journal_bindings(journal), moment)
     require_lease_records(db, leases_path, len(db.leases))
     report = compute_balance(
         config,

@@ -107,7 +107,6 @@ def audit(
     from dhcpfoctl.cli.output import (
         exit_with,
         print_traceback,
-        read_journal_with_progress,
         read_leases_with_progress,
         reported_errors,
         warn,
@@ -138,7 +137,6 @@ def audit(
                 thresholds.window,
                 read_leases=read_leases_with_progress,
                 follower=None if no_state else follower,
-                read_journal=read_journal_with_progress,
             )
             result = judge.evaluate(inputs, thresholds)
         except DhcpfoctlError as exc:

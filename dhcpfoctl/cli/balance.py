@@ -90,7 +90,6 @@ def balance(
     from dhcpfoctl.checks.inputs import as_of_before_history, gather
     from dhcpfoctl.cli.output import (
         emit_text,
-        read_journal_with_progress,
         read_leases_with_progress,
         reported_errors,
         warn,
@@ -100,15 +99,7 @@ def balance(
 
     chosen = Format.json if json_output else Format.csv if csv_output else output_format
     with reported_errors():
-        inputs = gather(
-            config,
-            leases,
-            as_of,
-            window,
-            risk_free,
-            read_leases_with_progress,
-            read_journal=read_journal_with_progress,
-        )
+        inputs = gather(config, leases, as_of, window, risk_free, read_leases_with_progress)
         for message in inputs.config.warnings:
             warn(message)
         if skipped := len(inputs.db.stats.warnings):
@@ -299,8 +290,7 @@ def print_table(report: BalanceReport, console: Any = None) -> None:
     if report.relationships and report.history_source:
         print_wrapped(
             console,
-            f"new-binding history: {format_duration(report.history)} from"
-            f" {report.history_source}",
+            f"new-binding history: {format_duration(report.history)} from {report.history_source}",
         )
     for pool in report.pools:
         for message in pool.risks.values():

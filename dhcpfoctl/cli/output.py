@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from dhcpfoctl.leases.transitions import Journal
     from dhcpfoctl.model import LeaseDB
 
 #: A part of :func:`styled`: text, or (text, rich style).
@@ -323,14 +322,6 @@ def read_leases_with_progress(path: str, *, strict: bool = False) -> LeaseDB:
 
     with byte_progress("reading leases") as progress:
         return read_leases(path, strict=strict, progress=progress)
-
-
-def read_journal_with_progress(path: str) -> tuple[LeaseDB, Journal]:
-    """:func:`dhcpfoctl.leases.reader.read_lease_journal` with the same progress bar."""
-    from dhcpfoctl.leases.reader import read_lease_journal
-
-    with byte_progress("reading leases") as progress:
-        return read_lease_journal(path, progress=progress)
 
 
 @contextmanager

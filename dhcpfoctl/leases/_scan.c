@@ -26,6 +26,12 @@
  *       first - 1). Columns are returned in file order.
  *   columns = (addresses u32, (six int64 time columns), (three state columns), flags,
  *              hardware types, hardware lengths, hardware u64, [packed bodies]) as bytes.
+ *   .journal(buf, bounds, first, stop) -> (journal columns | None, barrier)
+ *       Every record from first on in file order, superseded ones included (a journal's
+ *       transitions), up to the first one that is not canonical (barrier, else stop);
+ *       journal columns = (addresses u32, states u8, rewind states u8, starts i64, ends i64,
+ *       cltt i64, client fingerprints u32) as bytes: only what new-binding counting needs,
+ *       the fingerprint as transitions.fingerprint(hardware, None) computes it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -698,12 +704,8 @@ typedef struct {
     Py_ssize_t records;
 } scan_args;
 
-static int scan_args_get(PyObject *args, scan_args *a, Py_ssize_t *first, Py_ssize_t *stop,
-                         int *every) {
-    int unused = 0;
-    if (!PyArg_ParseTuple(args, "y*y*nn|p", &a->buf, &a->bounds, first, stop,
-                          every ? every : &unused))
-        return -1;
+static int scan_args_get(PyObject *args, scan_args *a, Py_ssize_t *first, Py_ssize_t *stop) {
+    if (!PyArg_ParseTuple(args, "y*y*nn", &a->buf, &a->bounds, first, stop)) return -1;
     if (a->bounds.len % 8 != 0 || a->bounds.len < 8) {
         PyErr_SetString(PyExc_ValueError, "scanner: bounds are not an int64 array");
         goto fail;
@@ -882,13 +884,10 @@ fail:
     return -1;
 }
 
-/* forward(buf, bounds, first, stop[, every]): with every true, a journal's read: every
- * record is returned in file order, superseded ones included (none is dropped). */
 static PyObject *Scanner_forward(Scanner *self, PyObject *args) {
     scan_args a;
     Py_ssize_t first, stop, i;
-    int every = 0;
-    if (scan_args_get(args, &a, &first, &stop, &every) < 0) return NULL;
+    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
     columns_t c;
     if (columns_init(&c, stop - first) < 0) {
         scan_args_release(&a);
@@ -906,7 +905,7 @@ static PyObject *Scanner_forward(Scanner *self, PyObject *args) {
         if (columns_add(self, &c, (uint32_t)address, &row) < 0) goto fail;
     }
     scan_args_release(&a);
-    Py_ssize_t superseded = every ? 0 : columns_keep_last(&c);
+    Py_ssize_t superseded = columns_keep_last(&c);
     if (superseded < 0) {
         columns_free(&c);
         return NULL;
@@ -921,7 +920,7 @@ fail:
 static PyObject *Scanner_backward(Scanner *self, PyObject *args) {
     scan_args a;
     Py_ssize_t first, stop, i, superseded = 0;
-    if (scan_args_get(args, &a, &first, &stop, NULL) < 0) return NULL;
+    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
     columns_t c;
     address_set taken = {0};
     if (columns_init(&c, stop - first) < 0) {
@@ -961,6 +960,115 @@ fail:
     columns_free(&c);
     scan_args_release(&a);
     return NULL;
+}
+
+/* ---- a journal's records: the columns transitions need --------------------------------- */
+
+/* zlib's CRC-32 (reflected 0xEDB88320), as transitions.fingerprint takes it. */
+static uint32_t crc32_table[256];
+
+static void crc32_init(void) {
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc32_table[n] = c;
+    }
+}
+
+/* The hardware half of a client fingerprint: 16 bits of the CRC of its bytes (big-endian
+ * in hw, len of them), 1 when those are 0; 0 without a hardware address. */
+static uint32_t hardware_fingerprint(uint64_t hw, int len) {
+    if (len <= 0) return 0;
+    uint32_t c = 0xFFFFFFFFu;
+    for (int i = len - 1; i >= 0; i--) {
+        uc byte = (uc)(hw >> (8 * i));
+        c = crc32_table[(c ^ byte) & 0xFF] ^ (c >> 8);
+    }
+    uint32_t half = (c ^ 0xFFFFFFFFu) & 0xFFFF;
+    return (half ? half : 1) << 16;
+}
+
+static PyObject *Scanner_journal(Scanner *self, PyObject *args) {
+    scan_args a;
+    Py_ssize_t first, stop, i, n = 0;
+    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
+    Py_ssize_t cap = stop - first > 0 ? stop - first : 1;
+    uint32_t *addresses = PyMem_Malloc((size_t)cap * 4), *clients = PyMem_Malloc((size_t)cap * 4);
+    uint8_t *states = PyMem_Malloc((size_t)cap), *rewinds = PyMem_Malloc((size_t)cap);
+    int64_t *starts_ = PyMem_Malloc((size_t)cap * 8), *ends = PyMem_Malloc((size_t)cap * 8);
+    int64_t *cltts = PyMem_Malloc((size_t)cap * 8);
+    PyObject *result = NULL;
+    if (!addresses || !clients || !states || !rewinds || !starts_ || !ends || !cltts) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (i = first; i < stop; i++) {
+        const uc *p, *e;
+        row_t row;
+        if (record_span(&a, i, &p, &e) < 0) goto done;
+        if (!parse_record(self, p, e, &row)) break;
+        int64_t address;
+        if (parse_header(p, e, &address) == NULL || address < 0) break;
+        if (n >= cap) {
+            PyErr_SetString(PyExc_RuntimeError, "scanner: more rows than records");
+            goto done;
+        }
+        addresses[n] = (uint32_t)address;
+        states[n] = row.states[0];
+        rewinds[n] = row.states[2];
+        starts_[n] = row.times[0];
+        ends[n] = row.times[1];
+        cltts[n] = row.times[5];
+        clients[n] = hardware_fingerprint(row.hw, row.hw_len);
+        n++;
+    }
+    if (n == 0) {
+        result = Py_BuildValue("(On)", Py_None, i);
+    } else {
+        result = Py_BuildValue("((NNNNNNN)n)", bytes_of(addresses, n, 4), bytes_of(states, n, 1),
+                               bytes_of(rewinds, n, 1), bytes_of(starts_, n, 8),
+                               bytes_of(ends, n, 8), bytes_of(cltts, n, 8),
+                               bytes_of(clients, n, 4), i);
+    }
+done:
+    PyMem_Free(addresses);
+    PyMem_Free(clients);
+    PyMem_Free(states);
+    PyMem_Free(rewinds);
+    PyMem_Free(starts_);
+    PyMem_Free(ends);
+    PyMem_Free(cltts);
+    scan_args_release(&a);
+    return result;
+}
+
+/* first_records(addresses u32 buffer) -> bytes: 1 at the first occurrence of each address,
+ * else 0 (a journal's snapshot records, see transitions.journal_bindings). */
+static PyObject *scan_first_records(PyObject *module, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    if (view.len % 4 != 0) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "scanner: addresses are not a uint32 array");
+        return NULL;
+    }
+    Py_ssize_t count = view.len / 4;
+    address_set seen = {0};
+    PyObject *out = PyBytes_FromStringAndSize(NULL, count);
+    if (out == NULL || address_set_init(&seen, count) < 0) {
+        Py_XDECREF(out);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    uc *mask = (uc *)PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint32_t address;
+        memcpy(&address, (const char *)view.buf + 4 * i, 4);
+        mask[i] = (uc)!address_set_add(&seen, address);
+    }
+    PyMem_Free(seen.slots);
+    PyBuffer_Release(&view);
+    return out;
 }
 
 /* ---- scattered column writes (LeaseTable.put_columns' updates of existing rows) --------- */
@@ -1063,6 +1171,8 @@ done:
 }
 
 static PyMethodDef scan_functions[] = {
+    {"first_records", scan_first_records, METH_VARARGS,
+     "1 at the first occurrence of each address of a uint32 buffer, else 0 (bytes)."},
     {"scatter", scan_scatter, METH_VARARGS,
      "scatter(rows, targets, values): targets[k][rows[i]] = values[k][i]."},
     {NULL, NULL, 0, NULL},
@@ -1183,9 +1293,10 @@ static void Scanner_dealloc(Scanner *self) {
 
 static PyMethodDef Scanner_methods[] = {
     {"split", (PyCFunction)Scanner_split, METH_VARARGS, "The record split of buf[lo:hi]."},
-    {"forward", (PyCFunction)Scanner_forward, METH_VARARGS,
-     "Records in file order (every one if every, else each address's last)."},
+    {"forward", (PyCFunction)Scanner_forward, METH_VARARGS, "Records in file order."},
     {"backward", (PyCFunction)Scanner_backward, METH_VARARGS, "Records last first."},
+    {"journal", (PyCFunction)Scanner_journal, METH_VARARGS,
+     "Every record in file order, as the columns new-binding counting needs."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1210,6 +1321,7 @@ static struct PyModuleDef scan_module = {
 };
 
 PyMODINIT_FUNC PyInit__scan(void) {
+    crc32_init();
     if (PyType_Ready(&ScannerType) < 0) return NULL;
     PyObject *module = PyModule_Create(&scan_module);
     if (module == NULL) return NULL;

@@ -271,8 +271,6 @@ class _Reader:
         #: is index, so that several processes can share a file (see _BackwardReader).
         self.share = share
         self.resyncing = False
-        #: Ask the compiled scanner for every record, superseded ones too (a journal read).
-        self.every = False
         db.leases.extras_decoder = syntax.decode_lease_body
         module = compiled_scanner()
         #: Writes of existing rows in C (LeaseTable.put_columns' scatter).
@@ -369,7 +367,7 @@ class _Reader:
         bounds = split.bounds
         if self.scanner is not None:
             while first < stop:
-                found, barrier, superseded = self.scanner.forward(buf, split.raw, first, stop, self.every)
+                found, barrier, superseded = self.scanner.forward(buf, split.raw, first, stop)
                 self.db.stats.records += superseded
                 self.db.stats.superseded += superseded
                 if found is not None:
@@ -948,14 +946,27 @@ class _HistoryReader(_Reader):
 
 
 class _JournalReader(_Reader):
-    """Every lease record in file order into a :class:`Journal` (and the db, as a forward
-    read fills it): the batch paths as in any read, with the compiled scanner returning
-    every record; whatever they cannot take goes through the full parser."""
+    """Every lease record in file order into a :class:`Journal` (nothing else is kept):
+    the compiled scanner's journal columns, or the regex batches (pure Python), take
+    dhcpd's own layout; whatever they cannot take goes through the full parser."""
 
     def __init__(self, db: LeaseDB, name: str) -> None:
         super().__init__(db, name, strict=False)
-        self.every = True
         self.journal = Journal()
+
+    def _records(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
+        if self.scanner is None:
+            super()._records(buf, split, first, stop)  # batches through _put, else _store
+            return
+        bounds, journal = split.bounds, self.journal
+        while first < stop:
+            found, barrier = self.scanner.journal(buf, split.raw, first, stop)
+            if found is not None:
+                journal.extend_raw(*found)
+            if barrier >= stop:
+                return
+            self._feed_matches(buf, bounds[2 * barrier + 1], bounds[2 * barrier + 2])
+            first = barrier + 1
 
     def _put(
         self,
@@ -973,44 +984,43 @@ class _JournalReader(_Reader):
         journal.ends.extend(times[1])
         journal.cltt.extend(times[5])
         journal.client.extend(map(_hardware_fingerprint, hws, hw_lens))
-        super()._put(addresses, values, known_new=known_new)
+        self.db.stats.records += len(addresses)
 
     def _feed_matches(self, buf: bytes, pos: int, end: int) -> None:
         # Rare (not dhcpd's layout, or a value to judge): the full parser, through _store.
         self._gap(buf, pos, end, end, final=True, truncated=False)
 
     def _store(self, statement: syntax.Statement) -> None:
-        if isinstance(statement, syntax.LeaseRow):
-            journal = self.journal
-            starts, ends, *_, cltt = statement.times
-            state = statement.states[0] or int(statement.to_lease().effective_state(starts))
-            journal.address.append(statement.address)
-            journal.state.append(state)
-            journal.rewind.append(statement.states[2])
-            journal.starts.append(starts)
-            journal.ends.append(ends)
-            journal.cltt.append(cltt)
-            journal.client.append(fingerprint(statement.hw, None))
-        super()._store(statement)
+        if not isinstance(statement, syntax.LeaseRow):
+            return
+        journal = self.journal
+        starts, ends, *_, cltt = statement.times
+        state = statement.states[0] or int(statement.to_lease().effective_state(starts))
+        journal.address.append(statement.address)
+        journal.state.append(state)
+        journal.rewind.append(statement.states[2])
+        journal.starts.append(starts)
+        journal.ends.append(ends)
+        journal.cltt.append(cltt)
+        journal.client.append(fingerprint(statement.hw, None))
+        self.db.stats.records += 1
 
 
 def _hardware_fingerprint(value: int, length: int) -> int:
     return fingerprint(value.to_bytes(length), None) if length else 0
 
 
-def read_lease_journal(
-    path: str | os.PathLike[str], *, progress: Progress | None = None
-) -> tuple[LeaseDB, Journal]:
+def read_lease_journal(path: str | os.PathLike[str]) -> tuple[LeaseDB, Journal]:
     """Every lease record of a file in file order as :class:`Journal` columns (superseded
-    records included: the transitions since dhcpd's last rewrite), and the db. About as
-    fast as a forward read: the compiled scanner (or the regex batches) take dhcpd's own
-    layout, the full parser the rest; ``DHCPFOCTL_PURE_PYTHON=1`` forces the batches."""
+    records included: the transitions since dhcpd's last rewrite), and a db that holds only
+    the read's statistics and warnings. The compiled scanner's journal mode, else the regex
+    batches (``DHCPFOCTL_PURE_PYTHON=1``), take dhcpd's own layout, the full parser the rest."""
     raw, name, size = _open(path)
     try:
         stream, position = _maybe_gunzip(raw)
         reader = _JournalReader(LeaseDB(), name)
-        _pump(reader, stream, progress=progress, total=size, position=position)
-        return _sort_records(reader.db), reader.journal
+        _pump(reader, stream, progress=None, total=size, position=position)
+        return reader.db, reader.journal
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()

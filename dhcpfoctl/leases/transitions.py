@@ -37,13 +37,14 @@ remembers none (a first run, ``balance``, ``audit --as-of``).
 
 from __future__ import annotations
 
+import gc
 import operator
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate
-from typing import Final
+from itertools import accumulate, compress
+from typing import Final, NamedTuple
 
 from dhcpfoctl.model import BindingState, Lease, LeaseTable, address_to_int
 
@@ -52,11 +53,15 @@ _ACTIVE: Final = int(BindingState.ACTIVE)
 _ACTIVE_STATES: Final = frozenset({_ACTIVE, int(BindingState.RESERVED), int(BindingState.BOOTP)})
 _HALF: Final = 0xFFFF
 _EXPIRED: Final = int(BindingState.EXPIRED)
+_NO_TIME: Final = 1 << 62
+#: bytes.translate tables: a state byte to 1 when it is active (legacy forms included),
+#: and a 0/1 mask inverted.
+_ACTIVE_TABLE: Final = bytes(int(n in _ACTIVE_STATES) for n in range(256))
+_NOT_TABLE: Final = bytes([1, 0]) + bytes(254)
 
 
-@dataclass(frozen=True, slots=True)
-class NewBinding:
-    """One address bound to a new client."""
+class NewBinding(NamedTuple):
+    """One address bound to a new client (a tuple: a large journal makes millions)."""
 
     address: int
     #: When the binding began: the record's ``starts`` (0 when the record has none).
@@ -193,15 +198,49 @@ class Journal:
     """
 
     address: array = field(default_factory=lambda: array("I"))
-    state: bytearray = field(default_factory=bytearray)
+    state: array = field(default_factory=lambda: array("B"))
+    rewind: array = field(default_factory=lambda: array("B"))
     starts: array = field(default_factory=lambda: array("q"))
     ends: array = field(default_factory=lambda: array("q"))
     cltt: array = field(default_factory=lambda: array("q"))
-    rewind: bytearray = field(default_factory=bytearray)
     client: array = field(default_factory=lambda: array("I"))
 
     def __len__(self) -> int:
         return len(self.address)
+
+    def extend_raw(self, *columns: bytes) -> None:
+        """Append the compiled scanner's journal columns (native-endian bytes, in the
+        order of the fields)."""
+        for name, column in zip(_JOURNAL_FIELDS, columns, strict=True):
+            getattr(self, name).frombytes(column)
+
+
+_JOURNAL_FIELDS: Final = ("address", "state", "rewind", "starts", "ends", "cltt", "client")
+
+
+def _effective_states(journal: Journal) -> bytearray:
+    """The state column, records without a ``binding state`` line read as dhcpd reads
+    them (by ``ends``; the full parser's records carry their reading already)."""
+    states = bytearray(journal.state)
+    row = states.find(0)
+    while row >= 0:
+        states[row] = _ACTIVE if journal.ends[row] > journal.starts[row] else _EXPIRED
+        row = states.find(0, row + 1)
+    return states
+
+
+def _first_records(addresses: array) -> bytes:
+    """1 at the first record of each address (the rewrite's snapshot), else 0."""
+    from dhcpfoctl.leases import compiled_scanner
+
+    module = compiled_scanner()
+    if module is not None:
+        return bytes(module.first_records(addresses))
+    mask = bytearray(len(addresses))
+    # Walking backwards, an address's last assignment is its first row.
+    for row in dict(zip(reversed(addresses), range(len(addresses) - 1, -1, -1))).values():
+        mask[row] = 1
+    return bytes(mask)
 
 
 @dataclass(slots=True)
@@ -237,34 +276,46 @@ def journal_bindings(journal: Journal, holders: Holders | None = None) -> Journa
     dhcpd that has run once every pool address has one).
     """
     holders = Holders() if holders is None else holders
-    observe = holders.observe
-    seen: set[int] = set()
-    first_seen = seen.add
+    observe, held_by = holders.observe, holders.clients.get
+    addresses, clients = journal.address, journal.client
+    states = _effective_states(journal)
+    active = states.translate(_ACTIVE_TABLE)
+    firsts = _first_records(addresses)
+    # The snapshot first: addresses are independent of each other, and an address's
+    # first record precedes its later ones, so priming all of them first changes nothing.
+    if holders.clients:
+        for address, is_active, client in compress(zip(addresses, active, clients), firsts):
+            observe(address, bool(is_active), client if is_active else 0)
+    else:  # the same in bulk: each first active record's client
+        both = (int.from_bytes(firsts) & int.from_bytes(active)).to_bytes(len(firsts))
+        holders.clients.update(compress(zip(addresses, clients), both))
     bindings: list[NewBinding] = []
-    since: int | None = None
-    active_states, expired = _ACTIVE_STATES, _EXPIRED
-    appended = 0
-    columns = zip(
-        journal.address,
-        journal.state,
-        journal.starts,
-        journal.ends,
-        journal.cltt,
-        journal.rewind,
-        journal.client,
-        strict=True,
+    found = bindings.append
+    since = _NO_TIME
+    later = compress(
+        zip(addresses, active, journal.starts, journal.cltt, journal.rewind, clients, strict=True),
+        firsts.translate(_NOT_TABLE),
     )
-    for address, state, starts, ends, cltt, rewind, client in columns:
-        if state == 0:  # no ``binding state`` line: dhcpd's reading by ``ends``
-            state = _ACTIVE if ends > starts else expired
-        active = state in active_states
-        if address not in seen:
-            first_seen(address)
-            observe(address, active, client if active else 0)
-            continue
-        appended += 1
-        if active and starts and (since is None or starts < since):
-            since = starts
-        if observe(address, active, client if active else 0):
-            bindings.append(NewBinding(address, starts, made_locally(starts, cltt, rewind)))
-    return JournalBindings(bindings, since, holders, len(journal), appended)
+    # The hot loop of a large journal (two appended records per address and more): a
+    # renewal by the holder, the common case, is settled by one dict lookup; the collector
+    # is paused meanwhile, as the many NewBinding tuples would trigger full collections in
+    # vain.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for address, is_active, starts, cltt, rewind, client in later:
+            if is_active:
+                if 0 < starts < since:
+                    since = starts
+                if held_by(address) == client:
+                    continue  # a renewal
+                if observe(address, True, client):
+                    found(NewBinding(address, starts, made_locally(starts, cltt, rewind)))
+            else:
+                observe(address, False, 0)
+    finally:
+        if collecting:
+            gc.enable()
+    appended = len(firsts) - firsts.count(1)
+    start = None if since == _NO_TIME else since
+    return JournalBindings(bindings, start, holders, len(journal), appended)
