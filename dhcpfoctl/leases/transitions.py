@@ -236,9 +236,10 @@ def _first_records(addresses: array) -> bytes:
     module = compiled_scanner()
     if module is not None:
         return bytes(module.first_records(addresses))
-    mask = bytearray(len(addresses))
+    count = len(addresses)
+    mask = bytearray(count)
     # Walking backwards, an address's last assignment is its first row.
-    for row in dict(zip(reversed(addresses), range(len(addresses) - 1, -1, -1))).values():
+    for row in dict(zip(reversed(addresses), range(count - 1, -1, -1), strict=True)).values():
         mask[row] = 1
     return bytes(mask)
 
@@ -284,11 +285,13 @@ def journal_bindings(journal: Journal, holders: Holders | None = None) -> Journa
     # The snapshot first: addresses are independent of each other, and an address's
     # first record precedes its later ones, so priming all of them first changes nothing.
     if holders.clients:
-        for address, is_active, client in compress(zip(addresses, active, clients), firsts):
+        for address, is_active, client in compress(
+            zip(addresses, active, clients, strict=True), firsts
+        ):
             observe(address, bool(is_active), client if is_active else 0)
     else:  # the same in bulk: each first active record's client
         both = (int.from_bytes(firsts) & int.from_bytes(active)).to_bytes(len(firsts))
-        holders.clients.update(compress(zip(addresses, clients), both))
+        holders.clients.update(compress(zip(addresses, clients, strict=True), both))
     bindings: list[NewBinding] = []
     found = bindings.append
     since = _NO_TIME
