@@ -963,6 +963,7 @@ class _JournalReader(_Reader):
             found, barrier = self.scanner.journal(buf, split.raw, first, stop)
             if found is not None:
                 journal.extend_raw(*found)
+                self.db.stats.records += len(found[0]) // 4  # the address column: u32
             if barrier >= stop:
                 return
             self._feed_matches(buf, bounds[2 * barrier + 1], bounds[2 * barrier + 2])
