@@ -312,3 +312,31 @@ def _int(address: str) -> int:
     from dhcpfoctl.model import address_to_int
 
     return address_to_int(address)
+
+
+@pytest.mark.parametrize("as_of", [T - 60, T + 150, T + 1200, T + 86400])
+def test_judging_only_the_window_gives_the_same_rate(tmp_path: Path, as_of: int) -> None:
+    """``after`` (bulk holders before the window) changes nothing a rate can see."""
+    from dhcpfoctl.balance import BUCKET
+    from dhcpfoctl.checks.history import journal_history
+
+    config = read_config(EXAMPLES / "primary.conf")
+    path = tmp_path / "dhcpd.leases"
+    addresses = [f"10.99.0.{n}" for n in range(100, 140)]
+    records = [rec(a, BindingState.FREE, None, starts=T - 7200) for a in addresses]
+    for step in range(120):  # bindings, renewals, expiries and rebinding, 10 s apart
+        address = addresses[step * 7 % 40]
+        state = BindingState.EXPIRED if step % 5 == 4 else BindingState.ACTIVE
+        mac = bytes([2, 0, 0, 0, 0, step % 3]) if state is BindingState.ACTIVE else None
+        records.append(rec(address, state, mac, starts=T + 10 * step))
+    path.write_text("".join(records))
+    journal = read_lease_journal(path)[1]
+    pools = [p.label for p in config.pools]
+    window = 600
+    whole, _ = journal_history(config, journal_bindings(journal), as_of, window)
+    cut = journal_bindings(journal, after=as_of - window - BUCKET)
+    windowed, _ = journal_history(config, cut, as_of, window)
+    rate = whole.rate(pools, window, as_of)
+    assert windowed.rate(pools, window, as_of) == rate
+    assert rate.bindings > 0 or as_of in (T - 60, T + 86400)
+    assert cut.holders.clients == journal_bindings(journal).holders.clients

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dhcpfoctl.balance import RateHistory, record_bindings
+from dhcpfoctl.balance import BUCKET, HISTORY_KEEP, RateHistory, record_bindings
 from dhcpfoctl.conf import Config
 from dhcpfoctl.leases import ResumeState, read_leases_incremental
 from dhcpfoctl.leases.transitions import Holders, JournalBindings, journal_bindings, table_bindings
@@ -184,13 +184,19 @@ class LeaseFollower:
             return None
 
 
-def journal_history(config: Config, found: JournalBindings, as_of: int) -> tuple[RateHistory, int]:
+def journal_history(
+    config: Config, found: JournalBindings, as_of: int, window: int = HISTORY_KEEP
+) -> tuple[RateHistory, int]:
     """The rate history a journal gives at ``as_of``: its new bindings up to then, over
     the span from the journal's history start; and how many fell in a pool of ``config``.
-    A history start after ``as_of`` (or none) gives an empty history of no length."""
+    A history start after ``as_of`` (or none) gives an empty history of no length.
+
+    Only the bindings a rate over ``window`` can count are kept (those of the bucket that
+    straddles its start included): a large journal holds millions of older ones."""
     since = found.since if found.since is not None and found.since <= as_of else as_of
     history = RateHistory(since=since)
-    bindings = (b for b in found.bindings if b.at <= as_of)
+    oldest = as_of - window - BUCKET
+    bindings = (b for b in found.bindings if oldest < max(b.at, since) and b.at <= as_of)
     return history, record_bindings(history, config, bindings, as_of)
 
 
@@ -199,7 +205,7 @@ def _seeded(path: str, config: Config, resume: ResumeState, now: int) -> tuple[_
     from dhcpfoctl.leases.reader import read_lease_journal
 
     _, journal = read_lease_journal(path)
-    found = journal_bindings(journal)
+    found = journal_bindings(journal, after=now - HISTORY_KEEP - BUCKET)
     history, added = journal_history(config, found, now)
     return _Memory(resume, found.holders, history, now), added
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dhcpfoctl.balance import BalanceReport, compute_balance
+from dhcpfoctl.balance import BUCKET, BalanceReport, compute_balance
 from dhcpfoctl.checks.history import FROM_JOURNAL, journal_history
 from dhcpfoctl.conf import Config, read_config
 from dhcpfoctl.errors import InputFileError, LocalError
@@ -67,7 +67,8 @@ def gather(
             history = None  # standard input is read once: no journal to count from
         else:
             _, journal = read_journal(leases_path)
-            history, _ = journal_history(config, journal_bindings(journal), moment)
+            found = journal_bindings(journal, after=moment - span - BUCKET)
+            history, _ = journal_history(config, found, moment, span)
     require_lease_records(db, leases_path, len(db.leases))
     report = compute_balance(
         config,

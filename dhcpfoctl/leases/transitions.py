@@ -53,7 +53,6 @@ _ACTIVE: Final = int(BindingState.ACTIVE)
 _ACTIVE_STATES: Final = frozenset({_ACTIVE, int(BindingState.RESERVED), int(BindingState.BOOTP)})
 _HALF: Final = 0xFFFF
 _EXPIRED: Final = int(BindingState.EXPIRED)
-_NO_TIME: Final = 1 << 62
 #: bytes.translate tables: a state byte to 1 when it is active (legacy forms included),
 #: and a 0/1 mask inverted.
 _ACTIVE_TABLE: Final = bytes(int(n in _ACTIVE_STATES) for n in range(256))
@@ -259,7 +258,9 @@ class JournalBindings:
     appended: int = 0
 
 
-def journal_bindings(journal: Journal, holders: Holders | None = None) -> JournalBindings:
+def journal_bindings(
+    journal: Journal, holders: Holders | None = None, *, after: int | None = None
+) -> JournalBindings:
     """The new bindings a lease file records since dhcpd's last rewrite.
 
     The first record of each address is the rewrite's snapshot: it primes ``holders`` and
@@ -275,29 +276,47 @@ def journal_bindings(journal: Journal, holders: Holders | None = None) -> Journa
     (the safe side). Never-used addresses have no snapshot record, so their first binding
     reads as snapshot and is not counted (a rewrite writes every lease dhcpd created; on a
     dhcpd that has run once every pool address has one).
+
+    ``after``: only the bindings that began after this time are wanted (a rate's window):
+    the records before the first appended binding or renewal that began later only move
+    the holders, which then take each address's last record there in bulk.
     """
     holders = Holders() if holders is None else holders
     observe, held_by = holders.observe, holders.clients.get
-    addresses, clients = journal.address, journal.client
-    states = _effective_states(journal)
-    active = states.translate(_ACTIVE_TABLE)
+    addresses, clients, starts_column = journal.address, journal.client, journal.starts
+    count = len(addresses)
+    active = _effective_states(journal).translate(_ACTIVE_TABLE)
     firsts = _first_records(addresses)
-    # The snapshot first: addresses are independent of each other, and an address's
-    # first record precedes its later ones, so priming all of them first changes nothing.
-    if holders.clients:
+    appended_active = _and(firsts.translate(_NOT_TABLE), active)
+    since = min(filter(None, compress(starts_column, appended_active)), default=None)
+    # Records before ``cut`` are not judged one by one: each address's snapshot record and
+    # its last one there prime the holders. Addresses are independent of each other, and an
+    # address's records keep their order, so that changes nothing.
+    cut = 0
+    if after is not None:
+        wanted = map(operator.and_, appended_active, map(after.__lt__, starts_column))
+        cut = next(compress(range(count), wanted), count)
+    if cut:
+        prefix = addresses[:cut]
+        prefix.reverse()
+        lasts = _first_records(prefix)[::-1] + bytes(count - cut)
+        primes = _or(lasts, _and(firsts, bytes(cut) + b"\x01" * (count - cut)))
+    else:
+        primes = firsts
+    primes_active = _and(primes, active)
+    if holders.clients or 0 in compress(clients, primes_active):
+        # A record without a hardware address keeps the earlier holder: in file order.
         for address, is_active, client in compress(
-            zip(addresses, active, clients, strict=True), firsts
+            zip(addresses, active, clients, strict=True), _or(primes, _prefix(cut, count))
         ):
             observe(address, bool(is_active), client if is_active else 0)
-    else:  # the same in bulk: each first active record's client
-        both = (int.from_bytes(firsts) & int.from_bytes(active)).to_bytes(len(firsts))
-        holders.clients.update(compress(zip(addresses, clients, strict=True), both))
+    else:  # the same in bulk: one record per address
+        holders.clients.update(compress(zip(addresses, clients, strict=True), primes_active))
     bindings: list[NewBinding] = []
     found = bindings.append
-    since = _NO_TIME
     later = compress(
-        zip(addresses, active, journal.starts, journal.cltt, journal.rewind, clients, strict=True),
-        firsts.translate(_NOT_TABLE),
+        zip(addresses, active, starts_column, journal.cltt, journal.rewind, clients, strict=True),
+        _or(primes, _prefix(cut, count)).translate(_NOT_TABLE),
     )
     # The hot loop of a large journal (two appended records per address and more): a
     # renewal by the holder, the common case, is settled by one dict lookup; the collector
@@ -308,8 +327,6 @@ def journal_bindings(journal: Journal, holders: Holders | None = None) -> Journa
     try:
         for address, is_active, starts, cltt, rewind, client in later:
             if is_active:
-                if 0 < starts < since:
-                    since = starts
                 if held_by(address) == client:
                     continue  # a renewal
                 if observe(address, True, client):
@@ -319,6 +336,19 @@ def journal_bindings(journal: Journal, holders: Holders | None = None) -> Journa
     finally:
         if collecting:
             gc.enable()
-    appended = len(firsts) - firsts.count(1)
-    start = None if since == _NO_TIME else since
-    return JournalBindings(bindings, start, holders, len(journal), appended)
+    appended = count - firsts.count(1)
+    return JournalBindings(bindings, since, holders, count, appended)
+
+
+def _and(a: bytes, b: bytes) -> bytes:
+    """Two 0/1 masks of one length, and-ed (in C, through integers)."""
+    return (int.from_bytes(a) & int.from_bytes(b)).to_bytes(len(a))
+
+
+def _or(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a) | int.from_bytes(b)).to_bytes(len(a))
+
+
+def _prefix(cut: int, count: int) -> bytes:
+    """The mask of the first ``cut`` of ``count`` records."""
+    return b"\x01" * cut + bytes(count - cut)
