@@ -293,9 +293,12 @@ def journal_bindings(
     # its last one there prime the holders. Addresses are independent of each other, and an
     # address's records keep their order, so that changes nothing.
     cut = 0
-    if after is not None:
-        wanted = map(operator.and_, appended_active, map(after.__lt__, starts_column))
-        cut = next(compress(range(count), wanted), count)
+    if after is not None and count:
+        if max(starts_column) <= after:  # the whole journal is older: one cheap pass
+            cut = count
+        else:
+            wanted = map(operator.and_, appended_active, map(after.__lt__, starts_column))
+            cut = next(compress(range(count), wanted), count)
     if cut:
         prefix = addresses[:cut]
         prefix.reverse()
