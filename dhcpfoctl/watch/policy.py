@@ -246,7 +246,15 @@ class Resolved:
     detail: str
 
 
-Event_ = Transition | Alert | AlertCleared | Veto | Act | Resolved
+@dataclass(frozen=True, slots=True)
+class IncidentOver:
+    """No server is in communications-interrupted or partner-down any more."""
+
+    relationship: str
+    incident: str
+
+
+Event_ = Transition | Alert | AlertCleared | Veto | Act | Resolved | IncidentOver
 
 
 # -- the table ------------------------------------------------------------------------
@@ -534,6 +542,7 @@ class RelationshipPolicy:
             memory.incident = judgement.incident
             memory.last_veto = ()
         elif do is Do.END:
+            events.append(IncidentOver(self.relationship, str(memory.incident)))
             memory.incident = None
             memory.last_veto = ()
             memory.partner_silent_since = None
@@ -682,6 +691,7 @@ def restore(
     intent_pending: bool,
     acted: bool,
     actions_taken: int,
+    partner_silent_since: float | None = None,
 ) -> RelationshipPolicy:
     """A policy resumed from the journal: the last states seen, the incident acted on (or
     an intent whose outcome is missing: UNCERTAIN until a reading decides)."""
@@ -695,5 +705,6 @@ def restore(
         incident=incident if phase is not Phase.IDLE else None,
         states=dict(states),
         actions_taken=actions_taken,
+        partner_silent_since=partner_silent_since if phase is not Phase.IDLE else None,
     )
     return RelationshipPolicy(relationship, limits, memory)
