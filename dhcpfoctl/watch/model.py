@@ -25,6 +25,8 @@ class ServerWatch:
     #: Pool name → free leases it owns, and → backup leases (its partner's to hand out).
     free: dict[str, int] = field(default_factory=dict)
     backup: dict[str, int] = field(default_factory=dict)
+    #: Its max-unacked-updates (OMAPI max-outstanding-updates): the limit unacked updates hit.
+    max_unacked_updates: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
