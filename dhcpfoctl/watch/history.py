@@ -93,9 +93,12 @@ def read_journal(path: Path) -> Iterator[dict[str, Any]]:
                 record = json.loads(raw)
             except ValueError:
                 continue
-            if isinstance(record, dict) and isinstance(record.get("kind"), str):
-                if isinstance(record.get("t"), int | float):
-                    yield record
+            if (
+                isinstance(record, dict)
+                and isinstance(record.get("kind"), str)
+                and isinstance(record.get("t"), int | float)
+            ):
+                yield record
 
 
 @dataclass(slots=True)

@@ -54,6 +54,10 @@ from dhcpfoctl.model import FailoverState
 from dhcpfoctl.times import format_duration
 
 S = FailoverState
+#: The default stuck-link threshold, in max-response-delays (dhcpd leaves normal after one).
+STUCK_DELAYS: Final = 3
+#: The stuck-link threshold when neither is known.
+STUCK_DEFAULT: Final = 60.0
 #: Where the incident's action leaves the local server; seeing it ends the waiting.
 TAKEN_OVER: Final = S.PARTNER_DOWN
 
@@ -99,6 +103,7 @@ class ServerReading:
     error: str | None = None
     #: The read failed by silence (unreachable, timed out) rather than by an answer.
     silent: bool = False
+    max_response_delay: int | None = None
 
     @property
     def answered(self) -> bool:
@@ -157,7 +162,8 @@ class Observation:
 @dataclass(frozen=True, slots=True)
 class Thresholds:
     interrupted_for: float  # T
-    stuck_after: float
+    #: None: :data:`STUCK_DELAYS` times the local server's max-response-delay.
+    stuck_after: float | None
     #: The partner must have been silent to every probe for this long, as seen from here.
     alive_window: float
     min_unanswered: int = 1
@@ -651,7 +657,7 @@ class RelationshipPolicy:
         if stuck and pair is not None:
             local = obs.servers[pair[0]]
             lasted = obs.now - (local.since or obs.now)
-            if lasted >= self.limits.stuck_after:
+            if lasted >= self._stuck_after(local):
                 alert = self._alert(
                     "stuck-link",
                     f"{local.label} has been communications-interrupted for"
@@ -665,6 +671,13 @@ class RelationshipPolicy:
             return self._clear_alerts(("stuck-link",))
         return []
 
+    def _stuck_after(self, local: ServerReading) -> float:
+        if self.limits.stuck_after is not None:
+            return self.limits.stuck_after
+        if local.max_response_delay:
+            return float(STUCK_DELAYS * local.max_response_delay)
+        return STUCK_DEFAULT
+
     def _compute_deadline(self, obs: Observation, judgement: Judgement) -> float | None:
         pair = incident_pair(obs.servers)
         if pair is None or judgement.event is not Event.INTERRUPTED:
@@ -674,7 +687,7 @@ class RelationshipPolicy:
         if local.since is not None:
             candidates += [
                 local.since + self.limits.interrupted_for,
-                local.since + self.limits.stuck_after,
+                local.since + self._stuck_after(local),
             ]
         if self.memory.partner_silent_since is not None:
             candidates.append(self.memory.partner_silent_since + self.limits.alive_window)

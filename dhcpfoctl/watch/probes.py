@@ -88,7 +88,7 @@ def probe_omapi_and_failover(
                 None: ProbeOutcome.SILENT,
             }[probe.failover_port_open]
             found["failover"] = (probe.failover, outcome)
-        details = {name: line for name in found for line in probe.evidence if name in line}
+        details = {name: line for name in found for line in probe.evidence if name in line.lower()}
         for name, (target, outcome) in found.items():
             if name in results and results[name].outcome is ProbeOutcome.ANSWERED:
                 continue
