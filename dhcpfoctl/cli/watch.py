@@ -196,7 +196,7 @@ def _settings(options: dict[str, Any]) -> WatchSettings:
             return None
         try:
             return float(parse_duration(text))
-        except ValueError as exc:
+        except (ValueError, LocalError) as exc:
             raise LocalError(f"{flag}: {exc}") from None
 
     t = duration("interrupted_for", "--interrupted-for")

@@ -409,7 +409,8 @@ def classify(
 
     # 2. every probe failed, and OMAPI said nothing in the poll
     if partner.answered:
-        doubts.append(f"partner {partner.label} answers OMAPI ({partner.state or partner.error})")
+        said = partner.state.keyword if partner.state is not None else partner.error
+        doubts.append(f"partner {partner.label} answers OMAPI ({said})")
     if not obs.probes:
         doubts.append(f"partner {partner.label} not probed")
     for probe in obs.probes:

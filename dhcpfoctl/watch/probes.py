@@ -20,7 +20,8 @@ the partner) with a ``cltt`` after the interruption began, for a client whose ha
 (client identifier, else hardware address: :func:`dhcpfoctl.failover.wire.load_balance_hash`)
 the HBA gives the partner, is a partner's client served here. Two kinds are counted apart:
 
-* *rebinding*: the client held that very lease before the interruption (a renewal goes by
+* *rebinding*: the client held that very lease before the interruption (its last record
+  before the interruption, read once per incident from the whole file) (a renewal goes by
   unicast to the server that granted it; arriving here means it gave up on that server and
   broadcast, at T2, or after a reboot): the strongest sign that its server did not answer;
 * *new*: a partner's client bound here for the first time since the interruption; weaker,
@@ -37,6 +38,7 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from dhcpfoctl.checks.gather import probe_partner
@@ -44,7 +46,8 @@ from dhcpfoctl.errors import DhcpfoctlError
 from dhcpfoctl.failover.wire import load_balance_hash, primary_serves
 from dhcpfoctl.lab import dhcp
 from dhcpfoctl.leases import ResumeState, read_leases_incremental
-from dhcpfoctl.model import BindingState, LeaseDB
+from dhcpfoctl.leases.reader import read_lease_history
+from dhcpfoctl.model import BindingState, Lease, LeaseDB, address_to_int
 from dhcpfoctl.omapi import format_endpoint
 from dhcpfoctl.profile import ServerSpec
 from dhcpfoctl.watch.policy import ProbeOutcome, ProbeResult, Unanswered
@@ -226,17 +229,22 @@ def count_unanswered(
     return rebinding, new
 
 
-def bound_before(db: LeaseDB, since: float, buckets: frozenset[int]) -> dict[int, bytes]:
-    """address → client key of the active leases of ``buckets``' clients bound before
-    ``since``: the baseline against which a later record is a rebinding."""
-    table = db.leases
-    active = BindingState.ACTIVE.value
-    baseline = {}
-    for row in range(len(table)):
-        if 0 < table.cltt[row] < since and table.state[row] == active:
-            key = _client_key(db, row)
-            if key is not None and load_balance_hash(key) in buckets:
-                baseline[table.address_int(row)] = key
+def bound_before(
+    history: Iterable[Lease], since: float, buckets: frozenset[int]
+) -> dict[int, bytes]:
+    """address → client key of the leases of ``buckets``' clients active before ``since``,
+    from every record in file order (the last one before ``since`` counts): the baseline
+    against which a later record is a rebinding."""
+    baseline: dict[int, bytes] = {}
+    for lease in history:
+        if lease.cltt is None or lease.cltt >= since:
+            continue
+        address = address_to_int(lease.address)
+        key = lease.uid or lease.hardware_address
+        if lease.binding_state == BindingState.ACTIVE and key and load_balance_hash(key) in buckets:
+            baseline[address] = key
+        else:
+            baseline.pop(address, None)
     return baseline
 
 
@@ -267,8 +275,13 @@ class UnansweredClients:
             return str(exc)
         buckets = partner_buckets(hba, local_is_primary)
         if self._baseline is None or self._baseline[:2] != (since, buckets):
-            # Taken on the first read of the incident: records before ``since`` are as
-            # they were then, whatever happened after.
-            self._baseline = (since, buckets, bound_before(self._db, since, buckets))
+            # Once per incident, every record of the file: who held what before ``since``
+            # (the current table has already lost a lease renewed since). A file dhcpd
+            # rewrote meanwhile has lost that history too: its renewals then count as new.
+            try:
+                _, history = read_lease_history(self.path)
+            except DhcpfoctlError as exc:
+                return str(exc)
+            self._baseline = (since, buckets, bound_before(history, since, buckets))
         rebinding, new = count_unanswered(self._db, since, buckets, self._baseline[2])
         return Unanswered(rebinding, new, since, self.path)
