@@ -135,6 +135,12 @@ def watch(
         metavar="N",
         help="Watchers that must agree the partner is dead.",
     ),
+    witness_prefix: str = typer.Option(
+        "/dhcpfoctl/watch",
+        "--witness-prefix",
+        metavar="KEY",
+        help="etcd key prefix shared by the watchers of the same pairs.",
+    ),
     watcher_id: str | None = typer.Option(
         None,
         "--watcher-id",
@@ -236,7 +242,7 @@ def _settings(options: dict[str, Any]) -> WatchSettings:
         ttl = max(10, int(options["interval"] * 5))
         board = WitnessBoard(
             options["witness"],
-            prefix="/dhcpfoctl/watch",
+            prefix=options["witness_prefix"],
             watcher_id=name,
             ttl=ttl,
             timeout=options["timeout"],

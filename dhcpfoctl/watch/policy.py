@@ -367,7 +367,10 @@ class Judgement:
     reasons: tuple[str, ...] = ()
     #: condition 1 holds (T passed): doubts are then worth a veto.
     due: bool = False
+    #: Alive as this watcher or a witness saw it.
     partner_alive: bool = False
+    #: Something answered this watcher's own probes or poll (the silence window's input).
+    answered_here: bool = False
 
 
 def classify(
@@ -392,6 +395,7 @@ def classify(
     doubts: list[str] = []
     reasons: list[str] = []
     alive = partner.answered or any(p.outcome is ProbeOutcome.ANSWERED for p in obs.probes)
+    answered_here = alive
 
     # 1. long enough in communications-interrupted
     since = local.since
@@ -465,6 +469,7 @@ def classify(
         reasons=tuple(reasons),
         due=due,
         partner_alive=alive,
+        answered_here=answered_here,
     )
 
 
@@ -643,7 +648,7 @@ class RelationshipPolicy:
         probed = bool(obs.probes) and all(
             p.outcome in (ProbeOutcome.REFUSED, ProbeOutcome.SILENT) for p in obs.probes
         )
-        if judgement.partner_alive or not probed:
+        if judgement.answered_here or not probed:
             self.memory.partner_silent_since = None
         elif self.memory.partner_silent_since is None:
             self.memory.partner_silent_since = obs.now
