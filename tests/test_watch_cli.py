@@ -253,3 +253,45 @@ def test_bad_options_are_one_line_errors(world) -> None:
         result = CliRunner().invoke(app, ["watch", "--once", "--journal", str(journal), *args])
         assert result.exit_code == 3 and needle in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_textfile_metrics_follow_each_poll(world) -> None:
+    _, journal = world
+    textfile = journal.with_name("watch.prom")
+    watch(journal, "--textfile", str(textfile))
+    text = textfile.read_text()
+    assert "dhcpfoctl_watch_" in text and 'relationship="lab"' in text
+
+
+def test_sighup_reloads_and_sigterm_stops_cleanly(world) -> None:
+    import os
+    import signal
+    import subprocess
+
+    _, journal = world
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dhcpfoctl", "watch", "--no-dhcp-probe", "--interval", "0.2",
+         "--timeout", "0.5", "--retries", "1", "--journal", str(journal)],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: "transition" in kinds(journal))
+        process.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: "reload" in kinds(journal))
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
+    assert process.returncode == 0, err
+    assert kinds(journal)[-1] == "stop"
+
+
+def wait_for(condition, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
