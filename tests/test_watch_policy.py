@@ -440,3 +440,16 @@ class World(RuleBasedStateMachine):
 
 World.TestCase.settings = settings(max_examples=150, stateful_step_count=60, deadline=None)
 TestWorld = World.TestCase
+
+
+def test_a_probe_silent_while_the_partner_answers_is_flagged_blind() -> None:
+    policy = RelationshipPolicy("lab", LIMITS)
+    probes = (
+        ProbeResult("omapi", "h:7911", ProbeOutcome.ANSWERED, "it is normal"),
+        ProbeResult("dhcp", "h:67", ProbeOutcome.SILENT, "no reply"),
+    )
+    events = policy.observe(obs(1010, partner=CI, probes=probes))
+    (alert,) = [e for e in events if isinstance(e, Alert)]
+    assert alert.code == "blind-probe" and "dhcp h:67" in alert.message
+    assert not [e for e in policy.observe(obs(1020, partner=CI, probes=probes))
+                if isinstance(e, Alert)]  # fmt: skip

@@ -524,6 +524,7 @@ class RelationshipPolicy:
             # A newer interruption without a clear poll between: the old incident is over.
             events += self._step(Judgement(Event.CLEAR), obs)
         events += self._stuck_link(obs, judgement)
+        events += self._blind_probes(obs, judgement)
         events += self._step(judgement, obs)
         self._deadline = self._compute_deadline(obs, judgement)
         return events
@@ -676,6 +677,22 @@ class RelationshipPolicy:
         if "stuck-link" in self.memory.alerts and judgement.event is not Event.UNKNOWN:
             return self._clear_alerts(("stuck-link",))
         return []
+
+    def _blind_probes(self, obs: Observation, judgement: Judgement) -> list[Event_]:
+        """A probe silent while another shows the partner alive cannot see it at all (a
+        wrong port, a ciaddr the partner ignores): it would look dead when it dies too."""
+        if not judgement.answered_here:
+            return []
+        blind = [p for p in obs.probes if p.outcome is ProbeOutcome.SILENT]
+        if not blind:
+            return []
+        names = ", ".join(f"{p.name} {p.target}" for p in blind)
+        alert = self._alert(
+            "blind-probe",
+            f"probe(s) {names} get no answer from a partner that answers otherwise: check"
+            " their addresses and ports (a blind probe proves nothing when the partner dies)",
+        )
+        return [alert] if alert is not None else []
 
     def _stuck_after(self, local: ServerReading) -> float:
         if self.limits.stuck_after is not None:
