@@ -543,12 +543,16 @@ class Watcher:
                 return False, f"cannot claim the action in etcd: {exc}", None, lines
             if not claimed:
                 return False, "another watcher holds the claim for this incident", None, lines
+        try:
+            failover = partner_failover(None, partner, local, self.targets, pair.name)
+        except DhcpfoctlError as exc:
+            return False, str(exc), None, lines
         request = ForceRequest(
             target=FailoverState.PARTNER_DOWN,
             local=local,
             relationship=pair.name,
             partner=partner,
-            partner_failover=partner_failover(None, partner, local, self.targets, pair.name),
+            partner_failover=failover,
             timeout=self._timeout,
         )
 
