@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import shutil
 import socket
@@ -258,6 +259,19 @@ class OldGateway(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
+        if self.server.body == b"drip":  # type: ignore[attr-defined]
+            # A member that answers one byte at a time (bounded: 2 s at most).
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            for _ in range(20):
+                try:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                except OSError:
+                    return  # the client gave up, as it should
+                time.sleep(0.1)
+            return
         status, body = (
             (404, b"404 page not found")
             if self.path.startswith("/v3/")
@@ -294,9 +308,11 @@ def test_v3beta_is_used_where_v3_is_not_served_and_garbage_answers_are_doubts(
     kv = {"key": base64.b64encode(key.encode()).decode(), "value": base64.b64encode(value).decode()}
     old_gateway.body = json.dumps({"kvs": [kv]}).encode()  # type: ignore[attr-defined]
     address = f"127.0.0.1:{old_gateway.server_address[1]}"
-    me = WitnessBoard([address], prefix="/p", watcher_id="chi", ttl=30, timeout=2)
+    me = WitnessBoard([address], prefix="/p", watcher_id="chi", ttl=30, timeout=0.3)
     assert me.verdict(REL, PARTNER, now=now, window=60, quorum=1).dead
+    started = time.monotonic()
     for garbage in (
+        b"drip",
         b"<html>",
         b"[]",
         json.dumps({"kvs": 3}).encode(),
@@ -306,6 +322,7 @@ def test_v3beta_is_used_where_v3_is_not_served_and_garbage_answers_are_doubts(
         verdict = me.verdict(REL, PARTNER, now=now, window=60, quorum=1)
         assert not verdict.reachable and not verdict.dead
         assert verdict.error is not None and verdict.error.startswith(address)
+    assert time.monotonic() - started < 1.5  # the drip cost one timeout, not 1000 bytes' worth
 
 
 def test_bad_settings_are_one_line_errors() -> None:
@@ -354,3 +371,39 @@ def test_tally_never_calls_dead_with_a_veto_or_without_quorum(obs, quorum) -> No
     ]
     assert verdict.reporting == len(current)
     assert verdict.dead == (not alive and sum(o.partner_alive is False for o in current) >= quorum)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+VALID = json.loads(encode_observation(WitnessObservation("w", REL, PARTNER, False, 5.0, 10.0)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.dictionaries(st.sampled_from(sorted(VALID)), json_values, max_size=3),
+    st.sets(st.sampled_from(sorted(VALID)), max_size=1),
+    st.binary(max_size=3),
+)
+def test_a_value_is_an_observation_or_a_value_error(
+    changed: dict, dropped: set, tail: bytes
+) -> None:
+    # A valid value with some fields changed or dropped, or trailing bytes: never a crash.
+    data = {k: v for k, v in {**VALID, **changed}.items() if k not in dropped}
+    raw = json.dumps(data).encode() + tail
+    try:
+        obs = decode_observation(raw, watcher="w", relationship=REL, partner=PARTNER)
+    except ValueError:
+        return
+    assert (obs.watcher, obs.relationship, obs.partner) == ("w", REL, PARTNER)
+    assert obs.partner_alive is None or type(obs.partner_alive) is bool
+    assert math.isfinite(obs.observed_at)
+    assert obs.last_seen_alive is None or math.isfinite(obs.last_seen_alive)
+
+
+def test_the_unchanged_value_decodes() -> None:
+    raw = json.dumps(VALID).encode()
+    obs = decode_observation(raw, watcher="w", relationship=REL, partner=PARTNER)
+    assert obs == WitnessObservation("w", REL, PARTNER, False, 5.0, 10.0)

@@ -303,7 +303,7 @@ class _Endpoint:
             response = connection.getresponse()
             chunks: list[bytes] = []
             size = 0
-            while chunk := response.read(65536):
+            while chunk := response.read1(65536):  # what arrived, not a full 64 KiB
                 size += len(chunk)
                 if size > MAX_RESPONSE_BYTES:
                     raise RemoteError(self.name, f"etcd answer over {MAX_RESPONSE_BYTES} bytes")
