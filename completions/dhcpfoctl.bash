@@ -232,11 +232,12 @@ _dhcpfoctl() {
                 --hook-timeout) return ;;
                 --witness) return ;;
                 --quorum) return ;;
+                --witness-prefix) return ;;
                 --watcher-id) return ;;
                 --metrics-listen) return ;;
                 --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
-            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --act --interrupted-for --silent-for --stuck-after --min-clients --interval --retries --dhcp-probe --no-dhcp-probe --dhcp-probe-from --dhcp-probe-timeout --dhcp-probe-ciaddr --journal --on-transition --on-alert --on-action --hook-timeout --witness --quorum --watcher-id --metrics-listen --textfile --once --show --json --help" -- "$cur"))
+            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --act --interrupted-for --silent-for --stuck-after --min-clients --interval --retries --dhcp-probe --no-dhcp-probe --dhcp-probe-from --dhcp-probe-timeout --dhcp-probe-ciaddr --journal --on-transition --on-alert --on-action --hook-timeout --witness --quorum --witness-prefix --watcher-id --metrics-listen --textfile --once --show --json --help" -- "$cur"))
             ;;
     esac
 }

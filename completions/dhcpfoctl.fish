@@ -196,6 +196,7 @@ complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l on-action -x -d 
 complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l hook-timeout -x -d 'A hook is killed after this.'
 complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l witness -x -d 'etcd endpoint shared by the watchers; repeatable.'
 complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l quorum -x -d 'Watchers that must agree the partner is dead.'
+complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l witness-prefix -x -d 'etcd key prefix shared by the watchers of the same pairs.'
 complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l watcher-id -x -d 'This watcher\'s name among witnesses (default: host name).'
 complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l metrics-listen -x -d 'Serve Prometheus metrics there.'
 complete -c dhcpfoctl -n '__fish_seen_subcommand_from watch' -l textfile -r -F -d 'Write metrics for node_exporter\'s textfile collector.'
