@@ -223,6 +223,7 @@ class Veto:
     relationship: str
     incident: str
     reasons: tuple[str, ...]
+    probes: tuple[ProbeResult, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -563,7 +564,10 @@ class RelationshipPolicy:
         elif do is Do.VETO:
             if judgement.due and judgement.doubts != memory.last_veto:
                 memory.last_veto = judgement.doubts
-                events.append(Veto(self.relationship, str(judgement.incident), judgement.doubts))
+                probes = obs.probes if obs is not None else ()
+                events.append(
+                    Veto(self.relationship, str(judgement.incident), judgement.doubts, probes)
+                )
         elif do is Do.ACT:
             assert obs is not None and isinstance(obs.unanswered, Unanswered)
             memory.incident = judgement.incident

@@ -471,6 +471,7 @@ class Watcher:
                 "relationship": event.relationship,
                 "incident": event.incident,
                 "reasons": list(event.reasons),
+                "probes": [p.to_json() for p in event.probes],
             }
             self._record(record, hook=self.settings.hooks.alert, hook_kind="alert")
         elif isinstance(event, pol.Resolved):
