@@ -58,6 +58,8 @@ S = FailoverState
 STUCK_DELAYS: Final = 3
 #: The stuck-link threshold when neither is known.
 STUCK_DEFAULT: Final = 60.0
+#: local-stos is whole seconds, truncated: the state may have begun up to this much later.
+STOS_RESOLUTION: Final = 1.0
 #: Where the incident's action leaves the local server; seeing it ends the waiting.
 TAKEN_OVER: Final = S.PARTNER_DOWN
 
@@ -405,7 +407,7 @@ def classify(
         due = False
     else:
         lasted = obs.now - since
-        due = lasted >= limits.interrupted_for
+        due = lasted >= limits.interrupted_for + STOS_RESOLUTION
         line = (
             f"{local.label} communications-interrupted for {format_duration(int(lasted))}"
             f" (T = {format_duration(int(limits.interrupted_for))})"
@@ -713,7 +715,7 @@ class RelationshipPolicy:
         candidates = []
         if local.since is not None:
             candidates += [
-                local.since + self.limits.interrupted_for,
+                local.since + self.limits.interrupted_for + STOS_RESOLUTION,
                 local.since + self._stuck_after(local),
             ]
         if self.memory.partner_silent_since is not None:

@@ -25,13 +25,24 @@ from dhcpfoctl.model import FailoverState
 from dhcpfoctl.watch.history import read_journal
 
 from .conftest import restore_normal
-from .realpair import RealPair
+from .realpair import LAB_KEY, PairConfig, RealPair
 from .test_lab_clients_real import RELAY, _relay_socket, _servers
 
 pytestmark = pytest.mark.integration
 
 S = FailoverState
 T = 5
+
+
+@pytest.fixture(scope="module")
+def own_pair(
+    require_real_dhcpd: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RealPair]:
+    """A pair of this module's own: its servers' logs (which other modules read) and lease
+    files take the partner-down and the clients of these tests, not the shared pair's."""
+    config = PairConfig(secondary_key=LAB_KEY)
+    with RealPair(config, workdir=tmp_path_factory.mktemp("watch-pair")) as pair:
+        yield pair
 
 
 @contextmanager
@@ -87,15 +98,15 @@ def performed(journal: Path) -> list[dict]:
 
 
 def test_a_killed_dhcpd_is_taken_over_within_t_plus_10_s(
-    real_pair: RealPair, tmp_path: Path
+    own_pair: RealPair, tmp_path: Path
 ) -> None:
-    pair = real_pair
+    pair = own_pair
     restore_normal(pair)
     try:
         with clients(pair), watcher(pair, tmp_path) as journal:
             time.sleep(2)  # clients of both servers bound
-            pair.kill("secondary", signal.SIGKILL)
             killed = time.time()
+            pair.kill("secondary", signal.SIGKILL)
             pair.wait_for(lambda: bool(performed(journal)), T + 15, what="partner-down")
             (done,) = performed(journal)
             print(f"time to act after kill -9: {done['t'] - killed:.2f} s (T = {T} s)")
@@ -111,9 +122,9 @@ def test_a_killed_dhcpd_is_taken_over_within_t_plus_10_s(
 
 
 def test_a_cut_link_gets_a_stuck_link_alert_and_no_partner_down(
-    real_pair: RealPair, tmp_path: Path
+    own_pair: RealPair, tmp_path: Path
 ) -> None:
-    pair = real_pair
+    pair = own_pair
     restore_normal(pair)
     try:
         with clients(pair), watcher(pair, tmp_path) as journal:
