@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -31,6 +32,8 @@ def main() -> int:
     parser.add_argument("--kinds", default="death,partition,restart")
     parser.add_argument("--json", type=Path, help="write every trial and the table here")
     args = parser.parse_args()
+    # A stop (SIGTERM) unwinds like an error: the watcher, the clients and the lab go.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     kinds = [k for k in args.kinds.split(",") if k]
     trials: list[Trial] = []
     started = time.monotonic()
