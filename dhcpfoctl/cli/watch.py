@@ -85,13 +85,13 @@ def watch(
     dhcp_probe: bool = typer.Option(
         True,
         "--dhcp-probe/--no-dhcp-probe",
-        help="Probe the partner with a relayed DHCPINFORM (needs the relay port).",
+        help="Probe the partner with a DHCPINFORM (replies come to port 68).",
     ),
     dhcp_probe_from: str = typer.Option(
-        "0.0.0.0:67",
+        "0.0.0.0:68",
         "--dhcp-probe-from",
         metavar="ADDRESS:PORT",
-        help="Relay address (giaddr) and port of the DHCP probe; 67 needs"
+        help="This host's address and port for the DHCP probe's replies; 68 needs"
         " CAP_NET_BIND_SERVICE (0.0.0.0: the address on the route to the partner).",
     ),
     dhcp_probe_timeout: float = typer.Option(
@@ -219,7 +219,7 @@ def _settings(options: dict[str, Any]) -> WatchSettings:
     )
     dhcp = None
     if options["dhcp_probe"]:
-        host, port = _host_port(options["dhcp_probe_from"], "--dhcp-probe-from", 67)
+        host, port = _host_port(options["dhcp_probe_from"], "--dhcp-probe-from", 68)
         dhcp = DhcpProbeSettings(
             bind=(host, port),
             ciaddr=options["dhcp_probe_ciaddr"],

@@ -3,11 +3,13 @@
 * :func:`probe_omapi_and_failover`: the partner's OMAPI and failover port, through
   :func:`dhcpfoctl.checks.gather.probe_partner` (the probe ``partner-down`` makes), with
   bounded retries.
-* :func:`probe_dhcp`: a relayed DHCPINFORM to the partner's DHCP port, built with
-  :mod:`dhcpfoctl.lab.dhcp`, answered (by dhcpd) to the relay address's server port. On a
-  real network that is UDP port 67 of the watcher's host, which needs
-  ``CAP_NET_BIND_SERVICE`` (the systemd unit grants it with ``AmbientCapabilities=``); a
-  port that cannot be bound is an ERROR (doubt, no action), never a dead partner.
+* :func:`probe_dhcp`: a DHCPINFORM to the partner's DHCP port, built with
+  :mod:`dhcpfoctl.lab.dhcp`, relayed from the watcher's own address (giaddr = ciaddr, so
+  that dhcpd finds the subnet). dhcpd 4.4.3 answers an INFORM at ``ciaddr`` on the client
+  port 68 (RFC 2131 §4.3.5), relayed or not (the integration test checks it); the lab
+  answers the request's source. Port 68 needs ``CAP_NET_BIND_SERVICE`` (the systemd unit
+  grants it with ``AmbientCapabilities=``); a port that cannot be bound is an ERROR (doubt,
+  no action), never a dead partner.
 * :class:`UnansweredClients`: condition 3 from the local lease journal.
 
 Why the lease journal, and what it can show (docs/failover-protocol.md §8.1): in normal
@@ -115,10 +117,10 @@ class DhcpProbe:
     """Where and how to send the DHCPINFORM."""
 
     target: tuple[str, int]  # the partner's DHCP address and server port
-    #: Where replies come back: the relay's address (giaddr) and port (dhcpd answers a
-    #: relayed request at giaddr, on its own server port: 67 on a real network).
+    #: The watcher's address (sent as giaddr) and the port replies come to (dhcpd: 68).
     bind: tuple[str, int]
-    #: An address in a subnet the partner serves (dhcpd ignores an INFORM from elsewhere).
+    #: Where dhcpd sends its reply: the watcher's address, in a subnet the partner serves
+    #: (dhcpd ignores an INFORM from elsewhere).
     ciaddr: str
     timeout: float = 1.0
     retries: int = RETRIES
@@ -138,12 +140,14 @@ def inform_packet(probe: DhcpProbe, xid: int) -> bytes:
     return dhcp.encode(packet)
 
 
-def probe_dhcp(probe: DhcpProbe) -> ProbeResult:
+def probe_dhcp(probe: DhcpProbe, sock: socket.socket | None = None) -> ProbeResult:
     """ANSWERED on any DHCP reply with our xid; SILENT when every attempt timed out; ERROR
-    when the probe cannot be made here (the relay port cannot be bound, no route out)."""
+    when the probe cannot be made here (the relay port cannot be bound, no route out).
+    ``sock``: an unbound UDP socket to use (e.g. one made in another network namespace);
+    it is closed at the end, as the probe's own one is."""
     target = format_endpoint(*probe.target)
     try:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     except OSError as exc:
         return ProbeResult("dhcp", target, ProbeOutcome.ERROR, f"no socket: {exc.strerror}")
     with sock:

@@ -112,7 +112,8 @@ def run_hook(argv: Sequence[str], event: dict[str, Any], timeout: float) -> dict
 
 @dataclass(frozen=True, slots=True)
 class DhcpProbeSettings:
-    """The DHCP probe: from where (relay address and port), with which ciaddr; the
+    """The DHCP probe: this host's address and reply port, the ciaddr (default: that
+    address); the
     partner's port comes from its dhcpd.conf ``local-port`` (else 67)."""
 
     bind: tuple[str, int]
@@ -671,7 +672,7 @@ def _reading(answer: ServerAnswer, relationship: str) -> pol.ServerReading:
 
 
 def _route_source(host: str) -> str:
-    """This host's address on the route to ``host`` (the relay address of the DHCP probe);
+    """This host's address on the route to ``host`` (the DHCP probe's ciaddr and giaddr);
     ``OSError`` when there is none."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.connect((host, 67))  # UDP: nothing is sent

@@ -3,13 +3,15 @@
 The watcher is the real command in a subprocess on the pair's profile (OMAPI, failover
 ports, the survivor's lease file); DHCP clients are the lab population relayed on the
 pair's LAN, so that the survivor serves the dead partner's clients (condition 3). The DHCP
-probe is off here: the watcher runs outside the LAN namespace (the lab trials cover it).
+probe is off in the watcher (it runs outside the LAN's namespaces); the same probe is made
+from a host on the LAN, before the kill (answered) and after it (silent).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,15 +25,20 @@ import pytest
 from dhcpfoctl.lab.population import run_population
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.watch.history import read_journal
+from dhcpfoctl.watch.policy import ProbeOutcome, ProbeResult
+from dhcpfoctl.watch.probes import DhcpProbe, probe_dhcp
 
 from .conftest import restore_normal
-from .realpair import LAB_KEY, PairConfig, RealPair
+from .netns import socket_in_namespace
+from .realpair import LAB_KEY, LAN_NETWORK, PairConfig, RealPair
 from .test_lab_clients_real import RELAY, _relay_socket, _servers
 
 pytestmark = pytest.mark.integration
 
 S = FailoverState
 T = 5
+#: A relay host of the LAN for the DHCP probe (the clients' relay is RELAY).
+PROBER = str(LAN_NETWORK[4])
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +98,22 @@ def watcher(pair: RealPair, tmp_path: Path) -> Iterator[Path]:
         assert any(r["kind"] == "stop" for r in read_journal(journal))
 
 
+def dhcp_probe(pair: RealPair, role: str) -> ProbeResult:
+    """The watcher's DHCP probe of ``role``'s dhcpd from a relay host of the pair's LAN
+    (dhcpd answers an INFORM at ciaddr, port 68, relayed or not)."""
+    namespace = f"{pair.prefix}-prober"
+    if (
+        namespace
+        not in subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+    ):
+        pair.add_lan_host("prober", address=f"{PROBER}/{LAN_NETWORK.prefixlen}")
+    sock = socket_in_namespace(namespace, socket.AF_INET, socket.SOCK_DGRAM)
+    target = (pair.server(role).lan_address, 67)
+    return probe_dhcp(DhcpProbe(target, (PROBER, 68), PROBER, timeout=1, retries=2), sock)
+
+
 def performed(journal: Path) -> list[dict]:
     return [
         r for r in read_journal(journal) if r["kind"] == "outcome" and r["result"] == "performed"
@@ -105,6 +128,7 @@ def test_a_killed_dhcpd_is_taken_over_within_t_plus_10_s(
     try:
         with clients(pair), watcher(pair, tmp_path) as journal:
             time.sleep(2)  # clients of both servers bound
+            assert dhcp_probe(pair, "secondary").outcome is ProbeOutcome.ANSWERED
             killed = time.time()
             pair.kill("secondary", signal.SIGKILL)
             pair.wait_for(lambda: bool(performed(journal)), T + 15, what="partner-down")
@@ -114,6 +138,7 @@ def test_a_killed_dhcpd_is_taken_over_within_t_plus_10_s(
             decision = next(r for r in read_journal(journal) if r["kind"] == "decision")
             assert decision["decision"] == "act" and decision["unanswered"]["total"] >= 1
             assert {p["outcome"] for p in decision["probes"]} <= {"refused", "silent"}
+            assert dhcp_probe(pair, "secondary").outcome is ProbeOutcome.SILENT
         view = pair.omapi_states("primary")
         assert view is not None and view.local_state == S.PARTNER_DOWN  # read independently
         assert any("to partner-down" in line for line in pair.log_lines("primary"))
