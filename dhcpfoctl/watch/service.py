@@ -113,8 +113,7 @@ def run_hook(argv: Sequence[str], event: dict[str, Any], timeout: float) -> dict
 @dataclass(frozen=True, slots=True)
 class DhcpProbeSettings:
     """The DHCP probe: this host's address and reply port, the ciaddr (default: that
-    address); the
-    partner's port comes from its dhcpd.conf ``local-port`` (else 67)."""
+    address); the partner's port comes from its dhcpd.conf ``local-port`` (else 67)."""
 
     bind: tuple[str, int]
     ciaddr: str | None = None
