@@ -201,13 +201,16 @@ def test_hooks_get_the_event_on_stdin_and_their_result_is_journalled(world) -> N
     assert all(h["status"] == 0 for h in hooks if h["event"] == "transition")
 
 
-def test_show_prints_states_with_durations_and_decisions(world) -> None:
+def test_show_prints_states_with_durations_and_decisions(
+    world, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, journal = world
     watch(journal, "--act")
     watch(journal)  # the next poll sees partner-down
     result = CliRunner().invoke(app, ["watch", "--show", "--journal", str(journal)])
     assert result.exit_code == 0
     assert "communications-interrupted" in result.stdout and "partner-down" in result.stdout
+    monkeypatch.setenv("DHCPFOCTL_CONFIG", str(journal.with_name("absent.toml")))
     result = CliRunner().invoke(app, ["watch", "--show", "--json", "--journal", str(journal)])
     doc = json.loads(result.stdout)
     states = {(s["server"], s["state"]): s for s in doc["states"]}

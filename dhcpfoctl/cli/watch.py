@@ -177,6 +177,9 @@ def watch(
                 keys=keys,
             )
 
+        if show and journal is not None:  # no server needed to read a journal
+            _show(journal, json_output)
+            return
         first = targets()
         for message in first.warnings:
             warn(message)
