@@ -11,7 +11,7 @@ _dhcpfoctl() {
         esac
     done
     if [[ -z "$cmd" ]]; then
-        COMPREPLY=($(compgen -W "audit balance compare lab leases partner-down set-state status --version -V --help" -- "$cur"))
+        COMPREPLY=($(compgen -W "audit balance compare lab leases partner-down set-state status watch --version -V --help" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -220,6 +220,39 @@ _dhcpfoctl() {
                 --unacked-for) return ;;
             esac
             COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --format -f --json --watch -w --interval --count --no-state --state-max-age --unacked-for --help" -- "$cur"))
+            ;;
+        watch)
+            case "$prev" in
+                --server|-s) return ;;
+                --profile|-p) return ;;
+                --peer) return ;;
+                --config|-c) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --key) return ;;
+                --key-file) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --key-name) return ;;
+                --timeout) return ;;
+                --interrupted-for) return ;;
+                --silent-for) return ;;
+                --stuck-after) return ;;
+                --min-clients) return ;;
+                --interval) return ;;
+                --retries) return ;;
+                --dhcp-probe-from) return ;;
+                --dhcp-probe-timeout) return ;;
+                --dhcp-probe-ciaddr) return ;;
+                --journal) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --on-transition) return ;;
+                --on-alert) return ;;
+                --on-action) return ;;
+                --hook-timeout) return ;;
+                --witness) return ;;
+                --quorum) return ;;
+                --witness-prefix) return ;;
+                --watcher-id) return ;;
+                --metrics-listen) return ;;
+                --textfile) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            esac
+            COMPREPLY=($(compgen -W "--server -s --profile -p --peer --config -c --key --key-file --key-name --timeout --act --interrupted-for --silent-for --stuck-after --min-clients --interval --retries --dhcp-probe --no-dhcp-probe --dhcp-probe-from --dhcp-probe-timeout --dhcp-probe-ciaddr --journal --on-transition --on-alert --on-action --hook-timeout --witness --quorum --witness-prefix --watcher-id --metrics-listen --textfile --once --show --json --help" -- "$cur"))
             ;;
     esac
 }

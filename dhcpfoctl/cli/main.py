@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from dhcpfoctl import __version__
-from dhcpfoctl.cli import audit, balance, compare, lab, leases, partner_down, status
+from dhcpfoctl.cli import audit, balance, compare, lab, leases, partner_down, status, watch
 from dhcpfoctl.cli.output import echo, exit_with, literal_usage_errors, print_traceback
 from dhcpfoctl.errors import CheckResult, ExitStatus, exit_status_for
 
@@ -124,4 +124,5 @@ app.command("set-state", cls=GuardedCommand)(partner_down.set_state)
 app.command("balance", cls=GuardedCommand)(balance.balance)
 app.command("audit", cls=CheckCommand)(audit.audit)
 app.command("compare", cls=CheckCommand)(compare.compare)
+app.command("watch", cls=CheckCommand)(watch.watch)
 app.add_typer(lab.app, name="lab", cls=FullHelpGroup)
