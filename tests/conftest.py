@@ -25,6 +25,20 @@ def _private_state_dir(
     return directory
 
 
+@pytest.fixture(autouse=True)
+def _fresh_consoles() -> Iterator[None]:
+    """A command's consoles are made once per process (the terminal's width is read then);
+    in tests each CliRunner invocation is its own "process", with its own COLUMNS, so no
+    test may inherit a console (and a width) from the one before it."""
+    from dhcpfoctl.cli.output import stderr_console, stdout_console
+
+    stdout_console.cache_clear()
+    stderr_console.cache_clear()
+    yield
+    stdout_console.cache_clear()
+    stderr_console.cache_clear()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield

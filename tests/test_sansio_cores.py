@@ -13,12 +13,15 @@ import pytest
 
 import dhcpfoctl.failover
 import dhcpfoctl.lab
+import dhcpfoctl.watch
 
 FAILOVER = Path(dhcpfoctl.failover.__file__).parent
 LAB = Path(dhcpfoctl.lab.__file__).parent
+WATCH = Path(dhcpfoctl.watch.__file__).parent
 CORE_MODULES = [
     *(FAILOVER / f"{name}.py" for name in ("wire", "states", "bindings", "connection")),
     *(LAB / f"{name}.py" for name in ("dhcp", "client", "engine", "objects")),
+    *(WATCH / f"{name}.py" for name in ("model", "policy")),
 ]
 IO_MODULES = {"socket", "select", "selectors", "threading", "asyncio", "time", "datetime"}
 

@@ -30,10 +30,10 @@ from typing import Any
 
 from dhcpfoctl.checks.force import ForceCallbacks, ForcedTransition, ForceRequest
 from dhcpfoctl.checks.gather import add_endurance, pool_addresses, query_all
-from dhcpfoctl.checks.health import ServerAnswer, evaluate
+from dhcpfoctl.checks.health import ServerAnswer, evaluate, track_unacked
+from dhcpfoctl.checks.history import LeaseFollower
 from dhcpfoctl.checks.partner_down import partner_failover
 from dhcpfoctl.errors import CheckResult, DhcpfoctlError, LocalError, RemoteError, worst_of
-from dhcpfoctl.leases import LeaseFileFollower
 from dhcpfoctl.model import FailoverState
 from dhcpfoctl.omapi import format_endpoint
 from dhcpfoctl.profile import ServerSpec, Targets
@@ -181,7 +181,11 @@ class Watcher:
         self._lock = threading.Lock()
         self._hooks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hook")
         self._probe_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe")
-        self._followers = LeaseFileFollower()
+        #: The lease files' new-binding history, remembered across polls and restarts
+        #: (the state directory, as status does), and since when each unacked-updates
+        #: window has been full: a window full in one poll only is no warning.
+        self._followers = LeaseFollower()
+        self._unacked: dict[str, int] = {}
         self.stop_event = threading.Event()
         self.reload_event = threading.Event()
         #: (relationship, server) → when this watcher last saw it alive (for witnesses).
@@ -267,8 +271,9 @@ class Watcher:
         targets, servers = self.targets, self.servers
         answers = query_all(servers, targets.relationships, pool_addresses(targets), self._timeout)
         now = self.clock()
-        answers = add_endurance(answers, servers, targets.config, int(now), self._followers.read)
-        report = evaluate(answers, targets.relationships, int(now))
+        answers = add_endurance(answers, servers, targets.config, int(now), self._followers)
+        self._unacked = track_unacked(answers, self._unacked, int(now))
+        report = evaluate(answers, targets.relationships, int(now), unacked_since=self._unacked)
         snapshots = []
         for pair in self.pairs.values():
             snapshots.append(self._poll_pair(pair, answers, now))
