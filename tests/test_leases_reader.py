@@ -16,7 +16,6 @@ import pytest
 from bench.generate import append_records, write_leases
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.leases import (
-    LeaseFileFollower,
     ResumeState,
     read_leases,
     read_leases_incremental,
@@ -241,25 +240,6 @@ def test_incremental_reads_only_appended_bytes(tmp_path: Path) -> None:
     before = db.stats.bytes_read
     db, state = read_leases_incremental(journal, state, db)
     assert db.stats.bytes_read == before
-
-
-def test_follower_reads_in_full_once_then_only_what_was_appended(tmp_path: Path) -> None:
-    journal = tmp_path / "dhcpd.leases"
-    write_leases(journal, 400)
-    follower = LeaseFileFollower()
-    db = follower.read(str(journal))
-    cold = journal.stat().st_size
-    assert db.stats.bytes_read == cold
-    append_records(journal, 400, 50)
-    again = follower.read(str(journal))
-    assert again is db  # the same model, brought up to date in place
-    assert db.stats.bytes_read == journal.stat().st_size  # cold + appended, nothing twice
-    _same_leases(db, read_leases(journal))
-    # A rewrite (new inode) is read in full again, into a fresh model.
-    replacement = tmp_path / "dhcpd.leases.new"
-    shutil.copy(REAL / "primary.leases", replacement)
-    os.replace(replacement, journal)
-    _same_leases(follower.read(str(journal)), read_leases(REAL / "primary.leases"))
 
 
 def _same_leases(a: object, b: object) -> None:

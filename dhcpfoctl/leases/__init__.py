@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from dhcpfoctl.leases.reader import (
-        LeaseFileFollower,
         ResumeState,
         read_leases,
         read_leases_incremental,
@@ -23,7 +22,6 @@ if TYPE_CHECKING:
     from dhcpfoctl.leases.writer import write_leases
 
 __all__ = [
-    "LeaseFileFollower",
     "ResumeState",
     "active_reader",
     "compiled_scanner",
@@ -34,7 +32,6 @@ __all__ = [
 ]
 
 _LAZY: Final = {
-    "LeaseFileFollower": "reader",
     "ResumeState": "reader",
     "read_leases": "reader",
     "read_leases_incremental": "reader",

@@ -1335,24 +1335,6 @@ def read_leases_incremental(
     return fresh, ResumeState(info.st_ino, info.st_size, offset, line, tail)
 
 
-class LeaseFileFollower:
-    """Reads lease files again and again at the cost of what dhcpd appended in between.
-
-    For pollers (``status --watch``): the first :meth:`read` of a path is a full read, each
-    later one resumes where the previous ended (:func:`read_leases_incremental`), and a file
-    that dhcpd rewrote is read in full again.
-    """
-
-    def __init__(self) -> None:
-        self._followed: dict[str, tuple[LeaseDB, ResumeState]] = {}
-
-    def read(self, path: str) -> LeaseDB:
-        db, resume = self._followed.get(path, (None, None))
-        db, resume = read_leases_incremental(path, resume, db)
-        self._followed[path] = (db, resume)
-        return db
-
-
 def _can_resume(name: str, info: os.stat_result, resume: ResumeState) -> bool:
     if resume.offset < 0 or info.st_ino != resume.inode or info.st_size < resume.size:
         return False
