@@ -1,4 +1,5 @@
-"""Opening the files dhcpfoctl reads (lease files, configs, includes, key files).
+"""Opening the files dhcpfoctl reads (lease files, configs, includes, key files), and
+replacing the files it writes (state, metrics, the lab's files) atomically.
 
 Only regular files are read: a FIFO without a writer would block the open forever, and a
 device such as ``/dev/zero`` never ends, so a reader would grow its buffers without bound.
@@ -7,8 +8,11 @@ Standard input (``-`` where a command takes it) is the way to feed a stream.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
+from pathlib import Path
 from typing import BinaryIO
 
 from dhcpfoctl.errors import InputFileError
@@ -37,3 +41,24 @@ def open_regular(path: str) -> BinaryIO:
         raise InputFileError(path, f"{kind}, not a regular file")
     os.set_blocking(fd, True)
     return os.fdopen(fd, "rb")
+
+
+def replace_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data``: a temporary file in the same directory, created with
+    mode 0600 (nothing is ever readable before ``mode`` is set), fsynced, given ``mode`` and
+    renamed over ``path``. A reader sees the old file or the new one, never half of one.
+    ``OSError`` for the caller to word; the temporary file is removed on failure."""
+    target = Path(path)
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if mode != 0o600:
+            os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

@@ -20,17 +20,17 @@ cache, never a source of truth:
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
+
+from dhcpfoctl.files import replace_atomically
 
 #: Largest document :meth:`StateStore.load` reads by default; anything bigger is not ours.
 #: The largest rate history, a lease file's active clients, takes about 2.5 MB per million
@@ -133,17 +133,7 @@ class StateStore:
 
     def _write(self, payload: bytes) -> None:
         with self._locked():
-            fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.directory)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    handle.write(payload)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-                raise
+            replace_atomically(self.path, payload)
             _fsync_directory(self.directory)
 
     def _locked(self) -> _Lock:

@@ -223,26 +223,13 @@ def write_atomically(path: str, text: str) -> None:
     A reader (node-exporter) sees either the old or the new file, never a half-written one.
     The text is a rendered document: as on stdout, only its line breaks are kept raw.
     """
-    import os
-    import tempfile
-
     from dhcpfoctl.errors import InputFileError
+    from dhcpfoctl.files import replace_atomically
 
-    text = literal_lines(text)
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, temp = tempfile.mkstemp(prefix=".dhcpfoctl-", dir=directory)
+        # 0644: textfile collectors run as another user.
+        replace_atomically(path, literal_lines(text).encode("utf-8"), mode=0o644)
     except OSError as exc:
-        raise InputFileError(path, f"cannot write: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # textfile collectors run as another user
-        os.replace(temp, path)
-    except OSError as exc:
-        os.unlink(temp)
         raise InputFileError(path, f"cannot write: {exc.strerror}") from None
 
 

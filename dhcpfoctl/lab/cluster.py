@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dhcpfoctl.errors import LocalError, RefusedError, RemoteError
+from dhcpfoctl.files import replace_atomically
 from dhcpfoctl.lab.population import PopulationStats, run_population
 
 ROLES = ("primary", "secondary")
@@ -961,9 +962,4 @@ def _wait_gone(pid: int, deadline: float) -> bool:
 
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` with mode 0600 from the first byte (it may hold a key)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    replace_atomically(path, text.encode("utf-8"))

@@ -32,8 +32,6 @@ Metrics (labels ``relationship``, ``server``, ``pool``, ``probe``, ``state``, ``
 
 from __future__ import annotations
 
-import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +42,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from dhcpfoctl.errors import LocalError
+from dhcpfoctl.files import replace_atomically
 from dhcpfoctl.model import FailoverState
 
 if TYPE_CHECKING:
@@ -194,18 +193,7 @@ class Metrics:
         A temporary file in the same directory, fsynced and renamed over ``path``: the
         collector never reads half a file. Mode 0644: node_exporter runs as another user.
         """
-        data = self.render()
         try:
-            fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            replace_atomically(path, self.render(), mode=0o644)
         except OSError as exc:
-            raise LocalError(f"{path}: cannot write metrics: {exc.strerror or exc}") from None
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temporary, 0o644)
-            os.replace(temporary, path)
-        except OSError as exc:
-            Path(temporary).unlink(missing_ok=True)
             raise LocalError(f"{path}: cannot write metrics: {exc.strerror or exc}") from None
