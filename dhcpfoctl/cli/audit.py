@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from dhcpfoctl.cli.options import format_option
+from dhcpfoctl.cli.options import NoState, StateMaxAge, format_option
 
 if TYPE_CHECKING:
     from dhcpfoctl.balance import BalanceReport
@@ -93,12 +93,8 @@ def audit(
         metavar="FILE",
         help="Write to FILE (atomically: temp file, then rename), e.g. for node-exporter.",
     ),
-    no_state: bool = typer.Option(
-        False, "--no-state", help="Remember nothing between runs (see README Monitoring)."
-    ),
-    state_max_age: str = typer.Option(
-        "1h", "--state-max-age", metavar="DURATION", help="Ignore remembered data older."
-    ),
+    no_state: NoState = False,
+    state_max_age: StateMaxAge = "1h",
 ) -> None:
     """Check pool balance, free leases and endurance against thresholds (exit 0/1/2/3)."""
     from dhcpfoctl.checks import audit as judge

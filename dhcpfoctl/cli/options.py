@@ -60,6 +60,14 @@ KeyFile = Annotated[
         help="File with a `key NAME { algorithm …; secret …; }` stanza.",
     ),
 ]
+NoState = Annotated[
+    bool,
+    typer.Option("--no-state", help="Remember nothing between runs (see README Monitoring)."),
+]
+StateMaxAge = Annotated[
+    str,
+    typer.Option("--state-max-age", metavar="DURATION", help="Ignore remembered data older."),
+]
 KeyName = Annotated[
     str | None,
     typer.Option(

@@ -72,8 +72,10 @@ from dhcpfoctl.cli.options import (
     Key,
     KeyFile,
     KeyName,
+    NoState,
     Peers,
     Profile,
+    StateMaxAge,
     StatusFormat,
     Timeout,
     format_option,
@@ -116,12 +118,8 @@ def status(
     count: int | None = typer.Option(
         None, "--count", min=1, metavar="N", help="Stop after N polls."
     ),
-    no_state: bool = typer.Option(
-        False, "--no-state", help="Remember nothing between runs (see README Monitoring)."
-    ),
-    state_max_age: str = typer.Option(
-        "1h", "--state-max-age", metavar="DURATION", help="Ignore remembered data older."
-    ),
+    no_state: NoState = False,
+    state_max_age: StateMaxAge = "1h",
     unacked_for: str = typer.Option(
         "30s", "--unacked-for", metavar="DURATION", help="Warn when the window stays full."
     ),
