@@ -6,7 +6,7 @@
 For each size (bench/run.py's generated failover journals, created once in bench/data/),
 whole processes side by side in one run, the tools taking turns so that the machine's other
 load falls on all of them alike; median wall time of ``--repeat`` runs, peak RSS of each
-process from ``wait4()``:
+process from GNU time (``run.timed`` says why not from ``wait4()``):
 
 * ``dhcpd-pools -f j`` (2.29, C): read plus per-range counts;
 * ``dhcpfoctl balance --json`` with the compiled scanner, and with the pure-Python reader
@@ -15,7 +15,9 @@ process from ``wait4()``:
   (``bench/read_one.py``, same harness);
 * the incremental re-read after 1 % more records were appended, against the cold read of the
   same process;
-* inside one process, the balance computation against the read (``--in-process``).
+* inside one process, the balance computation against the read (``--in-process``);
+* the start-up floor: this interpreter doing nothing (``python -c pass``) and ``dhcpfoctl
+  --version``, which bound what any Python command can reach on the smallest file.
 
 The active and touched counts of every dhcpfoctl run must equal dhcpd-pools'. Targets
 (issue 12): balance at most 1.0x dhcpd-pools' time and 2x its RSS at every size, the reader
@@ -93,10 +95,13 @@ def run_size(size: int, repeat: int, isc: bool) -> dict[str, object]:
 
 
 def in_process(size: int) -> dict[str, float]:
-    """Read and balance in this process, timed apart (what ``balance`` does after start-up)."""
+    """What ``balance`` does after start-up, in this process: the table read alone, the whole
+    of ``checks.inputs.gather`` (config, table, the journal's new bindings for the endurance
+    rate, the balance) and the balance computation alone."""
     import time
 
     from dhcpfoctl.balance import compute_balance
+    from dhcpfoctl.checks.inputs import gather
     from dhcpfoctl.conf import read_config
     from dhcpfoctl.leases import read_leases
 
@@ -105,9 +110,40 @@ def in_process(size: int) -> dict[str, float]:
     started = time.perf_counter()
     db = read_leases(leases)
     read_s = time.perf_counter() - started
+    as_of = max(db.leases.starts)
     started = time.perf_counter()
-    compute_balance(config, db, max(db.leases.starts))
-    return {"in_process_read_s": read_s, "in_process_balance_s": time.perf_counter() - started}
+    gather(str(conf), str(leases), f"@{as_of}", "24h")
+    gather_s = time.perf_counter() - started
+    started = time.perf_counter()
+    compute_balance(config, db, as_of)
+    return {
+        "in_process_read_s": read_s,
+        "in_process_gather_s": gather_s,
+        "in_process_balance_s": time.perf_counter() - started,
+    }
+
+
+def start_up(repeat: int) -> dict[str, float]:
+    """Median wall time and peak RSS of the interpreter alone and of ``dhcpfoctl --version``."""
+    row: dict[str, float] = {}
+    for name, command in (
+        ("python", [PYTHON, "-c", "pass"]),
+        ("version", [DHCPFOCTL, "--version"]),
+    ):
+        runs = [timed(command) for _ in range(max(repeat, 5))]
+        row[f"{name}_s"] = statistics.median(seconds for seconds, _, _ in runs)
+        row[f"{name}_mib"] = max(rss for _, rss, _ in runs)
+    return row
+
+
+def install_line() -> str:
+    """Where the measured ``dhcpfoctl`` comes from: an editable install pays for its import
+    finder at every start (about 10 ms here), a regular one does not."""
+    import dhcpfoctl
+
+    site = Path(dhcpfoctl.__file__).resolve().parent.parent
+    editable = any(Path(PYTHON).parent.parent.glob("lib/python*/site-packages/__editable__*"))
+    return f"dhcpfoctl from {site}" + (" (editable install)" if editable else "")
 
 
 def timed_env(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
@@ -162,7 +198,8 @@ def report(row: dict[str, object]) -> list[str]:
     verdict = "OK" if balance_s <= TARGETS["balance_vs_read"] * read_s else "over target"
     lines.append(
         f"  in one process: read {read_s:.3f} s, balance {balance_s:.3f} s "
-        f"(+{balance_s / read_s:.1%})  [{verdict}]"
+        f"(+{balance_s / read_s:.1%})  [{verdict}]; read + journal + balance "
+        f"{r['in_process_gather_s']:.3f} s"
     )
     return lines
 
@@ -179,7 +216,13 @@ def main() -> None:
         print(json.dumps(in_process(parse_size(args.in_process))))
         return
     isc_max = parse_size(args.isc_max) if args.isc_max != "0" else 0
-    print(f"lease reader: {reader_line()}; median of {args.repeat}", flush=True)
+    print(f"lease reader: {reader_line()}; {install_line()}; median of {args.repeat}", flush=True)
+    floor = start_up(args.repeat)
+    print(
+        f"start-up: python -c pass {floor['python_s']:.3f} s {floor['python_mib']:.0f} MiB;"
+        f" dhcpfoctl --version {floor['version_s']:.3f} s {floor['version_mib']:.0f} MiB",
+        flush=True,
+    )
     rows = []
     for size in map(parse_size, args.sizes.split(",")):
         row = run_size(size, args.repeat, isc=0 < size <= isc_max)
@@ -187,7 +230,7 @@ def main() -> None:
         print("\n".join(report(row)), flush=True)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        args.json.write_text(json.dumps({"start_up": floor, "sizes": rows}, indent=2) + "\n")
     sys.exit(0 if all(row["counts_agree"] for row in rows) else 1)
 
 
