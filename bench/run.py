@@ -58,6 +58,14 @@ def ensure_journal(size: int) -> tuple[Path, Path]:
     return leases, conf
 
 
+def bench_environment() -> dict[str, str]:
+    """The measured commands' environment: this checkout on the path, and bytecode caches
+    allowed, as an installed package has them (with PYTHONDONTWRITEBYTECODE set, every run
+    would compile every module it imports again)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPATH": str(HERE.parent)}
+
+
 #: GNU time, which forks the measured command from its own small process.
 GNU_TIME = "/usr/bin/time"
 
@@ -79,7 +87,7 @@ def timed(command: list[str]) -> tuple[float, float, str]:
             [GNU_TIME, "-f", "%M", "-o", rss.name, *command],
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+            env=bench_environment(),
         )
         assert process.stdout is not None
         out = process.stdout.read()
