@@ -48,20 +48,32 @@ def loaded(modules: set[str], names: tuple[str, ...] | set[str]) -> list[str]:
     return sorted(m for m in modules if m in names or m.split(".")[0] in names)
 
 
+BALANCE = (
+    "balance",
+    "-c",
+    str(EXAMPLES / "primary.conf"),
+    "-l",
+    str(EXAMPLES / "primary.leases"),
+    "--as-of",
+    "2026-11-28T07:50Z",
+)
+
+
 def test_balance_json_imports_only_its_own_command_and_no_rich() -> None:
-    modules, out = imported_by(
-        "balance",
-        "-c",
-        str(EXAMPLES / "primary.conf"),
-        "-l",
-        str(EXAMPLES / "primary.leases"),
-        "--as-of",
-        "2026-11-28T07:50Z",
-        "--json",
-    )
+    modules, out = imported_by(*BALANCE, "--json")
     assert json.loads(out)["pools"]  # it did run
     assert loaded(modules, COMMAND_MODULES) == ["dhcpfoctl.cli.balance"]
     assert loaded(modules, NOT_FOR_JSON) == []
+
+
+@pytest.mark.parametrize(
+    "output", [("--csv",), ("--format", "prometheus"), ("--format", "prometheus", "-o", "FILE")]
+)
+def test_balance_documents_need_no_rich(output: tuple[str, ...], tmp_path: Path) -> None:
+    target = tmp_path / "balance.prom"
+    modules, _ = imported_by(*BALANCE, *(str(target) if o == "FILE" else o for o in output))
+    assert loaded(modules, ("rich", "hashlib")) == []
+    assert target.exists() == ("FILE" in output)
 
 
 def test_a_warning_and_an_error_off_a_terminal_need_no_rich() -> None:
