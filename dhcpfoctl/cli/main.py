@@ -81,7 +81,9 @@ class LiteralGroup(FullHelpGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
+        registered = self.commands  # any typer built the usual way (none today)
         self.commands = LazyCommands({name: _builder(name) for name in COMMANDS})
+        self.commands.update(registered)
 
     def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # names only: typer's own builds every command
