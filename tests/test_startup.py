@@ -126,3 +126,19 @@ def test_a_line_said_off_a_terminal_is_what_rich_prints(
         return stream.getvalue()
 
     assert said(rich=False) == said(rich=True)
+
+
+def test_the_process_skips_the_final_collections() -> None:
+    # atexit runs handlers last-registered first: this check runs after the entry point's.
+    code = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+        "from dhcpfoctl.__main__ import main\n"
+        "sys.argv = ['dhcpfoctl', '--version']\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1] == "frozen True"
