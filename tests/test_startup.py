@@ -142,3 +142,14 @@ def test_the_process_skips_the_final_collections() -> None:
     )
     assert result.returncode == 0
     assert result.stdout.splitlines()[-1] == "frozen True"
+
+
+@pytest.mark.parametrize("asked_rich", [False, True])
+def test_a_line_said_on_a_stream_closed_at_start_is_dropped(
+    asked_rich: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Started with 2>&-, Python has no sys.stderr: a warning must not end the command.
+    monkeypatch.setattr(sys, "stderr", None)
+    if asked_rich:
+        monkeypatch.setenv("TTY_COMPATIBLE", "0")
+    output.say("dhcpfoctl: warning: dropped", err=True)

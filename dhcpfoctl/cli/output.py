@@ -210,6 +210,8 @@ def _off_terminal(stream: Any) -> bool:
 def say(message: str, *, style: str | None = None, err: bool = False) -> None:
     """One literal line on stdout (``err``: stderr), however narrow the terminal."""
     stream = sys.stderr if err else sys.stdout
+    if stream is None:  # closed when the process started: rich writes nowhere too
+        return
     if _off_terminal(stream):
         # What rich prints there, without importing it: no style without a terminal, and
         # a soft-wrapped line as it is.
