@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,6 +47,8 @@ def replace_atomically(path: str | os.PathLike[str], data: bytes, *, mode: int =
     mode 0600 (nothing is ever readable before ``mode`` is set), fsynced, given ``mode`` and
     renamed over ``path``. A reader sees the old file or the new one, never half of one.
     ``OSError`` for the caller to word; the temporary file is removed on failure."""
+    import tempfile  # (and random): only for a file written, not at every start-up
+
     target = Path(path)
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:

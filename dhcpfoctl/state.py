@@ -21,7 +21,6 @@ cache, never a source of truth:
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import math
 import os
@@ -79,6 +78,9 @@ class StateStore:
         #: ``compare`` keeps both lease files' folded contents: more than a rate history.
         self.max_bytes = max_bytes
         self.directory = Path(directory) if directory is not None else state_dir()
+        # hashlib loads OpenSSL (~3.7 MiB, ~3 ms): only for a store actually opened.
+        import hashlib
+
         digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:32]
         self.path = self.directory / f"{name}-{digest}.json"
         self.lock_path = self.directory / f"{name}-{digest}.lock"

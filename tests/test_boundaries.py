@@ -275,6 +275,9 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(
     from dhcpfoctl.cli import output
 
     screen = io.StringIO()
+    # The output layer asks rich only when stderr may be a terminal (here: rich's own
+    # variable says so), otherwise it knows there is no bar to draw without importing rich.
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")
     monkeypatch.setattr(
         output, "stderr_console", lambda: Console(file=screen, force_terminal=True, width=100)
     )
@@ -287,6 +290,10 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(
     monkeypatch.setattr(
         output, "stderr_console", lambda: Console(file=io.StringIO(), force_terminal=False)
     )
+    with output.byte_progress("reading leases") as progress:
+        assert progress is None
+    monkeypatch.delenv("TTY_COMPATIBLE")
+    monkeypatch.setattr(output, "stderr_console", lambda: pytest.fail("rich asked off a terminal"))
     with output.byte_progress("reading leases") as progress:
         assert progress is None
 

@@ -2,18 +2,23 @@
 
 Command modules import only typer and the standard library at module level; the heavy
 parts (rich, the readers, the OMAPI client) are imported inside the command bodies, so
-that ``dhcpfoctl --version`` and ``--help`` stay fast.
+that ``dhcpfoctl --version`` and ``--help`` stay fast. The command modules themselves are
+imported only when their command is looked up (:class:`LazyCommands`): ``dhcpfoctl
+balance`` imports ``cli/balance.py`` and no other command's module.
 """
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import typer
+import typer.main
 from typer.core import TyperCommand, TyperGroup
+from typer.models import CommandInfo, TyperInfo
 
 from dhcpfoctl import __version__
-from dhcpfoctl.cli import audit, balance, compare, lab, leases, partner_down, status, watch
 from dhcpfoctl.cli.output import echo, exit_with, literal_usage_errors, print_traceback
 from dhcpfoctl.errors import CheckResult, ExitStatus, exit_status_for
 
@@ -34,8 +39,54 @@ class FullHelpGroup(TyperGroup):
                 formatter.write_dl(rows)
 
 
+class LazyCommands(MutableMapping[str, Any]):
+    """The root's sub-commands by name, each built from its module when first looked up.
+
+    A group keeps its sub-commands in ``commands``; click and typer read it only through
+    ``get_command`` (one name: one import), ``list_commands`` and the names of its keys
+    (typer's "Did you mean" suggestions), so every name is known without importing the
+    command modules, and a command's module is imported, and its signature read by typer,
+    only when that command is run or listed (``--help``).
+    """
+
+    def __init__(self, builders: dict[str, Callable[[], Any]]) -> None:
+        self._builders = builders
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            self._built[name] = self._builders[name]()  # KeyError: no such command
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:  # click's add_command
+        self._builders[name] = lambda: command
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._builders[name]
+        self._built.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._builders)
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+
 class LiteralGroup(FullHelpGroup):
-    """The root command: a usage error quoting the operator's words quotes them literally."""
+    """The root command: a usage error quoting the operator's words quotes them literally.
+
+    Its sub-commands are :data:`COMMANDS`, built on demand (:class:`LazyCommands`).
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        registered = self.commands  # any typer built the usual way (none today)
+        self.commands = LazyCommands({name: _builder(name) for name in COMMANDS})
+        self.commands.update(registered)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # names only: typer's own builds every command
 
     def invoke(self, ctx: Any) -> Any:
         with literal_usage_errors():
@@ -117,12 +168,40 @@ class CheckCommand(GuardedCommand):
             raise
 
 
-app.command("leases", cls=GuardedCommand)(leases.leases)
-app.command("status", cls=CheckCommand)(status.status)
-app.command("partner-down", cls=GuardedCommand)(partner_down.partner_down)
-app.command("set-state", cls=GuardedCommand)(partner_down.set_state)
-app.command("balance", cls=GuardedCommand)(balance.balance)
-app.command("audit", cls=CheckCommand)(audit.audit)
-app.command("compare", cls=CheckCommand)(compare.compare)
-app.command("watch", cls=CheckCommand)(watch.watch)
-app.add_typer(lab.app, name="lab", cls=FullHelpGroup)
+#: The sub-commands, in the order of ``--help``: name -> (module in dhcpfoctl.cli, the
+#: command's function or Typer app there, its class). Imported only when looked up.
+COMMANDS: dict[str, tuple[str, str, type[TyperCommand] | type[TyperGroup]]] = {
+    "leases": ("leases", "leases", GuardedCommand),
+    "status": ("status", "status", CheckCommand),
+    "partner-down": ("partner_down", "partner_down", GuardedCommand),
+    "set-state": ("partner_down", "set_state", GuardedCommand),
+    "balance": ("balance", "balance", GuardedCommand),
+    "audit": ("audit", "audit", CheckCommand),
+    "compare": ("compare", "compare", CheckCommand),
+    "watch": ("watch", "watch", CheckCommand),
+    "lab": ("lab", "app", FullHelpGroup),
+}
+
+
+def _builder(name: str) -> Callable[[], Any]:
+    """What builds the click command ``name``: what ``app.command(name, cls=…)(function)``
+    or ``app.add_typer(typer_app, name=name, cls=…)`` would have registered, built by the
+    same typer functions that build a registered one."""
+
+    def build() -> Any:
+        module, attribute, cls = COMMANDS[name]
+        target = getattr(importlib.import_module(f"dhcpfoctl.cli.{module}"), attribute)
+        if isinstance(target, typer.Typer):
+            return typer.main.get_group_from_info(
+                TyperInfo(target, name=name, cls=cls),
+                pretty_exceptions_short=app.pretty_exceptions_short,
+                rich_markup_mode=app.rich_markup_mode,
+                suggest_commands=app.suggest_commands,
+            )
+        return typer.main.get_command_from_info(
+            CommandInfo(name=name, cls=cls, callback=target),  # type: ignore[arg-type]
+            pretty_exceptions_short=app.pretty_exceptions_short,
+            rich_markup_mode=app.rich_markup_mode,
+        )
+
+    return build

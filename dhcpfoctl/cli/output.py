@@ -2,7 +2,9 @@
 
 Human output goes to stdout through rich, with colour only on a terminal and never when
 ``NO_COLOR`` is set (rich honours both). Diagnostics go to stderr. ``--json`` output is
-plain ``json.dumps`` so that it is byte-stable for scripts and golden tests.
+plain ``json.dumps`` so that it is byte-stable for scripts and golden tests. rich is
+imported only for what needs it (a table, colour, a progress bar on a terminal): a line
+said off a terminal, JSON, CSV and text documents are written without it (start-up cost).
 
 Everything printed is made of text from outside — client hostnames from a lease file,
 names from a config, what an OMAPI server says, the command line — so nothing printed is
@@ -18,6 +20,7 @@ checks the command modules for any other way out).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -191,8 +194,30 @@ def print_wrapped(
         console.print(line, style=style, soft_wrap=True)
 
 
+def _off_terminal(stream: Any) -> bool:
+    """Whether rich's console would certainly see no terminal on ``stream``, known without
+    importing rich: not a TTY, and neither of the variables by which rich overrides that
+    (``TTY_COMPATIBLE``, ``FORCE_COLOR``) is set. False when unsure: rich decides."""
+    if "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ:
+        return False
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return isatty is None or not isatty()
+    except ValueError:  # a closed stream: rich says "no terminal" too
+        return True
+
+
 def say(message: str, *, style: str | None = None, err: bool = False) -> None:
     """One literal line on stdout (``err``: stderr), however narrow the terminal."""
+    stream = sys.stderr if err else sys.stdout
+    if stream is None:  # closed when the process started: rich writes nowhere too
+        return
+    if _off_terminal(stream):
+        # What rich prints there, without importing it: no style without a terminal, and
+        # a soft-wrapped line as it is.
+        stream.write(literal(message) + "\n")
+        stream.flush()
+        return
     console = stderr_console() if err else stdout_console()
     console.print(message, style=style, soft_wrap=True)
 
@@ -275,8 +300,7 @@ def byte_progress(description: str) -> Iterator[Callable[[int, int], None] | Non
 
     Readers take it as their ``progress`` argument; the bar disappears when the block ends.
     """
-    console = stderr_console()
-    if not console.is_terminal:
+    if _off_terminal(sys.stderr) or not (console := stderr_console()).is_terminal:
         yield None
         return
     from rich.progress import (
