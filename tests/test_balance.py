@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import re
-import sys
 from array import array
 from bisect import bisect_right
 from pathlib import Path
@@ -716,16 +715,13 @@ def test_tally_of_nothing(tally_module: ModuleType) -> None:
     assert tally_module.tally(*empty, array("q", [1]), array("q", [2]), 0, 0)[1:] == (0, [])
 
 
-def test_tally_balance_and_json_of_a_generated_journal(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tally_module: ModuleType
+@pytest.mark.parametrize("role", ["primary", "secondary"])
+def test_tally_balance_and_json_of_real_files(
+    role: str, monkeypatch: pytest.MonkeyPatch, tally_module: ModuleType
 ) -> None:
-    """The whole report, compiled and pure Python, on the benchmark's kind of journal."""
-    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
-    from generate import write_conf, write_leases
-
-    write_conf(tmp_path / "dhcpd.conf", 1500)
-    write_leases(tmp_path / "dhcpd.leases", 1500)
-    config, db = read_config(tmp_path / "dhcpd.conf"), read_leases(tmp_path / "dhcpd.leases")
+    """The whole report, compiled and pure Python, on a real dhcpd's journal."""
+    config = read_config(REAL / f"{role}.conf")
+    db = read_leases(REAL / f"{role}.leases")
     as_of = max(db.leases.starts)
     history = RateHistory(since=as_of - 7200)
     reports = []
