@@ -639,8 +639,7 @@ def _scan(
         *columns, array("q", firsts), array("q", lasts), as_of, window_start
     )
     if fallback:
-        picked = (map(column.__getitem__, fallback) for column in columns)
-        rows = zip(fallback, *picked, strict=True)
+        rows = [(row, *[column[row] for column in columns]) for row in fallback]
         _count_rows(table, firsts, lasts, slots, rows, as_of, window_start)
     return slots, outside
 

@@ -757,13 +757,18 @@ def test_rows_without_a_known_state_are_read_as_dhcpd_does(
         (13, 0, 0, 90, ON_EXPIRY),  # active while an ``on`` block is pending; ended
         (14, 16, 0, 0, None),  # unknown states are read as active
         (15, 255, 0, 80, None),
+        (16, 0, int(LeaseFlag.RESERVED), 60, None),  # expired, reserved, a return
+        (17, 0, int(LeaseFlag.RESERVED), 0, None),
+        (18, 0, int(LeaseFlag.BOOTP), 0, None),
+        (19, 0, int(LeaseFlag.BOOTP), 0, None),
     ]:
         table.put_row(address, 0, ends, 0, 0, 0, 0, state, 0, 0, flags, 0, 0, 0, extras)
     slots, outside = balance._scan(LeaseDB(leases=table), [(10, 20, 0)], [10], 100, 50)
     (acc,) = slots
     assert outside == 0
-    assert acc[:16] == [0, 0, 4, 1, 0, 1] + [0] * 10
-    assert acc[16:] == [0, 0, 2, 0, 0, 0, 0, 1 << 62, 1 << 62, 1]
+    assert acc[:16] == [0, 0, 4, 5, 0, 1] + [0] * 10
+    # reserved, bootp, active-ended, F new/used, B new/used, oldest F/B ends, returns
+    assert acc[16:] == [2, 2, 2, 0, 0, 0, 0, 1 << 62, 1 << 62, 2]
 
 
 @pytest.mark.parametrize(
@@ -788,3 +793,19 @@ def test_tally_only_for_times_of_int64(
     both = _scan_both_ways(monkeypatch, tally_module, db, [(10, 20, 0)], as_of, window_start)
     assert both[0] == both[1]
     assert both[2] == ([[3]] if compiled else [])
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
+def test_a_table_whose_columns_disagree_is_refused(
+    pure: bool, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug, never a count over part of the rows."""
+    if pure:
+        monkeypatch.setenv(leases.PURE_PYTHON_ENV, "1")
+    else:
+        request.getfixturevalue("tally_module")
+    table = LeaseTable()
+    table.put_row(10, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, None)
+    table.state.append(1)
+    with pytest.raises(ValueError):
+        balance._scan(LeaseDB(leases=table), [(10, 20, 0)], [10], NOW, NOW)
