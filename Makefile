@@ -1,9 +1,10 @@
 # make sanitize: the compiled lease scanner built with AddressSanitizer and UBSan, then the
-# differential tests (tests/test_scanner.py) and a longer hypothesis run against it.
+# differential tests (tests/test_scanner.py; tests/test_balance.py for its balance counts)
+# and a longer hypothesis run against it.
 # Needs gcc and the venv of the README's set-up commands. 0 findings = exit status 0.
 
 PYTHON ?= .venv/bin/python
-# Cases per hypothesis test of tests/test_scanner.py (random, not derandomized).
+# Cases per hypothesis test of both (random, not derandomized).
 SANITIZE_EXAMPLES ?= 5000
 SAN := build/sanitize
 LIBASAN = $(shell gcc -print-file-name=libasan.so)
@@ -21,4 +22,5 @@ sanitize:
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	DHCPFOCTL_SCANNER_EXAMPLES=$(SANITIZE_EXAMPLES) DHCPFOCTL_SCANNER_EXPECT=$(abspath $(SAN)) \
-	$(PYTHON) -P -m pytest -q -x --tb=short -p no:randomly -p no:cacheprovider tests/test_scanner.py
+	$(PYTHON) -P -m pytest -q -x --tb=short -p no:randomly -p no:cacheprovider tests/test_scanner.py \
+		tests/test_balance.py

@@ -30,13 +30,15 @@ backup, expired, released) whose ``ends`` falls in the window.
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from dhcpfoctl.conf import Config, FailoverPeerConfig, Pool
-from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag, Role
+from dhcpfoctl.leases import compiled_scanner
+from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag, LeaseTable, Role
 from dhcpfoctl.times import format_duration, iso_utc
 
 if TYPE_CHECKING:
@@ -58,6 +60,8 @@ _F_OLDEST, _B_OLDEST = _STATES + 7, _STATES + 8  # smallest ``ends`` among F / B
 _RETURNS = _STATES + 9
 _SLOTS: Final = _STATES + 10
 _NO_ENDS: Final = 1 << 62  # "no lease in this queue" for the oldest-ends slots
+#: What the compiled tally's int64 arithmetic holds (``as_of`` and the window's start).
+_INT64: Final = range(-(1 << 63), 1 << 63)
 
 _FREE, _ACTIVE, _EXPIRED, _RELEASED, _ABANDONED, _RESET, _BACKUP = (
     int(BindingState.FREE),
@@ -616,27 +620,48 @@ def _scan(
 ) -> tuple[list[list[int]], int]:
     """One pass over the lease columns, accumulating counter slots per range.
 
-    This is the hot loop of ``balance`` on a 1M-address file: columns are zipped so that
-    no Lease object is built except for the rare record without a ``binding state``.
+    This is the hot loop of ``balance`` on a 1M-address file. The compiled scanner's ``tally``
+    makes it when built (and ``as_of`` and the window fit its int64 columns); it hands back the
+    rows without a binding state, which :func:`_count_rows` adds. Without it (or with
+    ``DHCPFOCTL_PURE_PYTHON=1``) :func:`_count_rows` takes every row: the fallback and oracle.
     """
     table = db.leases
     lasts = [last for _, last, _ in ranges]
-    slots = [[0] * _SLOTS for _ in ranges]
-    for acc in slots:
-        acc[_F_OLDEST] = acc[_B_OLDEST] = _NO_ENDS
+    columns = (table.addresses, table.state, table.flags, table.ends)
+    module = compiled_scanner()
+    if module is None or window_start not in _INT64 or as_of not in _INT64:
+        slots = [[0] * _SLOTS for _ in ranges]
+        for acc in slots:
+            acc[_F_OLDEST] = acc[_B_OLDEST] = _NO_ENDS
+        rows = zip(range(len(table)), *columns, strict=True)
+        return slots, _count_rows(table, firsts, lasts, slots, rows, as_of, window_start)
+    slots, outside, fallback = module.tally(
+        *columns, array("q", firsts), array("q", lasts), as_of, window_start
+    )
+    if fallback:
+        rows = [(row, *[column[row] for column in columns]) for row in fallback]
+        _count_rows(table, firsts, lasts, slots, rows, as_of, window_start)
+    return slots, outside
+
+
+def _count_rows(
+    table: LeaseTable,
+    firsts: list[int],
+    lasts: list[int],
+    slots: list[list[int]],
+    rows: Iterable[tuple[int, int, int, int, int]],
+    as_of: int,
+    window_start: int,
+) -> int:
+    """Adds ``rows`` (row, address, state, flags, ends) to the slots of their ranges; returns
+    how many are outside every range. Columns are zipped so that no Lease object is built
+    except for the rare record without a ``binding state``."""
     outside = 0
     reserved_flags = int(LeaseFlag.RESERVED | LeaseFlag.BOOTP)
-    columns = zip(
-        map(table.address_int, range(len(table))),
-        table.state,
-        table.flags,
-        table.ends,
-        strict=True,
-    )
     # Module constants bound to locals: this loop runs once per lease.
     bisect, returning = bisect_right, _RETURNING
     free, backup, active, unknown = _FREE, _BACKUP, _ACTIVE, _STATES
-    for row, (address, state, flags, ends) in enumerate(columns):
+    for row, address, state, flags, ends in rows:
         index = bisect(firsts, address) - 1
         if index < 0 or address > lasts[index]:
             outside += 1
@@ -661,7 +686,7 @@ def _scan(
             acc[_ACTIVE_ENDED] += 1
         if state in returning and window_start < ends <= as_of:
             acc[_RETURNS] += 1
-    return slots, outside
+    return outside
 
 
 def _to_counts(acc: list[int], size: int) -> Counts:

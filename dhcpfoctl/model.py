@@ -751,6 +751,12 @@ class LeaseTable:
     def address_int(self, row: int) -> int:
         return self._row_address[row]
 
+    @property
+    def addresses(self) -> array:
+        """The address column (``array('I')``, one per row), for passes over every row; not
+        to be written (the index would no longer match)."""
+        return self._row_address
+
     def hardware_at(self, row: int) -> bytes | None:
         length = self._hw_len[row]
         if length == _HW_LONG:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+from array import array
+from bisect import bisect_right
 from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dhcpfoctl import balance, leases
 from dhcpfoctl.balance import (
     BUCKET,
     HISTORY_KEEP,
@@ -21,10 +27,23 @@ from dhcpfoctl.balance import (
     compute_balance,
     endurance,
     record_bindings,
+    report_to_json,
 )
 from dhcpfoctl.conf import FailoverPeerConfig, read_config
+from dhcpfoctl.leases import read_leases
 from dhcpfoctl.leases.transitions import NewBinding
-from dhcpfoctl.model import BindingState, Lease, LeaseDB, LeaseFlag, LeaseTable
+from dhcpfoctl.model import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    NEVER,
+    BindingState,
+    Lease,
+    LeaseDB,
+    LeaseExtras,
+    LeaseFlag,
+    LeaseTable,
+    OnBlock,
+)
 
 REAL = Path(__file__).parent / "data" / "real-dhcpd-4.4.3"
 NOW = 1_795_852_800
@@ -519,3 +538,274 @@ def test_record_bindings_in_a_secondary_file_and_outside_failover(tmp_path: Path
     failover, plain = (p.label for p in config.pools)
     assert history.rate([failover], 3600, NOW).by_role == {"primary": 2, "secondary": 1}
     assert history.rate([plain], 3600, NOW).by_role == {"primary": 1, "secondary": 0}
+
+
+# -- the compiled count (_scan.c's tally) against the Python loop, its oracle (issue 12) --
+
+#: Cases per differential test; `make sanitize` runs more under AddressSanitizer.
+TALLY_EXAMPLES = int(os.environ.get("DHCPFOCTL_SCANNER_EXAMPLES", "150"))
+TALLY = settings(
+    max_examples=TALLY_EXAMPLES,
+    deadline=None,
+    derandomize="DHCPFOCTL_SCANNER_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+TOP = (1 << 32) - 1
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+ON_EXPIRY = LeaseExtras(on_blocks=(OnBlock("expiry", "set x = true;"),))
+
+
+@pytest.fixture
+def tally_module() -> ModuleType:
+    """The compiled scanner (the `make sanitize` build under it); skipped without one."""
+    module = leases.compiled_scanner()
+    if module is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the compiled scanner is not active: {leases.active_reader()}")
+        pytest.skip(leases.active_reader())
+    expected = os.environ.get("DHCPFOCTL_SCANNER_EXPECT")
+    assert expected is None or str(module.__file__).startswith(expected), module.__file__
+    return module
+
+
+def _scan_both_ways(
+    monkeypatch: pytest.MonkeyPatch,
+    module: ModuleType,
+    db: LeaseDB,
+    ranges: list[tuple[int, int, int]],
+    as_of: int,
+    window_start: int,
+) -> tuple[Any, Any, list[list[int]]]:
+    """``balance._scan`` with the compiled scanner, then under DHCPFOCTL_PURE_PYTHON=1;
+    and the fallback rows of each call the compiled tally answered."""
+    fallbacks: list[list[int]] = []
+
+    def tally(*args: Any) -> Any:
+        result = module.tally(*args)
+        fallbacks.append(list(result[2]))
+        return result
+
+    # The switch of leases.compiled_scanner itself, in front of a spy on the built module.
+    monkeypatch.setattr(leases, "_built_scanner", lambda: SimpleNamespace(tally=tally))
+    firsts = [first for first, _, _ in ranges]
+    monkeypatch.delenv(leases.PURE_PYTHON_ENV, raising=False)
+    compiled = balance._scan(db, ranges, firsts, as_of, window_start)
+    monkeypatch.setenv(leases.PURE_PYTHON_ENV, "1")
+    pure = balance._scan(db, ranges, firsts, as_of, window_start)
+    monkeypatch.delenv(leases.PURE_PYTHON_ENV)
+    return compiled, pure, fallbacks
+
+
+@st.composite
+def tally_cases(draw: st.DrawFn) -> tuple[LeaseDB, list[tuple[int, int, int]], int, int]:
+    """A table and ranges near one base (0, the middle, the top of the address space), with
+    addresses on, inside and outside the bounds, overlapping, repeated and inverted ranges,
+    every state byte, flag and the ends around ``as_of`` and the window's start."""
+    base = draw(st.sampled_from([0, 1000, TOP - 60]))
+    address = st.integers(base - 5, base + 40).map(lambda a: min(max(a, 0), TOP))
+    bounds = draw(st.lists(st.tuples(address, st.integers(-2, 25)), max_size=6))
+    ranges = sorted(
+        (first, min(first + length, TOP), index) for index, (first, length) in enumerate(bounds)
+    )
+    # Mostly times as files hold them; one case in eight what the int64 columns cannot hold.
+    edge = draw(st.sampled_from([False] * 7 + [True]))
+    as_of = draw(
+        st.sampled_from([0, INT64_MAX, INT64_MAX + 1, INT64_MIN, NEVER])
+        if edge
+        else st.integers(NOW - 50, NOW + 50)
+    )
+    window_start = as_of - draw(st.sampled_from([0, 1 << 64]) if edge else st.integers(0, 100))
+    fixed = [0, 1, -1, NEVER, 1 << 62, (1 << 62) - 1, EARLIEST_TIME, LATEST_TIME, INT64_MIN]
+    near_bounds = [t + d for t in (as_of, window_start) for d in (-1, 0, 1)]
+    ends = (
+        st.sampled_from(fixed + near_bounds).map(lambda t: min(max(t, INT64_MIN), INT64_MAX))
+        | st.integers(max(window_start - 5, INT64_MIN), min(as_of + 5, INT64_MAX))
+        | st.integers(NOW - 200, NOW + 50)
+    )
+    # Mostly the states dhcpd writes (0: none), sometimes unknown ones.
+    states = st.sampled_from(range(10)) | st.sampled_from(range(10)) | st.integers(0, 255)
+    rows = draw(
+        st.lists(
+            st.tuples(address, states, st.integers(0, 7) | st.just(255), ends, st.booleans()),
+            min_size=1,
+            max_size=40,
+        )
+    )
+    table = LeaseTable()
+    for addr, state, flags, end, on_expiry in rows:
+        extras = ON_EXPIRY if on_expiry else None
+        table.put_row(addr, 0, end, 0, 0, 0, 0, state, 0, 0, flags, 0, 0, 0, extras)
+    return LeaseDB(leases=table), ranges, as_of, window_start
+
+
+@TALLY
+@given(case=tally_cases())
+def test_tally_equals_the_python_loop(
+    monkeypatch: pytest.MonkeyPatch, tally_module: ModuleType, case: Any
+) -> None:
+    db, ranges, as_of, window_start = case
+    compiled, pure, fallbacks = _scan_both_ways(
+        monkeypatch, tally_module, db, ranges, as_of, window_start
+    )
+    assert compiled == pure
+    fits = window_start >= INT64_MIN and as_of <= INT64_MAX
+    assert len(fallbacks) == fits  # the compiled count unless the times overflow int64
+    # It leaves exactly the in-range rows without a known binding state to Python.
+    table, firsts = db.leases, [first for first, _, _ in ranges]
+    expected = [
+        row
+        for row, (address, state) in enumerate(zip(table.addresses, table.state, strict=True))
+        if (state == 0 or state >= 16)
+        and (index := bisect_right(firsts, address) - 1) >= 0
+        and address <= ranges[index][1]
+    ]
+    assert fallbacks == ([expected] if fits else [])
+
+
+def test_tally_counts_of_one_range(tally_module: ModuleType) -> None:
+    """Slot by slot (the layout balance.py reads): a row of each kind at the bounds."""
+    addresses = array("I", [9, 10, 11, 12, 13, 14, 15, 16, 17, 20, 21, 30, 31, 32])
+    states = bytearray([1, 1, 1, 7, 7, 2, 3, 0, 4, 16, 1, 1, 1, 7])
+    flags = bytearray([0, 0, 0, 0, 0, 2, 0, 0, 1, 0, 0, 0, 0, 0])
+    ends = array("q", [5, 0, 95, 0, 96, 90, 100, 0, 99, 0, 101, 50, 40, 70])
+    firsts, lasts = array("q", [10, 30, 50]), array("q", [20, 39, 50])
+    slots, outside, fallback = tally_module.tally(
+        addresses, states, flags, ends, firsts, lasts, 100, 95
+    )
+    assert (outside, fallback) == (2, [7, 9])
+    mixed, used, empty = slots
+    assert mixed[:16] == [0, 2, 1, 1, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0]
+    # reserved, bootp, active-ended, F new/used, B new/used, oldest F/B ends, returns
+    assert mixed[16:] == [1, 1, 1, 1, 1, 1, 1, 0, 0, 3]
+    assert used[16:] == [0, 0, 0, 0, 2, 0, 1, 40, 70, 0]
+    assert empty == [0] * 23 + [1 << 62, 1 << 62, 0]
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({0: [1, 2]}, TypeError),  # a list, not a buffer
+        ({0: array("i", [1, 2])}, TypeError),  # signed addresses
+        ({3: array("d", [0.0, 0.0])}, TypeError),  # float ends
+        ({4: array("q", [2, 1]), 5: array("q", [3, 3])}, ValueError),  # firsts not sorted
+        ({1: bytearray(1)}, ValueError),  # a short column
+        ({3: array("q", [0])}, ValueError),
+        ({5: array("q", [1])}, ValueError),  # firsts and lasts of different lengths
+        ({6: INT64_MAX + 1}, OverflowError),
+        ({7: INT64_MIN - 1}, OverflowError),
+    ],
+)
+def test_tally_refuses_bad_columns_and_releases_them(
+    tally_module: ModuleType, change: dict[int, Any], error: type[Exception]
+) -> None:
+    args: list[Any] = [
+        array("I", [1, 2]),
+        bytearray([1, 0]),
+        bytearray(2),
+        array("q", [0, 0]),
+        array("q", [1, 2]),
+        array("q", [1, 5]),
+        NOW,
+        NOW - 10,
+    ]
+    for index, value in change.items():
+        args[index] = value
+    with pytest.raises(error):
+        tally_module.tally(*args)
+    for column in args[:6]:  # no buffer left exported: every column can still grow
+        if not isinstance(column, list):
+            column.extend(column[:1])
+
+
+def test_tally_of_nothing(tally_module: ModuleType) -> None:
+    empty = (array("I"), bytearray(), bytearray(), array("q"))
+    assert tally_module.tally(*empty, array("q"), array("q"), 0, 0) == ([], 0, [])
+    assert tally_module.tally(*empty, array("q", [1]), array("q", [2]), 0, 0)[1:] == (0, [])
+
+
+@pytest.mark.parametrize("role", ["primary", "secondary"])
+def test_tally_balance_and_json_of_real_files(
+    role: str, monkeypatch: pytest.MonkeyPatch, tally_module: ModuleType
+) -> None:
+    """The whole report, compiled and pure Python, on a real dhcpd's journal."""
+    config = read_config(REAL / f"{role}.conf")
+    db = read_leases(REAL / f"{role}.leases")
+    as_of = max(db.leases.starts)
+    history = RateHistory(since=as_of - 7200)
+    reports = []
+    for pure in ("", "1"):
+        monkeypatch.setenv(leases.PURE_PYTHON_ENV, pure)
+        reports.append(report_to_json(compute_balance(config, db, as_of, history=history)))
+    assert reports[0] == reports[1]
+    assert reports[0]["pools"][0]["counts"]["active"] > 0
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
+def test_rows_without_a_known_state_are_read_as_dhcpd_does(
+    pure: bool, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows the tally leaves to Python, against counts written out by hand."""
+    if pure:
+        monkeypatch.setenv(leases.PURE_PYTHON_ENV, "1")
+    else:
+        request.getfixturevalue("tally_module")
+    table = LeaseTable()
+    for address, state, flags, ends, extras in [
+        (10, 0, 0, 150, None),  # active: ends after as_of
+        (11, 0, 0, 100, None),  # expired (a failover server's reading), a return
+        (12, 0, int(LeaseFlag.ABANDONED), 0, None),  # abandoned
+        (13, 0, 0, 90, ON_EXPIRY),  # active while an ``on`` block is pending; ended
+        (14, 16, 0, 0, None),  # unknown states are read as active
+        (15, 255, 0, 80, None),
+        (16, 0, int(LeaseFlag.RESERVED), 60, None),  # expired, reserved, a return
+        (17, 0, int(LeaseFlag.RESERVED), 0, None),
+        (18, 0, int(LeaseFlag.BOOTP), 0, None),
+        (19, 0, int(LeaseFlag.BOOTP), 0, None),
+    ]:
+        table.put_row(address, 0, ends, 0, 0, 0, 0, state, 0, 0, flags, 0, 0, 0, extras)
+    slots, outside = balance._scan(LeaseDB(leases=table), [(10, 20, 0)], [10], 100, 50)
+    (acc,) = slots
+    assert outside == 0
+    assert acc[:16] == [0, 0, 4, 5, 0, 1] + [0] * 10
+    # reserved, bootp, active-ended, F new/used, B new/used, oldest F/B ends, returns
+    assert acc[16:] == [2, 2, 2, 0, 0, 0, 0, 1 << 62, 1 << 62, 2]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "window_start", "compiled"),
+    [
+        (INT64_MAX, INT64_MIN, True),
+        (INT64_MAX + 1, NOW, False),
+        (NOW, INT64_MIN - 1, False),
+    ],
+)
+def test_tally_only_for_times_of_int64(
+    monkeypatch: pytest.MonkeyPatch,
+    tally_module: ModuleType,
+    as_of: int,
+    window_start: int,
+    compiled: bool,
+) -> None:
+    table = LeaseTable()
+    for address, state, ends in [(10, 1, NOW), (11, 2, INT64_MAX), (12, 3, INT64_MIN), (13, 0, 1)]:
+        table.put_row(address, 0, ends, 0, 0, 0, 0, state, 0, 0, 0, 0, 0, 0, None)
+    db = LeaseDB(leases=table)
+    both = _scan_both_ways(monkeypatch, tally_module, db, [(10, 20, 0)], as_of, window_start)
+    assert both[0] == both[1]
+    assert both[2] == ([[3]] if compiled else [])
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
+def test_a_table_whose_columns_disagree_is_refused(
+    pure: bool, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug, never a count over part of the rows."""
+    if pure:
+        monkeypatch.setenv(leases.PURE_PYTHON_ENV, "1")
+    else:
+        request.getfixturevalue("tally_module")
+    table = LeaseTable()
+    table.put_row(10, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, None)
+    table.state.append(1)
+    with pytest.raises(ValueError):
+        balance._scan(LeaseDB(leases=table), [(10, 20, 0)], [10], NOW, NOW)

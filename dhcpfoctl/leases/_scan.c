@@ -1170,11 +1170,188 @@ done:
     return result;
 }
 
+/* ---- balance counts (dhcpfoctl.balance._scan's loop over every row of the lease table) -- */
+
+/* The counter slots of one range, in balance.py's layout: 0..15 the rows per binding state,
+ * then reserved, bootp, active-ended, free never-used / used, backup never-used / used, the
+ * oldest ends of free / backup (TALLY_NO_ENDS: none), returns within the window. */
+enum {
+    TALLY_STATES = 16,
+    TALLY_RESERVED = TALLY_STATES, TALLY_BOOTP, TALLY_ACTIVE_ENDED, TALLY_F_NEW, TALLY_F_USED,
+    TALLY_B_NEW, TALLY_B_USED, TALLY_F_OLDEST, TALLY_B_OLDEST, TALLY_RETURNS, TALLY_SLOTS
+};
+#define TALLY_NO_ENDS ((int64_t)1 << 62)
+/* Wire values (model.BindingState, model.LeaseFlag). */
+enum { TALLY_FREE = 1, TALLY_ACTIVE = 2, TALLY_EXPIRED = 3, TALLY_RELEASED = 4, TALLY_BACKUP = 7 };
+enum { TALLY_FLAG_RESERVED = 1, TALLY_FLAG_BOOTP = 2 };
+
+/* A contiguous buffer of count items of itemsize bytes whose format is one of formats. */
+static int tally_column(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *formats,
+                        const char *name) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_ND) < 0) return -1;
+    const char *format = view->format ? view->format : "B";
+    if (view->itemsize != itemsize || strlen(format) != 1 || strchr(formats, format[0]) == NULL ||
+        view->len % itemsize != 0) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_TypeError, "tally: %s is not a %zd-byte '%s' array", name, itemsize,
+                     formats);
+        return -1;
+    }
+    return 0;
+}
+
+/* How many of the (sorted) firsts are at or below address: bisect.bisect_right. The halving
+ * has no data-dependent branch for the compiler to mispredict (rows come in any order). */
+static Py_ssize_t tally_bisect(const char *firsts, Py_ssize_t count, int64_t address) {
+    Py_ssize_t lo = 0;
+    while (count > 0) {
+        Py_ssize_t half = count / 2;
+        int64_t first;
+        memcpy(&first, firsts + (lo + half) * 8, 8);
+        int above = address < first;
+        lo = above ? lo : lo + half + 1;
+        count = above ? half : count - half - 1;
+    }
+    return lo;
+}
+
+/* tally(addresses u32, states u8, flags u8, ends i64, firsts i64, lasts i64, as_of,
+ *       window_start) -> (slots, outside, fallback)
+ * Every row counted into the range whose first is the last at or below its address (outside:
+ * not in that range; firsts must be sorted): slots is a list per range of TALLY_SLOTS ints. Rows of a range without a
+ * known binding state (0, or 16 and above) are not counted but listed in fallback, for Python's
+ * effective_state. The four columns must be as long as each other, firsts as lasts. */
+static PyObject *scan_tally(PyObject *module, PyObject *args) {
+    PyObject *objs[6];
+    long long as_of, window_start;
+    if (!PyArg_ParseTuple(args, "OOOOOOLL", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4],
+                          &objs[5], &as_of, &window_start)) {
+        return NULL;
+    }
+    static const Py_ssize_t sizes[6] = {4, 1, 1, 8, 8, 8};
+    static const char *const formats[6] = {"I", "B", "B", "q", "q", "q"};
+    static const char *const names[6] = {"addresses", "states", "flags", "ends", "firsts", "lasts"};
+    Py_buffer views[6];
+    int held = 0;
+    int64_t *slots = NULL;
+    PyObject *fallback = NULL, *result = NULL;
+    for (; held < 6; held++) {
+        if (tally_column(objs[held], &views[held], sizes[held], formats[held], names[held]) < 0) {
+            goto done;
+        }
+    }
+    Py_ssize_t rows = views[0].len / 4, ranges = views[4].len / 8;
+    if (views[1].len != rows || views[2].len != rows || views[3].len / 8 != rows ||
+        views[5].len / 8 != ranges) {
+        PyErr_SetString(PyExc_ValueError, "tally: columns of different lengths");
+        goto done;
+    }
+    for (Py_ssize_t r = 1; r < ranges; r++) {
+        int64_t before, first;
+        memcpy(&before, (const char *)views[4].buf + (r - 1) * 8, 8);
+        memcpy(&first, (const char *)views[4].buf + r * 8, 8);
+        if (first < before) {
+            PyErr_SetString(PyExc_ValueError, "tally: firsts are not sorted");
+            goto done;
+        }
+    }
+    if ((size_t)ranges > PY_SSIZE_T_MAX / (TALLY_SLOTS * sizeof(int64_t))) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    slots = PyMem_Calloc(ranges ? (size_t)ranges * TALLY_SLOTS : 1, sizeof(int64_t));
+    fallback = PyList_New(0);
+    if (slots == NULL || fallback == NULL) {
+        if (slots == NULL) PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t r = 0; r < ranges; r++) {
+        slots[r * TALLY_SLOTS + TALLY_F_OLDEST] = TALLY_NO_ENDS;
+        slots[r * TALLY_SLOTS + TALLY_B_OLDEST] = TALLY_NO_ENDS;
+    }
+    const char *addresses = views[0].buf, *firsts = views[4].buf, *lasts = views[5].buf,
+               *ends_col = views[3].buf;
+    const uc *states = views[1].buf, *flags = views[2].buf;
+    Py_ssize_t outside = 0;
+    for (Py_ssize_t i = 0; i < rows; i++) {
+        uint32_t address;
+        int64_t last = 0, ends;
+        memcpy(&address, addresses + i * 4, 4);
+        Py_ssize_t index = tally_bisect(firsts, ranges, address) - 1;
+        if (index >= 0) memcpy(&last, lasts + index * 8, 8);
+        if (index < 0 || (int64_t)address > last) {
+            outside++;
+            continue;
+        }
+        int state = states[i];
+        if (state == 0 || state >= TALLY_STATES) {
+            PyObject *row = PyLong_FromSsize_t(i);
+            int failed = row == NULL || PyList_Append(fallback, row) < 0;
+            Py_XDECREF(row);
+            if (failed) goto done;
+            continue;
+        }
+        memcpy(&ends, ends_col + i * 8, 8);
+        int64_t *acc = slots + index * TALLY_SLOTS;
+        acc[state]++;
+        if (flags[i] & (TALLY_FLAG_RESERVED | TALLY_FLAG_BOOTP)) {
+            acc[flags[i] & TALLY_FLAG_RESERVED ? TALLY_RESERVED : TALLY_BOOTP]++;
+        } else if (state == TALLY_FREE) {
+            acc[ends ? TALLY_F_USED : TALLY_F_NEW]++;
+            if (ends < acc[TALLY_F_OLDEST]) acc[TALLY_F_OLDEST] = ends;
+        } else if (state == TALLY_BACKUP) {
+            acc[ends ? TALLY_B_USED : TALLY_B_NEW]++;
+            if (ends < acc[TALLY_B_OLDEST]) acc[TALLY_B_OLDEST] = ends;
+        }
+        if (state == TALLY_ACTIVE && ends && ends <= as_of) acc[TALLY_ACTIVE_ENDED]++;
+        if ((state == TALLY_FREE || state == TALLY_BACKUP || state == TALLY_EXPIRED ||
+             state == TALLY_RELEASED) &&
+            window_start < ends && ends <= as_of) {
+            acc[TALLY_RETURNS]++;
+        }
+    }
+    PyObject *per_range = PyList_New(ranges);
+    if (per_range == NULL) goto done;
+    for (Py_ssize_t r = 0; r < ranges; r++) {
+        PyObject *acc = PyList_New(TALLY_SLOTS);
+        if (acc == NULL) {
+            Py_DECREF(per_range);
+            goto done;
+        }
+        PyList_SET_ITEM(per_range, r, acc);
+        for (Py_ssize_t k = 0; k < TALLY_SLOTS; k++) {
+            PyObject *value = PyLong_FromLongLong(slots[r * TALLY_SLOTS + k]);
+            if (value == NULL) {
+                Py_DECREF(per_range);
+                goto done;
+            }
+            PyList_SET_ITEM(acc, k, value);
+        }
+    }
+    PyObject *outside_count = PyLong_FromSsize_t(outside);
+    result = outside_count ? PyTuple_New(3) : NULL;
+    if (result == NULL) {
+        Py_XDECREF(outside_count);
+        Py_DECREF(per_range);
+        goto done;
+    }
+    PyTuple_SET_ITEM(result, 0, per_range);
+    PyTuple_SET_ITEM(result, 1, outside_count);
+    PyTuple_SET_ITEM(result, 2, Py_NewRef(fallback));
+done:
+    Py_XDECREF(fallback);
+    PyMem_Free(slots);
+    while (held > 0) PyBuffer_Release(&views[--held]);
+    return result;
+}
+
 static PyMethodDef scan_functions[] = {
     {"first_records", scan_first_records, METH_VARARGS,
      "1 at the first occurrence of each address of a uint32 buffer, else 0 (bytes)."},
     {"scatter", scan_scatter, METH_VARARGS,
      "scatter(rows, targets, values): targets[k][rows[i]] = values[k][i]."},
+    {"tally", scan_tally, METH_VARARGS,
+     "tally(addresses, states, flags, ends, firsts, lasts, as_of, window_start): balance counts."},
     {NULL, NULL, 0, NULL},
 };
 
