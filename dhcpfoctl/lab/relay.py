@@ -205,11 +205,17 @@ class Relay:
             listener.setblocking(False)
             self.targets[listener] = target_port
             self.selector.register(listener, selectors.EVENT_READ, ("listen", listener))
+        # The socket appears at its path only once it listens (bound under a temporary
+        # name no longer than its own, then renamed): whoever waits for the path may connect
+        # at once.
         control.unlink(missing_ok=True)
+        pending = control.with_suffix(".new")
+        pending.unlink(missing_ok=True)
         self.control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.control.bind(str(control))
-        os.chmod(control, 0o600)
+        self.control.bind(str(pending))
+        os.chmod(pending, 0o600)
         self.control.listen(4)
+        os.replace(pending, control)
         self.control.setblocking(False)
         self.selector.register(self.control, selectors.EVENT_READ, ("control", None))
         self.control_lines: dict[socket.socket, bytearray] = {}
