@@ -24,8 +24,9 @@ from test_fuzz import LEASE_SOURCES, STRUCTURAL, mutated
 from dhcpfoctl import leases
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.leases import read_leases, read_leases_incremental, reader
-from dhcpfoctl.leases.reader import read_lease_history
-from dhcpfoctl.model import LeaseDB
+from dhcpfoctl.leases.reader import read_lease_history, read_lease_journal
+from dhcpfoctl.leases.transitions import Journal
+from dhcpfoctl.model import BindingState, LeaseDB
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS.parent / "bench"))
@@ -108,6 +109,48 @@ def _outcome(read: Callable[[], LeaseDB]) -> tuple[Any, ...]:
         return ("error", str(exc))
 
 
+def journal_columns(journal: Journal) -> list[tuple[int, ...]]:
+    """A journal's records, comparable with == (a record without a ``binding state`` line
+    as dhcpd reads it: the full parser stores that reading, the batches 0)."""
+    active, expired = int(BindingState.ACTIVE), int(BindingState.EXPIRED)
+    states = [
+        state or (active if ends > starts else expired)
+        for state, starts, ends in zip(journal.state, journal.starts, journal.ends, strict=True)
+    ]
+    return list(
+        zip(
+            journal.address,
+            states,
+            journal.rewind,
+            journal.starts,
+            journal.ends,
+            journal.cltt,
+            journal.client,
+            strict=True,
+        )
+    )
+
+
+def _one_pass(path: Path) -> tuple[Any, ...]:
+    """The table and the journal that one read gives (``read_leases(journal=...)``)."""
+    journal = Journal()
+    try:
+        db = read_leases(path, journal=journal)
+    except InputFileError as exc:
+        return ("error", str(exc))
+    return ("ok", _snapshot(db), journal_columns(journal))
+
+
+def _check_one_pass(both: Callable[[Callable[[], Any]], tuple[Any, Any]], path: Path) -> None:
+    """The one-pass read gives, both ways, the table of a plain read and the journal of
+    the forward journal read (its oracle)."""
+    compiled, pure = both(lambda: _one_pass(path))
+    assert compiled == pure
+    if compiled[0] == "ok":
+        assert compiled[1] == _snapshot(read_leases(path))
+        assert compiled[2] == journal_columns(read_lease_journal(path)[1])
+
+
 @pytest.fixture
 def both(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], tuple[Any, Any]]:
     """Run a read with the compiled scanner, then with the pure-Python path."""
@@ -156,6 +199,8 @@ def _incremental_steps(path: Path, data: bytes, cuts: list[int]) -> list[tuple[A
             state = db = None
             continue
         resume = (state.size, state.offset, state.line, state.tail)
+        # The line at the offset: counted as the file was read, never read again.
+        assert state.offset < 0 or state.line == 1 + data[: state.offset].count(b"\n")
         steps.append(("ok", _snapshot(db), resume))
     return steps
 
@@ -173,6 +218,7 @@ def _check_all_ways(
             lambda strict=strict: _outcome(lambda: read_leases(path, strict=strict))
         )
         assert compiled == pure, f"strict={strict}"
+    _check_one_pass(both, path)
     compiled, pure = both(lambda: _incremental_steps(tmp_path / "appended.leases", data, cuts))
     assert compiled == pure
 

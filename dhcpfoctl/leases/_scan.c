@@ -917,32 +917,140 @@ fail:
     return NULL;
 }
 
+/* ---- journal columns: what new-binding counting needs of every record ----------------- */
+
+typedef struct {
+    Py_ssize_t count, cap;
+    uint32_t *addresses, *clients;
+    uint8_t *states, *rewinds;
+    int64_t *starts, *ends, *cltts;
+} journal_t;
+
+static uint32_t hardware_fingerprint(uint64_t hw, int len);
+
+static void journal_free(journal_t *j) {
+    PyMem_Free(j->addresses);
+    PyMem_Free(j->clients);
+    PyMem_Free(j->states);
+    PyMem_Free(j->rewinds);
+    PyMem_Free(j->starts);
+    PyMem_Free(j->ends);
+    PyMem_Free(j->cltts);
+    memset(j, 0, sizeof *j);
+}
+
+static int journal_init(journal_t *j, Py_ssize_t cap) {
+    memset(j, 0, sizeof *j);
+    if (cap < 1) cap = 1;
+    if ((size_t)cap > ((size_t)PY_SSIZE_T_MAX) / sizeof(int64_t)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    j->cap = cap;
+    j->addresses = PyMem_Malloc((size_t)cap * 4);
+    j->clients = PyMem_Malloc((size_t)cap * 4);
+    j->states = PyMem_Malloc((size_t)cap);
+    j->rewinds = PyMem_Malloc((size_t)cap);
+    j->starts = PyMem_Malloc((size_t)cap * 8);
+    j->ends = PyMem_Malloc((size_t)cap * 8);
+    j->cltts = PyMem_Malloc((size_t)cap * 8);
+    if (!j->addresses || !j->clients || !j->states || !j->rewinds || !j->starts || !j->ends ||
+        !j->cltts) {
+        journal_free(j);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int journal_add(journal_t *j, uint32_t address, const row_t *row) {
+    Py_ssize_t n = j->count;
+    if (n >= j->cap) {
+        PyErr_SetString(PyExc_RuntimeError, "scanner: more rows than records");
+        return -1;
+    }
+    j->addresses[n] = address;
+    j->states[n] = row->states[0];
+    j->rewinds[n] = row->states[2];
+    j->starts[n] = row->times[0];
+    j->ends[n] = row->times[1];
+    j->cltts[n] = row->times[5];
+    j->clients[n] = hardware_fingerprint(row->hw, row->hw_len);
+    j->count++;
+    return 0;
+}
+
+/* The journal columns as a tuple of bytes, or None when empty; frees j. */
+static PyObject *journal_result(journal_t *j) {
+    Py_ssize_t n = j->count;
+    PyObject *result;
+    if (n == 0) {
+        result = Py_NewRef(Py_None);
+    } else {
+        result = Py_BuildValue("(NNNNNNN)", bytes_of(j->addresses, n, 4), bytes_of(j->states, n, 1),
+                               bytes_of(j->rewinds, n, 1), bytes_of(j->starts, n, 8),
+                               bytes_of(j->ends, n, 8), bytes_of(j->cltts, n, 8),
+                               bytes_of(j->clients, n, 4));
+    }
+    journal_free(j);
+    return result;
+}
+
+/* backward(buf, bounds, first, stop[, journal]): see the file's head. With a true journal,
+ * every record (superseded ones and other processes' shares included) is parsed, and goes
+ * to journal columns last first; the first one that is not canonical stops the call, and
+ * the result gains (journal columns | None, whether that record was superseded: counted,
+ * so the caller reads it only for the journal). */
 static PyObject *Scanner_backward(Scanner *self, PyObject *args) {
     scan_args a;
     Py_ssize_t first, stop, i, superseded = 0;
-    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
+    int want_journal = 0, barrier_superseded = 0;
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (nargs == 5) {
+        want_journal = PyObject_IsTrue(PyTuple_GET_ITEM(args, 4));
+        if (want_journal < 0) return NULL;
+    }
+    PyObject *head = nargs == 5 ? PyTuple_GetSlice(args, 0, 4) : Py_NewRef(args);
+    if (head == NULL) return NULL;
+    int parsed = scan_args_get(head, &a, &first, &stop);
+    Py_DECREF(head);
+    if (parsed < 0) return NULL;
     columns_t c;
+    journal_t j = {0};
     address_set taken = {0};
     if (columns_init(&c, stop - first) < 0) {
         scan_args_release(&a);
         return NULL;
     }
     if (address_set_init(&taken, stop - first) < 0) goto fail;
+    if (want_journal && journal_init(&j, stop - first) < 0) goto fail;
     for (i = stop - 1; i >= first; i--) {
         const uc *p, *e;
         row_t row;
         int64_t address;
-        int mine;
+        int mine, canonical = 0;
         if (record_span(&a, i, &p, &e) < 0) goto fail;
         if (parse_header(p, e, &address) == NULL || address < 0) break;
+        if (want_journal) {
+            canonical = parse_record(self, p, e, &row);
+            if (canonical && journal_add(&j, (uint32_t)address, &row) < 0) goto fail;
+        }
         const int32_t *rows = block_rows(self, (uint32_t)(address >> 8), &mine);
-        if (!mine) continue;
+        if (!mine) {
+            if (want_journal && !canonical) break;
+            continue;
+        }
         if (rows == NULL) goto fail;
         if (rows[address & 0xFF] >= 0 || address_set_add(&taken, (uint32_t)address)) {
             superseded++;
+            if (want_journal && !canonical) {
+                barrier_superseded = 1;
+                break;
+            }
             continue;
         }
-        if (!parse_record(self, p, e, &row)) break;
+        if (!want_journal && !parse_record(self, p, e, &row)) break;
+        if (want_journal && !canonical) break;
         if (columns_add(self, &c, (uint32_t)address, &row) < 0) goto fail;
     }
     /* The barrier's address was added to taken above only if it was unseen: harmless, the
@@ -952,12 +1060,16 @@ static PyObject *Scanner_backward(Scanner *self, PyObject *args) {
     columns_reverse(&c);
     if (c.count > 1 && PyList_Reverse(c.extras) < 0) {
         columns_free(&c);
+        journal_free(&j);
         return NULL;
     }
-    return Py_BuildValue("(Nnn)", columns_result(&c), i, superseded);
+    if (!want_journal) return Py_BuildValue("(Nnn)", columns_result(&c), i, superseded);
+    return Py_BuildValue("(NnnNO)", columns_result(&c), i, superseded, journal_result(&j),
+                         barrier_superseded ? Py_True : Py_False);
 fail:
     PyMem_Free(taken.slots);
     columns_free(&c);
+    journal_free(&j);
     scan_args_release(&a);
     return NULL;
 }
@@ -990,56 +1102,28 @@ static uint32_t hardware_fingerprint(uint64_t hw, int len) {
 
 static PyObject *Scanner_journal(Scanner *self, PyObject *args) {
     scan_args a;
-    Py_ssize_t first, stop, i, n = 0;
+    Py_ssize_t first, stop, i;
     if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
-    Py_ssize_t cap = stop - first > 0 ? stop - first : 1;
-    uint32_t *addresses = PyMem_Malloc((size_t)cap * 4), *clients = PyMem_Malloc((size_t)cap * 4);
-    uint8_t *states = PyMem_Malloc((size_t)cap), *rewinds = PyMem_Malloc((size_t)cap);
-    int64_t *starts_ = PyMem_Malloc((size_t)cap * 8), *ends = PyMem_Malloc((size_t)cap * 8);
-    int64_t *cltts = PyMem_Malloc((size_t)cap * 8);
-    PyObject *result = NULL;
-    if (!addresses || !clients || !states || !rewinds || !starts_ || !ends || !cltts) {
-        PyErr_NoMemory();
-        goto done;
+    journal_t j;
+    if (journal_init(&j, stop - first) < 0) {
+        scan_args_release(&a);
+        return NULL;
     }
     for (i = first; i < stop; i++) {
         const uc *p, *e;
         row_t row;
-        if (record_span(&a, i, &p, &e) < 0) goto done;
-        if (!parse_record(self, p, e, &row)) break;
         int64_t address;
+        if (record_span(&a, i, &p, &e) < 0) goto fail;
+        if (!parse_record(self, p, e, &row)) break;
         if (parse_header(p, e, &address) == NULL || address < 0) break;
-        if (n >= cap) {
-            PyErr_SetString(PyExc_RuntimeError, "scanner: more rows than records");
-            goto done;
-        }
-        addresses[n] = (uint32_t)address;
-        states[n] = row.states[0];
-        rewinds[n] = row.states[2];
-        starts_[n] = row.times[0];
-        ends[n] = row.times[1];
-        cltts[n] = row.times[5];
-        clients[n] = hardware_fingerprint(row.hw, row.hw_len);
-        n++;
+        if (journal_add(&j, (uint32_t)address, &row) < 0) goto fail;
     }
-    if (n == 0) {
-        result = Py_BuildValue("(On)", Py_None, i);
-    } else {
-        result = Py_BuildValue("((NNNNNNN)n)", bytes_of(addresses, n, 4), bytes_of(states, n, 1),
-                               bytes_of(rewinds, n, 1), bytes_of(starts_, n, 8),
-                               bytes_of(ends, n, 8), bytes_of(cltts, n, 8),
-                               bytes_of(clients, n, 4), i);
-    }
-done:
-    PyMem_Free(addresses);
-    PyMem_Free(clients);
-    PyMem_Free(states);
-    PyMem_Free(rewinds);
-    PyMem_Free(starts_);
-    PyMem_Free(ends);
-    PyMem_Free(cltts);
     scan_args_release(&a);
-    return result;
+    return Py_BuildValue("(Nn)", journal_result(&j), i);
+fail:
+    journal_free(&j);
+    scan_args_release(&a);
+    return NULL;
 }
 
 /* first_records(addresses u32 buffer) -> bytes: 1 at the first occurrence of each address,
