@@ -25,7 +25,7 @@ from dhcpfoctl import leases
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.leases import read_leases, read_leases_incremental, reader
 from dhcpfoctl.leases.reader import read_lease_history, read_lease_journal
-from dhcpfoctl.leases.transitions import Journal
+from dhcpfoctl.leases.transitions import Journal, WindowRequest, window_bindings
 from dhcpfoctl.model import BindingState, LeaseDB
 
 TESTS = Path(__file__).parent
@@ -141,14 +141,46 @@ def _one_pass(path: Path) -> tuple[Any, ...]:
     return ("ok", _snapshot(db), journal_columns(journal))
 
 
-def _check_one_pass(both: Callable[[Callable[[], Any]], tuple[Any, Any]], path: Path) -> None:
+def _window(path: Path, after: int) -> tuple[Any, ...]:
+    """What ``read_leases(window=...)`` finds (the compiled scanner: its Judge)."""
+    request = WindowRequest(after)
+    db = read_leases(path, window=request)
+    found = request.found
+    assert found is not None
+    return _snapshot(db), found.bindings, found.since, found.records, found.appended
+
+
+def _afters(journal: Journal) -> list[int]:
+    """Window starts around a journal's own times (and before and after all of them)."""
+    starts = sorted(set(journal.starts)) or [0]
+    return sorted({-1, 0, starts[0] - 1, starts[len(starts) // 2], starts[-1], starts[-1] + 1})
+
+
+def _check_one_pass(
+    both: Callable[[Callable[[], Any]], tuple[Any, Any]], path: Path, afters: tuple[int, ...] = ()
+) -> None:
     """The one-pass read gives, both ways, the table of a plain read and the journal of
-    the forward journal read (its oracle)."""
+    the forward journal read (its oracle); and with a window (``afters`` and some around
+    the journal's times), the new bindings that :func:`window_bindings` finds in that
+    journal."""
     compiled, pure = both(lambda: _one_pass(path))
     assert compiled == pure
-    if compiled[0] == "ok":
-        assert compiled[1] == _snapshot(read_leases(path))
-        assert compiled[2] == journal_columns(read_lease_journal(path)[1])
+    if compiled[0] != "ok":
+        return
+    oracle = read_lease_journal(path)[1]
+    assert compiled[1] == _snapshot(read_leases(path))
+    assert compiled[2] == journal_columns(oracle)
+    for after in sorted({*afters, *_afters(oracle)}):
+        judged, pure_window = both(lambda after=after: _window(path, after))
+        expected = window_bindings(oracle, after)
+        assert judged == pure_window, after
+        assert judged[0] == compiled[1]
+        assert judged[1:] == (
+            expected.bindings,
+            expected.since,
+            expected.records,
+            expected.appended,
+        ), after
 
 
 @pytest.fixture
@@ -439,3 +471,101 @@ def test_scatter_writes_only_rows_inside_each_column(both) -> None:
                 scatter(rows, (column,), ([0],) if column is extras else (array("q", [0]),))
     with pytest.raises(ValueError):
         scatter([0, 1], (extras,), ([1],))
+
+
+@st.composite
+def journal_record(draw: st.DrawFn) -> bytes:
+    """A record of a short journal over few addresses: what the Judge's chains turn on
+    (states, clients with and without a hardware address, starts absent or around one
+    time, cltt and rewind states that say which server bound)."""
+    lines = [b"lease 10.0.0.%d {\n" % draw(st.integers(1, 3))]
+    starts = draw(st.sampled_from([None, 1764313100, 1764313200, 1764313300]))
+    if starts is not None:
+        lines.append(b"  starts epoch %d;\n" % starts)
+    if draw(st.booleans()):
+        lines.append(b"  ends epoch %d;\n" % draw(st.sampled_from([1764313150, 1764399999])))
+    if draw(st.booleans()):
+        cltt = starts if starts is not None and draw(st.booleans()) else 1764300000
+        lines.append(b"  cltt epoch %d;\n" % cltt)
+    state = draw(st.sampled_from([None, b"active", b"active", b"free", b"expired", b"backup"]))
+    if state is not None:
+        lines.append(b"  binding state %s;\n" % state)
+    if draw(st.integers(0, 3)) == 0:
+        lines.append(b"  rewind binding state %s;\n" % draw(st.sampled_from([b"free", b"active"])))
+    hardware = draw(st.sampled_from([None, b"02:00:00:00:00:01", b"02:00:00:00:00:02"]))
+    if hardware is not None:
+        lines.append(b"  hardware ethernet %s;\n" % hardware)
+    if draw(st.integers(0, 9)) == 0:  # now and then one the full parser must read
+        lines.append(b"  on expiry {\n    set x = true;\n  }\n")
+    return b"".join(lines) + b"}\n"
+
+
+@DIFFERENTIAL
+@given(records=st.lists(journal_record(), min_size=1, max_size=40))
+def test_short_journals_judged_while_reading(both, tmp_path: Path, records: list[bytes]) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes(b"".join(records))
+    _check_one_pass(both, path)
+
+
+def _journal_text(*records: tuple[int, str | None, int | None, int | None]) -> bytes:
+    """Records (address 10.0.0.N, binding state, hardware address 02:00:00:00:00:0M,
+    starts) in dhcpd's layout."""
+    text = b""
+    for address, state, mac, starts in records:
+        text += b"lease 10.0.0.%d {\n" % address
+        if starts is not None:
+            text += b"  starts epoch %d;\n" % starts
+        if state is not None:
+            text += b"  binding state %s;\n" % state.encode()
+        if mac is not None:
+            text += b"  hardware ethernet 02:00:00:00:00:%02x;\n" % mac
+        text += b"}\n"
+    return text
+
+
+T = 1764313200
+FREE = [(1, "free", None, T - 100), (2, "free", None, T - 100)]
+
+
+@pytest.mark.parametrize(
+    ("records", "after", "bindings"),
+    [
+        # An active record without a hardware address keeps the holder: B is new after it.
+        ([(1, "active", 1, T), (1, "active", None, T + 1), (1, "active", 2, T + 2)], T, 1),
+        # ... and a renewal by A after it is none.
+        ([(1, "active", 1, T), (1, "active", None, T + 1), (1, "active", 1, T + 2)], T, 0),
+        # No holder before it: it makes the holder "unknown", which matches anyone.
+        ([*FREE, (1, "active", None, T + 1), (1, "active", 2, T + 2)], T, 1),
+        # A binding with no start counts only from the cut (the first appended binding or
+        # renewal after the window's start) on: the first is before it, the second after.
+        (
+            [
+                *FREE,
+                (1, "active", 1, None),
+                (2, "active", 2, T + 100),
+                (1, "free", None, T),
+                (1, "active", 2, None),
+            ],
+            T,
+            2,
+        ),
+        # A start equal to the window's start does not make the cut.
+        ([*FREE, (1, "active", 1, T), (2, "active", 2, None), (1, "active", 2, T + 100)], T, 1),
+        # A window that starts before 1970: a binding with no start can be the cut itself.
+        ([(1, "free", None, T), (1, "active", 1, None)], -1, 1),
+        # The snapshot record is never judged; with no hardware address it holds "unknown".
+        ([(1, "active", None, T + 5), (1, "active", 2, T + 6), (1, "active", None, T + 7)], T, 0),
+    ],
+)
+def test_the_judge_on_each_rule(
+    both,
+    tmp_path: Path,
+    records: list[tuple[int, str | None, int | None, int | None]],
+    after: int,
+    bindings: int,
+) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes(_journal_text(*records))
+    _check_one_pass(both, path, (-1, T - 1, T, T + 1))
+    assert len(window_bindings(read_lease_journal(path)[1], after).bindings) == bindings

@@ -11,7 +11,7 @@ from dhcpfoctl.balance import BUCKET, BalanceReport, compute_balance
 from dhcpfoctl.checks.history import FROM_JOURNAL, journal_history
 from dhcpfoctl.conf import Config, read_config
 from dhcpfoctl.errors import InputFileError, LocalError
-from dhcpfoctl.leases.transitions import Journal, journal_bindings
+from dhcpfoctl.leases.transitions import WindowRequest
 from dhcpfoctl.model import LeaseDB
 from dhcpfoctl.times import parse_duration, parse_time
 
@@ -38,7 +38,7 @@ def gather(
     follower: LeaseFollower | None = None,
 ) -> Inputs:
     """Read both files and compute the report; ``read_leases`` reads the lease file
-    (:func:`dhcpfoctl.leases.read_leases` by default, whose ``journal`` it takes too; the
+    (:func:`dhcpfoctl.leases.read_leases` by default, whose ``window`` it takes too; the
     CLI's draws a progress bar).
 
     ``follower`` adds the new bindings dhcpd appended since the last run to the lease
@@ -66,12 +66,12 @@ def gather(
             db = read_leases(leases_path)
             history = None  # standard input is read once: no journal to count from
         else:
-            # One pass over the file gives the table and its journal.
-            journal = Journal()
-            db = read_leases(leases_path, journal=journal)
-            found = journal_bindings(journal, after=moment - span - BUCKET, keep_holders=False)
-            del journal  # only the new bindings are kept from here on
-            history, _ = journal_history(config, found, moment, span)
+            # One pass over the file gives the table and the new bindings of its journal
+            # that the rate over the window can count.
+            window = WindowRequest(moment - span - BUCKET)
+            db = read_leases(leases_path, window=window)
+            assert window.found is not None  # filled by the read
+            history, _ = journal_history(config, window.found, moment, span)
     require_lease_records(db, leases_path, len(db.leases))
     report = compute_balance(
         config,

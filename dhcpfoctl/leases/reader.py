@@ -36,7 +36,14 @@ from typing import Any, BinaryIO, Final
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.files import open_regular
 from dhcpfoctl.leases import compiled_scanner, syntax
-from dhcpfoctl.leases.transitions import Journal, fingerprint
+from dhcpfoctl.leases.transitions import (
+    Journal,
+    JournalBindings,
+    WindowRequest,
+    fingerprint,
+    judged,
+    window_bindings,
+)
 from dhcpfoctl.model import (
     EARLIEST_TIME,
     LATEST_TIME,
@@ -237,6 +244,8 @@ class ResumeState:
 
 
 _TAIL_BYTES: Final = 64
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
 
 
 class _StopFeed(Exception):
@@ -668,6 +677,7 @@ class _BackwardReader(_Reader):
         strict: bool,
         share: tuple[int, int] = (0, 1),
         journal: bool = False,
+        window: int | None = None,
     ) -> None:
         # Index 0 of the share also keeps the other records (failover, hosts, …).
         super().__init__(db, name, strict=strict, share=share)
@@ -682,7 +692,17 @@ class _BackwardReader(_Reader):
         #: (:func:`read_leases`' ``journal``), from the same reads and record splits. It is
         #: gathered piece by piece, last piece first, each reversed onto ``backwards``
         #: (the journal last record first), which is turned round once at the end.
-        self.collector = _JournalReader(LeaseDB(), name) if journal else None
+        #: ``window`` (:func:`read_leases`' ``window``): the compiled scanner's ``judge``
+        #: takes the records instead, as they are read, and no journal is kept.
+        wanted = journal or window is not None
+        self.collector = _JournalReader(LeaseDB(), name) if wanted else None
+        module = compiled_scanner()
+        self.judge = (
+            # Record times are int64: a start beyond that range compares alike clamped.
+            module.Judge(max(_INT64_MIN, min(window, _INT64_MAX)), int(BindingState.ACTIVE))
+            if module is not None and window is not None
+            else None
+        )
         self.backwards = Journal()
         #: False once a gap between records had a problem: the forward read resynchronises
         #: after one differently (across its chunks), so only it tells what it then reads.
@@ -802,7 +822,7 @@ class _BackwardReader(_Reader):
             collected = self._gap_backward(buf, gap_pos, gap_end, at_eof=at_eof and mark == last)
             if self.collector is not None:
                 self.journal_exact = self.journal_exact and len(self.problems) == problems
-                self.backwards.extend_reversed(self.collector.stored(collected))
+                self._gathered(self.collector.stored(collected))
             segment_end = mark
         if segment_end > 0:
             self._winners(buf, split, 0, segment_end)
@@ -819,6 +839,24 @@ class _BackwardReader(_Reader):
         for statement in reversed(collected):
             self._store(statement)
         return collected
+
+    def _gathered(self, piece: Journal) -> None:
+        """Records read through the full parser (in file order), earlier in the file than
+        every record gathered so far."""
+        if self.judge is not None:
+            self.judge.feed(*piece.verdict_columns())
+        else:
+            self.backwards.extend_reversed(piece)
+
+    def window_of(self, after: int) -> JournalBindings | None:
+        """:func:`window_bindings` of what was gathered (``window=after``), or None when
+        only a forward read can tell it (see :meth:`journal_of`)."""
+        if not self.journal_exact:
+            return None
+        if self.judge is not None:
+            return judged(self.judge.result())
+        journal = self.journal_of()
+        return None if journal is None else window_bindings(journal, after)
 
     def journal_of(self) -> Journal | None:
         """The journal gathered (``journal=True``), or None when only a forward read can
@@ -845,7 +883,7 @@ class _BackwardReader(_Reader):
             self._winners_and_journal(buf, split, first, stop)
             return
         if self.collector is not None:
-            self.backwards.extend_reversed(self.collector.piece(buf, split, first, stop))
+            self._gathered(self.collector.piece(buf, split, first, stop))
         if self.scanner is not None:
             while stop > first:
                 found, barrier, superseded = self.scanner.backward(buf, split.raw, first, stop)
@@ -903,13 +941,14 @@ class _BackwardReader(_Reader):
         self.db.stats.superseded += superseded
 
     def _winners_and_journal(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
-        """:meth:`_winners` through the compiled scanner, every record also parsed into the
-        journal in the same call (last first: ``backwards``)."""
+        """:meth:`_winners` through the compiled scanner, every record also parsed, in the
+        same call, into the journal (last first: ``backwards``) or the ``judge``."""
         assert self.scanner is not None and self.collector is not None
         bounds = split.bounds
+        sink = True if self.judge is None else self.judge
         while stop > first:
             found, barrier, superseded, journal, done = self.scanner.backward(
-                buf, split.raw, first, stop, True
+                buf, split.raw, first, stop, sink
             )
             self.db.stats.records += superseded
             self.db.stats.superseded += superseded
@@ -924,10 +963,10 @@ class _BackwardReader(_Reader):
             # record (if it is not superseded) and the journal's through the full parser.
             start, end = bounds[2 * barrier + 1], bounds[2 * barrier + 2]
             if done:
-                self.backwards.extend_reversed(self.collector.parsed(buf, start, end))
+                self._gathered(self.collector.parsed(buf, start, end))
             else:
                 collected = self._gap_backward(buf, start, end, at_eof=False)
-                self.backwards.extend_reversed(self.collector.stored(collected))
+                self._gathered(self.collector.stored(collected))
             stop = barrier
 
     def _last_first(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
@@ -1248,6 +1287,7 @@ def read_leases(
     progress: Progress | None = None,
     processes: int = 1,
     journal: Journal | None = None,
+    window: WindowRequest | None = None,
 ) -> LeaseDB:
     """Read a DHCPv4 lease file (``-`` for stdin, gzip detected by its magic bytes).
 
@@ -1264,9 +1304,19 @@ def read_leases(
 
     ``journal``: also append every lease record of the file to it, in file order
     (superseded ones included: what :func:`read_lease_journal` reads), from the same pass
-    over the file when it is read backwards.
+    over the file when it is read backwards. ``window``: fill its ``found`` with what
+    :func:`~dhcpfoctl.leases.transitions.window_bindings` finds in that journal; the
+    compiled scanner works it out as it reads, without keeping the journal. One or the
+    other.
     """
-    db, _ = _read_all(path, strict=strict, progress=progress, processes=processes, journal=journal)
+    db, _ = _read_all(
+        path,
+        strict=strict,
+        progress=progress,
+        processes=processes,
+        journal=journal,
+        window=window,
+    )
     return db
 
 
@@ -1278,10 +1328,13 @@ def _read_all(
     resumable: bool = False,
     processes: int = 1,
     journal: Journal | None = None,
+    window: WindowRequest | None = None,
 ) -> tuple[LeaseDB, tuple[int, int, bytes, bool]]:
     """Read a whole file: backwards when it is a regular uncompressed file (fast), else
     as a stream. Returns the db and (offset, line, tail, compressed) for a ResumeState;
-    ``journal``: see :func:`read_leases`."""
+    ``journal``, ``window``: see :func:`read_leases`."""
+    if journal is not None and window is not None:
+        raise ValueError("a journal or a window, not both")
     raw, name, size = _open(path)
     try:
         stream, position = _maybe_gunzip(raw)
@@ -1291,7 +1344,14 @@ def _read_all(
         if seekable and stream is position and not strict:
             try:
                 backward = _read_backward(
-                    db, name, stream, size, progress, processes, journal=journal is not None
+                    db,
+                    name,
+                    stream,
+                    size,
+                    progress,
+                    processes,
+                    journal=journal is not None,
+                    window=None if window is None else window.after,
                 )
                 db.stats.bytes_read = size
                 truncated_at = backward.truncated_at
@@ -1303,20 +1363,38 @@ def _read_all(
                 )
             except OSError as exc:
                 raise InputFileError(name, f"read failed: {exc}") from None
-            if journal is not None:
-                gathered = backward.journal_of()
-                journal.extend(read_lease_journal(name)[1] if gathered is None else gathered)
+            _fill_requests(name, journal, window, backward)
             return _sort_records(db), (offset, line, tail, False)
         reader = _Reader(db, name, strict=strict)
         offset, line, tail = _pump(reader, stream, progress=progress, total=size, position=position)
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
-    if journal is not None:  # a stream: its journal is read by a pass of its own
-        if name == STDIN_NAME:
-            raise InputFileError(name, "a journal needs a file, not standard input")
-        journal.extend(read_lease_journal(name)[1])
+    _fill_requests(name, journal, window, None)
     return _sort_records(db), (offset, line, tail, stream is not position)
+
+
+def _fill_requests(
+    name: str,
+    journal: Journal | None,
+    window: WindowRequest | None,
+    backward: _BackwardReader | None,
+) -> None:
+    """Fill ``journal`` or ``window`` from what the backward read gathered, else (a
+    stream, or a gap the forward read resynchronises in differently) from a forward
+    journal read of its own."""
+    if journal is None and window is None:
+        return
+    if backward is None and name == STDIN_NAME:
+        raise InputFileError(name, "a journal needs a file, not standard input")
+    if journal is not None:
+        gathered = None if backward is None else backward.journal_of()
+        journal.extend(read_lease_journal(name)[1] if gathered is None else gathered)
+    if window is not None:
+        found = None if backward is None else backward.window_of(window.after)
+        if found is None:
+            found = window_bindings(read_lease_journal(name)[1], window.after)
+        window.found = found
 
 
 def _read_backward(
@@ -1328,6 +1406,7 @@ def _read_backward(
     processes: int,
     *,
     journal: bool = False,
+    window: int | None = None,
 ) -> _BackwardReader:
     """Fill ``db`` from a regular file read backwards; returns the reader (its truncated
     tail's offset, its journal: see :class:`_BackwardReader`).
@@ -1337,7 +1416,7 @@ def _read_backward(
     streams its table back, pickled column by column, through a pipe.
     """
     if processes < 2 or not hasattr(os, "fork"):
-        reader = _BackwardReader(db, name, stream, strict=False, journal=journal)
+        reader = _BackwardReader(db, name, stream, strict=False, journal=journal, window=window)
         reader.read(size, progress)
         return reader
     receive, send = os.pipe()
@@ -1362,7 +1441,9 @@ def _read_backward(
     os.close(send)
     incoming = os.fdopen(receive, "rb")
     try:
-        reader = _BackwardReader(db, name, stream, strict=False, share=(0, 2), journal=journal)
+        reader = _BackwardReader(
+            db, name, stream, strict=False, share=(0, 2), journal=journal, window=window
+        )
         reader.read(size, progress)
         try:
             db.leases.absorb_parts(iter(lambda: pickle.load(incoming), None))

@@ -222,6 +222,13 @@ class Journal:
         for name in _JOURNAL_FIELDS:
             getattr(self, name).reverse()
 
+    def verdict_columns(self) -> tuple[array, bytes, bytes, array, array]:
+        """(addresses, active, made locally, starts, clients): what the compiled scanner's
+        ``Judge`` is fed of each record (0/1 bytes for the flags)."""
+        active = _effective_states(self).translate(_ACTIVE_TABLE)
+        local = bytes(map(made_locally, self.starts, self.cltt, self.rewind))
+        return self.address, active, local, self.starts, self.client
+
     def extend_raw(self, *columns: bytes) -> None:
         """Append the compiled scanner's journal columns (native-endian bytes, in the
         order of the fields)."""
@@ -372,6 +379,38 @@ def journal_bindings(
         if collecting:
             gc.enable()
     return JournalBindings(bindings, since, holders, count, appended)
+
+
+@dataclass(slots=True)
+class WindowRequest:
+    """Asks a read (``read_leases(window=...)``) for the new bindings that a rate over a
+    window starting at ``after`` can count (:func:`window_bindings`); the read fills
+    ``found``."""
+
+    after: int
+    found: JournalBindings | None = None
+
+
+def window_bindings(journal: Journal, after: int) -> JournalBindings:
+    """What :func:`journal_bindings` finds with ``after`` that a rate over a window starting
+    there can count (:func:`dhcpfoctl.checks.history.journal_history` with the same start):
+    the bindings that began after it, and those with no start (which it counts when the
+    history starts later). The others began before the window's start, where the history
+    does too. Holders are not worked out.
+
+    The compiled scanner's ``Judge`` finds the same while a file is read backwards, without
+    keeping the journal (``read_leases(window=...)``): this is its pure-Python form, and the
+    oracle of the differential tests."""
+    found = journal_bindings(journal, after=after, keep_holders=False)
+    found.bindings = [b for b in found.bindings if b.at > after or b.at == 0]
+    return found
+
+
+def judged(result: tuple[tuple[bytes, bytes, bytes], int | None, int, int]) -> JournalBindings:
+    """The compiled ``Judge``'s result as :func:`window_bindings` gives it."""
+    (addresses, starts, local), since, records, appended = result
+    bindings = list(map(NewBinding, array("I", addresses), array("q", starts), map(bool, local)))
+    return JournalBindings(bindings, since, Holders(), records, appended)
 
 
 def _and(a: bytes, b: bytes) -> bytes:
