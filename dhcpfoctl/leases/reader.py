@@ -678,6 +678,7 @@ class _BackwardReader(_Reader):
         share: tuple[int, int] = (0, 1),
         journal: bool = False,
         window: int | None = None,
+        count_lines: bool = False,
     ) -> None:
         # Index 0 of the share also keeps the other records (failover, hosts, …).
         super().__init__(db, name, strict=strict, share=share)
@@ -686,8 +687,9 @@ class _BackwardReader(_Reader):
         self.problems: list[tuple[int, str, bool, bool]] = []
         self.collected: list[syntax.Statement] | None = None
         self.truncated_at: int | None = None
-        #: Newlines in the bytes read (every byte once: the regions partition the file).
-        self.newlines = 0
+        #: ``count_lines``: newlines in the bytes read (the regions partition the file), for
+        #: the line number a resumable read ends at (a plain read needs none).
+        self.newlines: int | None = 0 if count_lines else None
         #: ``journal``: every lease record also goes, in file order, to a journal
         #: (:func:`read_leases`' ``journal``), from the same reads and record splits. It is
         #: gathered piece by piece, last piece first, each reversed onto ``backwards``
@@ -727,7 +729,8 @@ class _BackwardReader(_Reader):
                 cut = found.end()
             self.offset = start
             self._region(buf, cut, at_eof=at_eof)
-            self.newlines += buf.count(b"\n", cut)
+            if self.newlines is not None:
+                self.newlines += buf.count(b"\n", cut)
             at_eof = False
             end, stop = start, start + cut
             if progress is not None:
@@ -1352,14 +1355,15 @@ def _read_all(
                     processes,
                     journal=journal is not None,
                     window=None if window is None else window.after,
+                    count_lines=resumable,
                 )
                 db.stats.bytes_read = size
                 truncated_at = backward.truncated_at
                 offset = size if truncated_at is None else truncated_at
                 line, tail = (
-                    _position_info(stream, size, offset, backward.newlines)
-                    if resumable
-                    else (0, b"")
+                    (0, b"")
+                    if backward.newlines is None
+                    else _position_info(stream, size, offset, backward.newlines)
                 )
             except OSError as exc:
                 raise InputFileError(name, f"read failed: {exc}") from None
@@ -1407,6 +1411,7 @@ def _read_backward(
     *,
     journal: bool = False,
     window: int | None = None,
+    count_lines: bool = False,
 ) -> _BackwardReader:
     """Fill ``db`` from a regular file read backwards; returns the reader (its truncated
     tail's offset, its journal: see :class:`_BackwardReader`).
@@ -1416,7 +1421,9 @@ def _read_backward(
     streams its table back, pickled column by column, through a pipe.
     """
     if processes < 2 or not hasattr(os, "fork"):
-        reader = _BackwardReader(db, name, stream, strict=False, journal=journal, window=window)
+        reader = _BackwardReader(
+            db, name, stream, strict=False, journal=journal, window=window, count_lines=count_lines
+        )
         reader.read(size, progress)
         return reader
     receive, send = os.pipe()
@@ -1442,7 +1449,14 @@ def _read_backward(
     incoming = os.fdopen(receive, "rb")
     try:
         reader = _BackwardReader(
-            db, name, stream, strict=False, share=(0, 2), journal=journal, window=window
+            db,
+            name,
+            stream,
+            strict=False,
+            share=(0, 2),
+            journal=journal,
+            window=window,
+            count_lines=count_lines,
         )
         reader.read(size, progress)
         try:
