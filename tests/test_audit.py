@@ -328,9 +328,7 @@ def test_cron_runs_count_new_bindings_not_renewals(
         return json.loads(result.stdout)  # type: ignore[no-any-return]
 
     first = audit_json()
-    assert first["notes"] == [
-        "failover peer fx: endurance: not enough history: 0s of 10m needed"
-    ]
+    assert first["notes"] == ["failover peer fx: endurance: not enough history: 0s of 10m needed"]
     from dhcpfoctl.leases import read_leases
 
     holders = [lease for lease in read_leases(leases).leases if lease.hardware_address][:10]

@@ -395,3 +395,20 @@ def test_what_a_stateless_run_keeps_counts_as_every_binding_does(
     )
     kept, kept_count = journal_history(config, window_bindings(journal, after), as_of, window)
     assert (kept.to_json(), kept_count) == (every.to_json(), every_count)
+
+
+def test_a_full_incremental_read_gathers_the_journal_and_a_resumed_one_leaves_it(
+    tmp_path: Path,
+) -> None:
+    """The follower's first run takes its journal from its one full read."""
+    from dhcpfoctl.leases import read_leases_incremental
+
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes((EXAMPLES / "primary.leases").read_bytes())
+    journal = Journal()
+    db, resume = read_leases_incremental(path, None, None, journal=journal)
+    assert journal == read_lease_journal(path)[1] and len(journal) == 951
+    with path.open("a") as out:
+        out.write(rec(A, BindingState.ACTIVE, starts=T + 1))
+    db, resume = read_leases_incremental(path, resume, db, journal=journal)
+    assert len(journal) == 951 and resume.offset == path.stat().st_size
