@@ -569,3 +569,32 @@ def test_the_judge_on_each_rule(
     path.write_bytes(_journal_text(*records))
     _check_one_pass(both, path, (-1, T - 1, T, T + 1))
     assert len(window_bindings(read_lease_journal(path)[1], after).bindings) == bindings
+
+
+@pytest.mark.parametrize(
+    ("tail", "forward_reads"),
+    [
+        (b"lease 10.0.0.9 {\n  starts epoch 1764313300;\n", 0),  # cut off by the end
+        (b"junk here;\nlease 10.0.0.2 {\n}\n", 1),  # a gap with a problem to resync after
+    ],
+)
+def test_one_pass_falls_back_to_a_forward_read_only_after_a_resync(
+    both, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: bytes, forward_reads: int
+) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes(
+        _journal_text((1, "free", None, T), (1, "active", 1, T + 1)) + b"# note\n" + tail
+    )
+    _check_one_pass(both, path)
+    calls: list[str] = []
+    forward = reader.read_lease_journal
+    monkeypatch.setattr(
+        reader, "read_lease_journal", lambda name: calls.append(name) or forward(name)
+    )
+    for request in (Journal(), WindowRequest(T)):
+        calls.clear()
+        if isinstance(request, Journal):
+            read_leases(path, journal=request)
+        else:
+            read_leases(path, window=request)
+        assert len(calls) == forward_reads

@@ -706,8 +706,9 @@ class _BackwardReader(_Reader):
             else None
         )
         self.backwards = Journal()
-        #: False once a gap between records had a problem: the forward read resynchronises
-        #: after one differently (across its chunks), so only it tells what it then reads.
+        #: False once a gap between records had a problem (but a truncated last record):
+        #: the forward read resynchronises after one differently (across its chunks), so
+        #: only it tells what it then reads.
         self.journal_exact = True
 
     def read(self, size: int, progress: Progress | None) -> None:
@@ -824,7 +825,10 @@ class _BackwardReader(_Reader):
             problems = len(self.problems)
             collected = self._gap_backward(buf, gap_pos, gap_end, at_eof=at_eof and mark == last)
             if self.collector is not None:
-                self.journal_exact = self.journal_exact and len(self.problems) == problems
+                # A record cut off by the end of the file is one the forward read meets
+                # the same way; any other problem makes the journal the forward read's.
+                resyncs = [p for p in self.problems[problems:] if not p[2]]
+                self.journal_exact = self.journal_exact and not resyncs
                 self._gathered(self.collector.stored(collected))
             segment_end = mark
         if segment_end > 0:
