@@ -24,8 +24,9 @@ from test_fuzz import LEASE_SOURCES, STRUCTURAL, mutated
 from dhcpfoctl import leases
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.leases import read_leases, read_leases_incremental, reader
-from dhcpfoctl.leases.reader import read_lease_history
-from dhcpfoctl.model import LeaseDB
+from dhcpfoctl.leases.reader import read_lease_history, read_lease_journal
+from dhcpfoctl.leases.transitions import Journal, WindowRequest, window_bindings
+from dhcpfoctl.model import BindingState, LeaseDB
 
 TESTS = Path(__file__).parent
 sys.path.insert(0, str(TESTS.parent / "bench"))
@@ -108,6 +109,80 @@ def _outcome(read: Callable[[], LeaseDB]) -> tuple[Any, ...]:
         return ("error", str(exc))
 
 
+def journal_columns(journal: Journal) -> list[tuple[int, ...]]:
+    """A journal's records, comparable with == (a record without a ``binding state`` line
+    as dhcpd reads it: the full parser stores that reading, the batches 0)."""
+    active, expired = int(BindingState.ACTIVE), int(BindingState.EXPIRED)
+    states = [
+        state or (active if ends > starts else expired)
+        for state, starts, ends in zip(journal.state, journal.starts, journal.ends, strict=True)
+    ]
+    return list(
+        zip(
+            journal.address,
+            states,
+            journal.rewind,
+            journal.starts,
+            journal.ends,
+            journal.cltt,
+            journal.client,
+            strict=True,
+        )
+    )
+
+
+def _one_pass(path: Path) -> tuple[Any, ...]:
+    """The table and the journal that one read gives (``read_leases(journal=...)``)."""
+    journal = Journal()
+    try:
+        db = read_leases(path, journal=journal)
+    except InputFileError as exc:
+        return ("error", str(exc))
+    return ("ok", _snapshot(db), journal_columns(journal))
+
+
+def _window(path: Path, after: int) -> tuple[Any, ...]:
+    """What ``read_leases(window=...)`` finds (the compiled scanner: its Judge)."""
+    request = WindowRequest(after)
+    db = read_leases(path, window=request)
+    found = request.found
+    assert found is not None
+    return _snapshot(db), found.bindings, found.since, found.records, found.appended
+
+
+def _afters(journal: Journal) -> list[int]:
+    """Window starts around a journal's own times (and before and after all of them)."""
+    starts = sorted(set(journal.starts)) or [0]
+    return sorted({-1, 0, starts[0] - 1, starts[len(starts) // 2], starts[-1], starts[-1] + 1})
+
+
+def _check_one_pass(
+    both: Callable[[Callable[[], Any]], tuple[Any, Any]], path: Path, afters: tuple[int, ...] = ()
+) -> None:
+    """The one-pass read gives, both ways, the table of a plain read and the journal of
+    the forward journal read (its oracle); and with a window (``afters`` and some around
+    the journal's times), the new bindings that :func:`window_bindings` finds in that
+    journal."""
+    compiled, pure = both(lambda: _one_pass(path))
+    assert compiled == pure
+    if compiled[0] != "ok":
+        return
+    oracle = read_lease_journal(path)[1]
+    assert compiled[1] == _snapshot(read_leases(path))
+    assert compiled[2] == journal_columns(oracle)
+    for after in sorted({*afters, *_afters(oracle)}):
+        judged, pure_window = both(lambda after=after: _window(path, after))
+        expected = window_bindings(oracle, after)
+        assert judged == pure_window, after
+        assert judged[0] == compiled[1]
+        assert judged[1:] == (
+            expected.bindings,
+            expected.since,
+            expected.records,
+            expected.appended,
+        ), after
+
+
 @pytest.fixture
 def both(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], tuple[Any, Any]]:
     """Run a read with the compiled scanner, then with the pure-Python path."""
@@ -156,6 +231,8 @@ def _incremental_steps(path: Path, data: bytes, cuts: list[int]) -> list[tuple[A
             state = db = None
             continue
         resume = (state.size, state.offset, state.line, state.tail)
+        # The line at the offset: counted as the file was read, never read again.
+        assert state.offset < 0 or state.line == 1 + data[: state.offset].count(b"\n")
         steps.append(("ok", _snapshot(db), resume))
     return steps
 
@@ -173,6 +250,7 @@ def _check_all_ways(
             lambda strict=strict: _outcome(lambda: read_leases(path, strict=strict))
         )
         assert compiled == pure, f"strict={strict}"
+    _check_one_pass(both, path)
     compiled, pure = both(lambda: _incremental_steps(tmp_path / "appended.leases", data, cuts))
     assert compiled == pure
 
@@ -393,3 +471,130 @@ def test_scatter_writes_only_rows_inside_each_column(both) -> None:
                 scatter(rows, (column,), ([0],) if column is extras else (array("q", [0]),))
     with pytest.raises(ValueError):
         scatter([0, 1], (extras,), ([1],))
+
+
+@st.composite
+def journal_record(draw: st.DrawFn) -> bytes:
+    """A record of a short journal over few addresses: what the Judge's chains turn on
+    (states, clients with and without a hardware address, starts absent or around one
+    time, cltt and rewind states that say which server bound)."""
+    lines = [b"lease 10.0.0.%d {\n" % draw(st.integers(1, 3))]
+    starts = draw(st.sampled_from([None, 1764313100, 1764313200, 1764313300]))
+    if starts is not None:
+        lines.append(b"  starts epoch %d;\n" % starts)
+    if draw(st.booleans()):
+        lines.append(b"  ends epoch %d;\n" % draw(st.sampled_from([1764313150, 1764399999])))
+    if draw(st.booleans()):
+        cltt = starts if starts is not None and draw(st.booleans()) else 1764300000
+        lines.append(b"  cltt epoch %d;\n" % cltt)
+    state = draw(st.sampled_from([None, b"active", b"active", b"free", b"expired", b"backup"]))
+    if state is not None:
+        lines.append(b"  binding state %s;\n" % state)
+    if draw(st.integers(0, 3)) == 0:
+        lines.append(b"  rewind binding state %s;\n" % draw(st.sampled_from([b"free", b"active"])))
+    hardware = draw(st.sampled_from([None, b"02:00:00:00:00:01", b"02:00:00:00:00:02"]))
+    if hardware is not None:
+        lines.append(b"  hardware ethernet %s;\n" % hardware)
+    if draw(st.integers(0, 9)) == 0:  # now and then one the full parser must read
+        lines.append(b"  on expiry {\n    set x = true;\n  }\n")
+    return b"".join(lines) + b"}\n"
+
+
+@DIFFERENTIAL
+@given(records=st.lists(journal_record(), min_size=1, max_size=40))
+def test_short_journals_judged_while_reading(both, tmp_path: Path, records: list[bytes]) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes(b"".join(records))
+    _check_one_pass(both, path)
+
+
+def _journal_text(*records: tuple[int, str | None, int | None, int | None]) -> bytes:
+    """Records (address 10.0.0.N, binding state, hardware address 02:00:00:00:00:0M,
+    starts) in dhcpd's layout."""
+    text = b""
+    for address, state, mac, starts in records:
+        text += b"lease 10.0.0.%d {\n" % address
+        if starts is not None:
+            text += b"  starts epoch %d;\n" % starts
+        if state is not None:
+            text += b"  binding state %s;\n" % state.encode()
+        if mac is not None:
+            text += b"  hardware ethernet 02:00:00:00:00:%02x;\n" % mac
+        text += b"}\n"
+    return text
+
+
+T = 1764313200
+FREE = [(1, "free", None, T - 100), (2, "free", None, T - 100)]
+
+
+@pytest.mark.parametrize(
+    ("records", "after", "bindings"),
+    [
+        # An active record without a hardware address keeps the holder: B is new after it.
+        ([(1, "active", 1, T), (1, "active", None, T + 1), (1, "active", 2, T + 2)], T, 1),
+        # ... and a renewal by A after it is none.
+        ([(1, "active", 1, T), (1, "active", None, T + 1), (1, "active", 1, T + 2)], T, 0),
+        # No holder before it: it makes the holder "unknown", which matches anyone.
+        ([*FREE, (1, "active", None, T + 1), (1, "active", 2, T + 2)], T, 1),
+        # A binding with no start counts only from the cut (the first appended binding or
+        # renewal after the window's start) on: the first is before it, the second after.
+        (
+            [
+                *FREE,
+                (1, "active", 1, None),
+                (2, "active", 2, T + 100),
+                (1, "free", None, T),
+                (1, "active", 2, None),
+            ],
+            T,
+            2,
+        ),
+        # A start equal to the window's start does not make the cut.
+        ([*FREE, (1, "active", 1, T), (2, "active", 2, None), (1, "active", 2, T + 100)], T, 1),
+        # A window that starts before 1970: a binding with no start can be the cut itself.
+        ([(1, "free", None, T), (1, "active", 1, None)], -1, 1),
+        # The snapshot record is never judged; with no hardware address it holds "unknown".
+        ([(1, "active", None, T + 5), (1, "active", 2, T + 6), (1, "active", None, T + 7)], T, 0),
+    ],
+)
+def test_the_judge_on_each_rule(
+    both,
+    tmp_path: Path,
+    records: list[tuple[int, str | None, int | None, int | None]],
+    after: int,
+    bindings: int,
+) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes(_journal_text(*records))
+    _check_one_pass(both, path, (-1, T - 1, T, T + 1))
+    assert len(window_bindings(read_lease_journal(path)[1], after).bindings) == bindings
+
+
+@pytest.mark.parametrize(
+    ("tail", "forward_reads"),
+    [
+        (b"lease 10.0.0.9 {\n  starts epoch 1764313300;\n", 0),  # cut off by the end
+        (b"junk here;\nlease 10.0.0.2 {\n}\n", 1),  # a gap with a problem to resync after
+    ],
+)
+def test_one_pass_falls_back_to_a_forward_read_only_after_a_resync(
+    both, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: bytes, forward_reads: int
+) -> None:
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes(
+        _journal_text((1, "free", None, T), (1, "active", 1, T + 1)) + b"# note\n" + tail
+    )
+    _check_one_pass(both, path)
+    calls: list[str] = []
+    forward = reader.read_lease_journal
+    monkeypatch.setattr(
+        reader, "read_lease_journal", lambda name: calls.append(name) or forward(name)
+    )
+    for request in (Journal(), WindowRequest(T)):
+        calls.clear()
+        if isinstance(request, Journal):
+            read_leases(path, journal=request)
+        else:
+            read_leases(path, window=request)
+        assert len(calls) == forward_reads

@@ -29,6 +29,7 @@ from dhcpfoctl.leases.transitions import (
     NewBinding,
     fingerprint,
     journal_bindings,
+    window_bindings,
 )
 from dhcpfoctl.leases.writer import format_lease
 from dhcpfoctl.model import BindingState, HardwareType, Lease
@@ -340,3 +341,74 @@ def test_judging_only_the_window_gives_the_same_rate(tmp_path: Path, as_of: int)
     assert windowed.rate(pools, window, as_of) == rate
     assert rate.bindings > 0 or as_of in (T - 60, T + 86400)
     assert cut.holders.clients == journal_bindings(journal).holders.clients
+    # What a stateless run keeps (window_bindings, the one-pass read's) counts the same.
+    kept, _ = journal_history(
+        config, window_bindings(journal, as_of - window - BUCKET), as_of, window
+    )
+    assert kept.to_json() == windowed.to_json()
+    lean = journal_bindings(journal, after=as_of - window - BUCKET, keep_holders=False)
+    assert (lean.bindings, lean.since, lean.records, lean.appended) == (
+        cut.bindings,
+        cut.since,
+        cut.records,
+        cut.appended,
+    )
+
+
+_STEP = st.tuples(
+    st.sampled_from([A, B]),
+    st.sampled_from([BindingState.ACTIVE, BindingState.ACTIVE, BindingState.FREE]),
+    st.sampled_from([None, MAC_A, MAC_B]),
+    st.integers(-3, 3).map(lambda n: T + 300 * n),
+    st.booleans(),
+)
+
+
+@given(
+    steps=st.lists(_STEP, min_size=1, max_size=30),
+    as_of=st.integers(-2, 4).map(lambda n: T + 600 * n),
+    window=st.sampled_from([60, 600, 3600]),
+)
+def test_what_a_stateless_run_keeps_counts_as_every_binding_does(
+    tmp_path_factory: pytest.TempPathFactory,
+    steps: list[tuple[str, BindingState, bytes | None, int, bool]],
+    as_of: int,
+    window: int,
+) -> None:
+    """window_bindings (what the one-pass read keeps) gives the history journal_bindings
+    gives, whatever the window."""
+    from dhcpfoctl.balance import BUCKET
+    from dhcpfoctl.checks.history import journal_history
+
+    config = read_config(EXAMPLES / "primary.conf")
+    path = tmp_path_factory.mktemp("journal") / "dhcpd.leases"
+    path.write_text(
+        "".join(
+            rec(address, state, mac, starts=starts, cltt=None if own else T - 7200)
+            for address, state, mac, starts, own in steps
+        )
+    )
+    journal = read_lease_journal(path)[1]
+    after = as_of - window - BUCKET
+    every, every_count = journal_history(
+        config, journal_bindings(journal, after=after), as_of, window
+    )
+    kept, kept_count = journal_history(config, window_bindings(journal, after), as_of, window)
+    assert (kept.to_json(), kept_count) == (every.to_json(), every_count)
+
+
+def test_a_full_incremental_read_gathers_the_journal_and_a_resumed_one_leaves_it(
+    tmp_path: Path,
+) -> None:
+    """The follower's first run takes its journal from its one full read."""
+    from dhcpfoctl.leases import read_leases_incremental
+
+    path = tmp_path / "dhcpd.leases"
+    path.write_bytes((EXAMPLES / "primary.leases").read_bytes())
+    journal = Journal()
+    db, resume = read_leases_incremental(path, None, None, journal=journal)
+    assert journal == read_lease_journal(path)[1] and len(journal) == 951
+    with path.open("a") as out:
+        out.write(rec(A, BindingState.ACTIVE, starts=T + 1))
+    db, resume = read_leases_incremental(path, resume, db, journal=journal)
+    assert len(journal) == 951 and resume.offset == path.stat().st_size

@@ -34,7 +34,13 @@ from typing import Any, Final
 from dhcpfoctl.balance import BUCKET, HISTORY_KEEP, RateHistory, record_bindings
 from dhcpfoctl.conf import Config
 from dhcpfoctl.leases import ResumeState, read_leases_incremental
-from dhcpfoctl.leases.transitions import Holders, JournalBindings, journal_bindings, table_bindings
+from dhcpfoctl.leases.transitions import (
+    Holders,
+    Journal,
+    JournalBindings,
+    journal_bindings,
+    table_bindings,
+)
 from dhcpfoctl.model import LeaseDB
 from dhcpfoctl.state import StateStore
 from dhcpfoctl.times import format_duration
@@ -130,8 +136,10 @@ class LeaseFollower:
         if memory is None and store is not None:
             memory = self._load(store, now, notes)
         appended = LeaseDB()
+        # A first run reads the file in full: its journal seeds the history, from that pass.
+        journal = Journal() if memory is None else None
         db, resume = read_leases_incremental(
-            path, None if memory is None else memory.resume, appended
+            path, None if memory is None else memory.resume, appended, journal=journal
         )
         # The reader fills the database it is given only when it resumes; a full read
         # returns a new one.
@@ -144,7 +152,8 @@ class LeaseFollower:
         source = FROM_STATE
         if memory is None:
             # A first run: the journal's transitions since dhcpd's last rewrite seed it.
-            memory, added = _seeded(path, config, resume, now)
+            assert journal is not None  # filled by that full read
+            memory, added = _seeded(journal, config, resume, now)
             source = FROM_JOURNAL
         elif full and not _same_file(memory.resume, resume):
             notes.append(
@@ -200,11 +209,8 @@ def journal_history(
     return history, record_bindings(history, config, bindings, as_of)
 
 
-def _seeded(path: str, config: Config, resume: ResumeState, now: int) -> tuple[_Memory, int]:
+def _seeded(journal: Journal, config: Config, resume: ResumeState, now: int) -> tuple[_Memory, int]:
     """A first run's memory: holders and history from the file's journal."""
-    from dhcpfoctl.leases.reader import read_lease_journal
-
-    _, journal = read_lease_journal(path)
     found = journal_bindings(journal, after=now - HISTORY_KEEP - BUCKET)
     history, added = journal_history(config, found, now)
     return _Memory(resume, found.holders, history, now), added

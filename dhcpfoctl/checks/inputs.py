@@ -11,7 +11,7 @@ from dhcpfoctl.balance import BUCKET, BalanceReport, compute_balance
 from dhcpfoctl.checks.history import FROM_JOURNAL, journal_history
 from dhcpfoctl.conf import Config, read_config
 from dhcpfoctl.errors import InputFileError, LocalError
-from dhcpfoctl.leases.transitions import journal_bindings
+from dhcpfoctl.leases.transitions import WindowRequest
 from dhcpfoctl.model import LeaseDB
 from dhcpfoctl.times import parse_duration, parse_time
 
@@ -34,11 +34,12 @@ def gather(
     as_of: str,
     window: str,
     risk_free: int = 0,
-    read_leases: Callable[[str], LeaseDB] | None = None,
+    read_leases: Callable[..., LeaseDB] | None = None,
     follower: LeaseFollower | None = None,
 ) -> Inputs:
     """Read both files and compute the report; ``read_leases`` reads the lease file
-    (:func:`dhcpfoctl.leases.read_leases` by default; the CLI's draws a progress bar).
+    (:func:`dhcpfoctl.leases.read_leases` by default, whose ``window`` it takes too; the
+    CLI's draws a progress bar).
 
     ``follower`` adds the new bindings dhcpd appended since the last run to the lease
     file's remembered history, the endurance's source. Only for an audit of now: the
@@ -48,7 +49,6 @@ def gather(
     """
     if read_leases is None:
         from dhcpfoctl.leases import read_leases
-    from dhcpfoctl.leases.reader import read_lease_journal as read_journal
 
     now = int(time.time())
     moment = parse_time(as_of, now)
@@ -61,14 +61,17 @@ def gather(
         history, notes, source = followed.history, tuple(followed.notes), followed.source
         db = follower.whole(leases_path, read_leases)
     else:
-        db = read_leases(leases_path)
         notes, source = (), FROM_JOURNAL
         if leases_path == "-":
+            db = read_leases(leases_path)
             history = None  # standard input is read once: no journal to count from
         else:
-            _, journal = read_journal(leases_path)
-            found = journal_bindings(journal, after=moment - span - BUCKET)
-            history, _ = journal_history(config, found, moment, span)
+            # One pass over the file gives the table and the new bindings of its journal
+            # that the rate over the window can count.
+            window = WindowRequest(moment - span - BUCKET)
+            db = read_leases(leases_path, window=window)
+            assert window.found is not None  # filled by the read
+            history, _ = journal_history(config, window.found, moment, span)
     require_lease_records(db, leases_path, len(db.leases))
     report = compute_balance(
         config,

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
+    from dhcpfoctl.leases.transitions import WindowRequest
     from dhcpfoctl.model import LeaseDB
 
 #: A part of :func:`styled`: text, or (text, rich style).
@@ -327,12 +328,14 @@ def byte_progress(description: str) -> Iterator[Callable[[int, int], None] | Non
         yield update
 
 
-def read_leases_with_progress(path: str, *, strict: bool = False) -> LeaseDB:
+def read_leases_with_progress(
+    path: str, *, strict: bool = False, window: WindowRequest | None = None
+) -> LeaseDB:
     """:func:`dhcpfoctl.leases.read_leases` with :func:`byte_progress` drawing the bar."""
     from dhcpfoctl.leases import read_leases
 
     with byte_progress("reading leases") as progress:
-        return read_leases(path, strict=strict, progress=progress)
+        return read_leases(path, strict=strict, progress=progress, window=window)
 
 
 @contextmanager

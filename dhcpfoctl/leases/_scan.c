@@ -19,11 +19,14 @@
  *       Records first .. barrier - 1 parsed in file order; barrier == stop, or the index of
  *       the first record that is not canonical. Only each address's last record is returned
  *       (superseded: how many earlier ones were dropped).
- *   .backward(buf, bounds, first, stop) -> (columns | None, barrier, superseded)
+ *   .backward(buf, bounds, first, stop[, journal]) -> (columns | None, barrier, superseded
+ *                                                     [, journal columns | None, superseded])
  *       Records from stop - 1 down: those of another process's share are skipped, those whose
  *       address already has a row (or a later record in this call) are counted as superseded,
  *       the others parsed; stops at the first one that is not canonical (barrier, else
- *       first - 1). Columns are returned in file order.
+ *       first - 1). Columns are returned in file order. With journal (True, or a Judge), every
+ *       record is parsed and goes to journal columns (last first) or to the Judge, and the
+ *       barrier may be a superseded record (then counted, and said so).
  *   columns = (addresses u32, (six int64 time columns), (three state columns), flags,
  *              hardware types, hardware lengths, hardware u64, [packed bodies]) as bytes.
  *   .journal(buf, bounds, first, stop) -> (journal columns | None, barrier)
@@ -32,6 +35,11 @@
  *       journal columns = (addresses u32, states u8, rewind states u8, starts i64, ends i64,
  *       cltt i64, client fingerprints u32) as bytes: only what new-binding counting needs,
  *       the fingerprint as transitions.fingerprint(hardware, None) computes it.
+ *
+ * Judge(after, active)
+ *   .feed(addresses, active, local, starts, clients), .result()
+ *       The new bindings a rate over a window starting at after can count, worked out from
+ *       records fed last first, as a backward read meets them (see the Judge's section).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -917,32 +925,484 @@ fail:
     return NULL;
 }
 
+/* ---- journal columns: what new-binding counting needs of every record ----------------- */
+
+typedef struct {
+    Py_ssize_t count, cap;
+    uint32_t *addresses, *clients;
+    uint8_t *states, *rewinds;
+    int64_t *starts, *ends, *cltts;
+} journal_t;
+
+static uint32_t hardware_fingerprint(uint64_t hw, int len);
+
+static void journal_free(journal_t *j) {
+    PyMem_Free(j->addresses);
+    PyMem_Free(j->clients);
+    PyMem_Free(j->states);
+    PyMem_Free(j->rewinds);
+    PyMem_Free(j->starts);
+    PyMem_Free(j->ends);
+    PyMem_Free(j->cltts);
+    memset(j, 0, sizeof *j);
+}
+
+static int journal_init(journal_t *j, Py_ssize_t cap) {
+    memset(j, 0, sizeof *j);
+    if (cap < 1) cap = 1;
+    if ((size_t)cap > ((size_t)PY_SSIZE_T_MAX) / sizeof(int64_t)) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    j->cap = cap;
+    j->addresses = PyMem_Malloc((size_t)cap * 4);
+    j->clients = PyMem_Malloc((size_t)cap * 4);
+    j->states = PyMem_Malloc((size_t)cap);
+    j->rewinds = PyMem_Malloc((size_t)cap);
+    j->starts = PyMem_Malloc((size_t)cap * 8);
+    j->ends = PyMem_Malloc((size_t)cap * 8);
+    j->cltts = PyMem_Malloc((size_t)cap * 8);
+    if (!j->addresses || !j->clients || !j->states || !j->rewinds || !j->starts || !j->ends ||
+        !j->cltts) {
+        journal_free(j);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int journal_add(journal_t *j, uint32_t address, const row_t *row) {
+    Py_ssize_t n = j->count;
+    if (n >= j->cap) {
+        PyErr_SetString(PyExc_RuntimeError, "scanner: more rows than records");
+        return -1;
+    }
+    j->addresses[n] = address;
+    j->states[n] = row->states[0];
+    j->rewinds[n] = row->states[2];
+    j->starts[n] = row->times[0];
+    j->ends[n] = row->times[1];
+    j->cltts[n] = row->times[5];
+    j->clients[n] = hardware_fingerprint(row->hw, row->hw_len);
+    j->count++;
+    return 0;
+}
+
+/* The journal columns as a tuple of bytes, or None when empty; frees j. */
+static PyObject *journal_result(journal_t *j) {
+    Py_ssize_t n = j->count;
+    PyObject *result;
+    if (n == 0) {
+        result = Py_NewRef(Py_None);
+    } else {
+        result = Py_BuildValue("(NNNNNNN)", bytes_of(j->addresses, n, 4), bytes_of(j->states, n, 1),
+                               bytes_of(j->rewinds, n, 1), bytes_of(j->starts, n, 8),
+                               bytes_of(j->ends, n, 8), bytes_of(j->cltts, n, 8),
+                               bytes_of(j->clients, n, 4));
+    }
+    journal_free(j);
+    return result;
+}
+
+/* ---- new bindings worked out as a file is read backwards ------------------------------- */
+
+/* Judge(after, active): the new bindings a rate over a window starting at ``after`` can
+ * count, from records fed last first (the backward read's order), by the rules of
+ * transitions.journal_bindings (whose Python form, filtered by transitions.window_bindings,
+ * is the oracle of tests/test_scanner.py). ``active``: the number of that binding state.
+ *
+ * Each record's verdict needs the client holding its address before it, which only the
+ * address's earlier records tell: they are read later. So each record whose verdict is
+ * wanted (active, and begun after ``after``, or with no start: those count when they follow
+ * the cut) waits in a chain of its address until an earlier record settles the holder (one
+ * that is not active: no holder; or active with a hardware address: its client); the chain
+ * is then replayed in file order. An address's oldest record seen so far stands for its
+ * first (dhcpd's snapshot) until an earlier one comes. Memory: per /24 block seen, a few
+ * bytes per address; per waiting record, one entry; per binding found, one. */
+
+#define J_SEEN 1
+#define J_ACTIVE 2
+#define J_LOCAL 4
+#define J_WANTED 8
+
+typedef struct {
+    int64_t k;       /* feed number: 0 for the last record of the file */
+    int64_t starts;
+    uint32_t address, client;
+    uint8_t flags;
+    int32_t next;    /* the next (newer) entry of the chain, or -1 */
+} judge_entry;
+
+typedef struct {
+    int64_t starts[256];  /* of each address's oldest record seen */
+    int64_t k[256];
+    int32_t chain[256];   /* that address's waiting records, oldest first, or -1 */
+    uint8_t flags[256];   /* J_SEEN | J_ACTIVE of the oldest record seen; 0: none yet */
+} judge_block;
+
+typedef struct {
+    uint32_t key;  /* address >> 8, plus one (0: empty slot) */
+    judge_block *block;
+} judge_slot;
+
+typedef struct {
+    int64_t k, at;
+    uint32_t address;
+    uint8_t local;
+} judge_binding;
+
+typedef struct {
+    PyObject_HEAD
+    int64_t after;
+    int active_state;
+    int64_t fed, appended, since, cut;  /* cut: a feed number, -1 for none */
+    int has_since;
+    judge_slot *slots;
+    size_t slots_cap, slots_used;
+    judge_entry *entries;
+    Py_ssize_t entries_len, entries_cap;
+    int32_t free_entry;
+    growbuf found, zero;  /* judge_binding each; zero: those with no start, kept if judged */
+} Judge;
+
+static judge_block *judge_block_of(Judge *j, uint32_t key) {
+    if ((j->slots_used + 1) * 2 > j->slots_cap) {
+        size_t cap = j->slots_cap ? j->slots_cap * 2 : 256;
+        if (cap > ((size_t)PY_SSIZE_T_MAX) / sizeof(judge_slot)) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        judge_slot *slots = PyMem_Calloc(cap, sizeof(judge_slot));
+        if (slots == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        for (size_t i = 0; i < j->slots_cap; i++) {
+            if (j->slots[i].key == 0) continue;
+            size_t h = ((size_t)j->slots[i].key * 2654435761u) & (cap - 1);
+            while (slots[h].key != 0) h = (h + 1) & (cap - 1);
+            slots[h] = j->slots[i];
+        }
+        PyMem_Free(j->slots);
+        j->slots = slots;
+        j->slots_cap = cap;
+    }
+    size_t mask = j->slots_cap - 1, h = ((size_t)(key + 1) * 2654435761u) & mask;
+    while (j->slots[h].key != 0 && j->slots[h].key != key + 1) h = (h + 1) & mask;
+    if (j->slots[h].key == 0) {
+        judge_block *block = PyMem_Malloc(sizeof(judge_block));
+        if (block == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        memset(block->flags, 0, sizeof block->flags);
+        for (int i = 0; i < 256; i++) block->chain[i] = -1;
+        j->slots[h].key = key + 1;
+        j->slots[h].block = block;
+        j->slots_used++;
+    }
+    return j->slots[h].block;
+}
+
+static int32_t judge_entry_new(Judge *j) {
+    if (j->free_entry >= 0) {
+        int32_t e = j->free_entry;
+        j->free_entry = j->entries[e].next;
+        return e;
+    }
+    if (j->entries_len == j->entries_cap) {
+        Py_ssize_t cap = j->entries_cap ? j->entries_cap * 2 : 256;
+        if (cap > INT32_MAX || (size_t)cap > ((size_t)PY_SSIZE_T_MAX) / sizeof(judge_entry)) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        judge_entry *entries = PyMem_Realloc(j->entries, (size_t)cap * sizeof(judge_entry));
+        if (entries == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        j->entries = entries;
+        j->entries_cap = cap;
+    }
+    return (int32_t)j->entries_len++;
+}
+
+/* transitions.same_client: each known half of two fingerprints agrees. */
+static int same_client(uint32_t a, uint32_t b) {
+    uint32_t hw_a = a >> 16, hw_b = b >> 16, id_a = a & 0xFFFF, id_b = b & 0xFFFF;
+    if (hw_a && hw_b && hw_a != hw_b) return 0;
+    return !(id_a && id_b && id_a != id_b);
+}
+
+/* Replay a chain in file order from a holder (held: whether there is one); its first entry
+ * is the address's first record (only primes the holder) when ``first``. Frees the chain. */
+static int judge_replay(Judge *j, int32_t e, int held, uint32_t holder, int first) {
+    while (e >= 0) {
+        judge_entry entry = j->entries[e];
+        j->entries[e].next = j->free_entry;
+        j->free_entry = e;
+        e = entry.next;
+        if (first) {  /* Holders.observe of an active record with no holder */
+            held = 1;
+            holder = entry.client;
+            first = 0;
+            continue;
+        }
+        if (held && holder == entry.client) continue;  /* a renewal */
+        int binding = !held || !same_client(holder, entry.client);
+        if (!held || entry.client) holder = entry.client;
+        held = 1;
+        if (binding && (entry.flags & J_WANTED)) {
+            judge_binding b = {entry.k, entry.starts, entry.address, (entry.flags & J_LOCAL) != 0};
+            if (grow_append(entry.starts ? &j->found : &j->zero, &b, sizeof b) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+/* One record, earlier in the file than every one fed before. */
+static int judge_feed(Judge *j, uint32_t address, int active, int local, int64_t starts,
+                      uint32_t client) {
+    int64_t k = j->fed++;
+    judge_block *block = judge_block_of(j, address >> 8);
+    if (block == NULL) return -1;
+    int i = address & 0xFF, queued = 0;
+    int wanted = active && (starts > j->after || starts == 0);
+    if (block->flags[i] & J_SEEN) {
+        /* The oldest record seen so far has an earlier one: it is appended, not the
+         * snapshot. */
+        j->appended++;
+        if (block->flags[i] & J_ACTIVE) {
+            int64_t then = block->starts[i];
+            if (then != 0 && (!j->has_since || then < j->since)) {
+                j->since = then;
+                j->has_since = 1;
+            }
+            if (then > j->after && block->k[i] > j->cut) j->cut = block->k[i];
+        }
+        int32_t chain = block->chain[i];
+        if (chain >= 0 && (!active || client != 0)) {  /* this record settles the holder */
+            block->chain[i] = -1;
+            if (judge_replay(j, chain, active, client, 0) < 0) return -1;
+        } else if (chain >= 0) {  /* active, no hardware address: the holder stays */
+            queued = 1;
+        }
+    }
+    if (wanted || queued) {
+        int32_t e = judge_entry_new(j);
+        if (e < 0) return -1;
+        judge_entry entry = {k, starts, address, client,
+                             (uint8_t)(J_ACTIVE | (local ? J_LOCAL : 0) | (wanted ? J_WANTED : 0)),
+                             block->chain[i]};
+        j->entries[e] = entry;
+        block->chain[i] = e;
+    }
+    block->flags[i] = (uint8_t)(J_SEEN | (active ? J_ACTIVE : 0));
+    block->starts[i] = starts;
+    block->k[i] = k;
+    return 0;
+}
+
+static int compare_found(const void *a, const void *b) {  /* file order: feed number down */
+    int64_t ka = ((const judge_binding *)a)->k, kb = ((const judge_binding *)b)->k;
+    return (ka < kb) - (ka > kb);
+}
+
+/* feed(addresses u32, active u8, local u8, starts i64, clients u32): records in file order,
+ * all of them earlier than every record fed so far; fed last first. */
+static PyObject *Judge_feed(Judge *self, PyObject *args) {
+    Py_buffer col[5];
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*", &col[0], &col[1], &col[2], &col[3], &col[4])) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t n = col[1].len;
+    if (col[0].len != 4 * n || col[2].len != n || col[3].len != 8 * n || col[4].len != 4 * n) {
+        PyErr_SetString(PyExc_ValueError, "judge: columns of different lengths");
+        goto done;
+    }
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        uint32_t address, client;
+        int64_t starts;
+        memcpy(&address, (const char *)col[0].buf + 4 * i, 4);
+        memcpy(&starts, (const char *)col[3].buf + 8 * i, 8);
+        memcpy(&client, (const char *)col[4].buf + 4 * i, 4);
+        if (judge_feed(self, address, ((const uc *)col[1].buf)[i] != 0,
+                       ((const uc *)col[2].buf)[i] != 0, starts, client) < 0) {
+            goto done;
+        }
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int c = 0; c < 5; c++) PyBuffer_Release(&col[c]);
+    return result;
+}
+
+/* result() -> ((addresses u32, starts i64, locals u8) of the bindings in file order,
+ * since | None, records, appended). Settles every waiting record: call it once, at the
+ * file's start. */
+static PyObject *Judge_result(Judge *self, PyObject *unused) {
+    for (size_t s = 0; s < self->slots_cap; s++) {
+        judge_block *block = self->slots[s].key ? self->slots[s].block : NULL;
+        for (int i = 0; block != NULL && i < 256; i++) {
+            int32_t chain = block->chain[i];
+            block->chain[i] = -1;
+            if (chain >= 0 && judge_replay(self, chain, 0, 0, 1) < 0) return NULL;
+        }
+    }
+    /* Those with no start count only after the cut (journal_bindings judges no earlier). */
+    const judge_binding *zero = (const judge_binding *)self->zero.data;
+    for (size_t z = 0; z < self->zero.len / sizeof(judge_binding); z++) {
+        if (zero[z].k <= self->cut && grow_append(&self->found, &zero[z], sizeof *zero) < 0) {
+            return NULL;
+        }
+    }
+    self->zero.len = 0;
+    judge_binding *found = (judge_binding *)self->found.data;
+    Py_ssize_t n = (Py_ssize_t)(self->found.len / sizeof(judge_binding));
+    if (n > 1) qsort(found, (size_t)n, sizeof *found, compare_found);
+    PyObject *addresses = PyBytes_FromStringAndSize(NULL, 4 * n);
+    PyObject *ats = PyBytes_FromStringAndSize(NULL, 8 * n);
+    PyObject *locals = PyBytes_FromStringAndSize(NULL, n);
+    if (addresses == NULL || ats == NULL || locals == NULL) {
+        Py_XDECREF(addresses);
+        Py_XDECREF(ats);
+        Py_XDECREF(locals);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        memcpy(PyBytes_AS_STRING(addresses) + 4 * i, &found[i].address, 4);
+        memcpy(PyBytes_AS_STRING(ats) + 8 * i, &found[i].at, 8);
+        PyBytes_AS_STRING(locals)[i] = (char)found[i].local;
+    }
+    PyObject *since = self->has_since ? PyLong_FromLongLong(self->since) : Py_NewRef(Py_None);
+    if (since == NULL) {
+        Py_DECREF(addresses);
+        Py_DECREF(ats);
+        Py_DECREF(locals);
+        return NULL;
+    }
+    return Py_BuildValue("((NNN)NLL)", addresses, ats, locals, since, (long long)self->fed,
+                         (long long)self->appended);
+}
+
+static int Judge_init(Judge *self, PyObject *args, PyObject *kwds) {
+    long long after;
+    int active;
+    if (!PyArg_ParseTuple(args, "Li", &after, &active)) return -1;
+    if (self->fed != 0 || self->slots != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "judge: already in use");
+        return -1;
+    }
+    self->after = after;
+    self->active_state = active;
+    self->cut = -1;
+    self->free_entry = -1;
+    return 0;
+}
+
+static void Judge_dealloc(Judge *self) {
+    for (size_t s = 0; s < self->slots_cap; s++) {
+        if (self->slots[s].key) PyMem_Free(self->slots[s].block);
+    }
+    PyMem_Free(self->slots);
+    PyMem_Free(self->entries);
+    PyMem_Free(self->found.data);
+    PyMem_Free(self->zero.data);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Judge_methods[] = {
+    {"feed", (PyCFunction)Judge_feed, METH_VARARGS,
+     "feed(addresses, active, local, starts, clients): earlier records, in file order."},
+    {"result", (PyCFunction)Judge_result, METH_NOARGS,
+     "((addresses, starts, locals), since, records, appended): the bindings found."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject JudgeType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "dhcpfoctl.leases._scan.Judge",
+    .tp_basicsize = sizeof(Judge),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "New bindings judged from records read last first (see _scan.c).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Judge_init,
+    .tp_dealloc = (destructor)Judge_dealloc,
+    .tp_methods = Judge_methods,
+};
+
+/* backward(buf, bounds, first, stop[, journal]): see the file's head. With a true journal,
+ * every record (superseded ones and other processes' shares included) is parsed, and goes
+ * to journal columns last first; the first one that is not canonical stops the call, and
+ * the result gains (journal columns | None, whether that record was superseded: counted,
+ * so the caller reads it only for the journal). A Judge as the journal is fed those records
+ * instead (the columns are then None). */
 static PyObject *Scanner_backward(Scanner *self, PyObject *args) {
     scan_args a;
     Py_ssize_t first, stop, i, superseded = 0;
-    if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
+    int want_journal = 0, barrier_superseded = 0;
+    Judge *judge = NULL;
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (nargs == 5) {
+        PyObject *journal_arg = PyTuple_GET_ITEM(args, 4);
+        if (PyObject_TypeCheck(journal_arg, &JudgeType)) judge = (Judge *)journal_arg;
+        want_journal = judge != NULL ? 1 : PyObject_IsTrue(journal_arg);
+        if (want_journal < 0) return NULL;
+    }
+    PyObject *head = nargs == 5 ? PyTuple_GetSlice(args, 0, 4) : Py_NewRef(args);
+    if (head == NULL) return NULL;
+    int parsed = scan_args_get(head, &a, &first, &stop);
+    Py_DECREF(head);
+    if (parsed < 0) return NULL;
     columns_t c;
+    journal_t j = {0};
     address_set taken = {0};
     if (columns_init(&c, stop - first) < 0) {
         scan_args_release(&a);
         return NULL;
     }
     if (address_set_init(&taken, stop - first) < 0) goto fail;
+    if (want_journal && judge == NULL && journal_init(&j, stop - first) < 0) goto fail;
     for (i = stop - 1; i >= first; i--) {
         const uc *p, *e;
         row_t row;
         int64_t address;
-        int mine;
+        int mine, canonical = 0;
         if (record_span(&a, i, &p, &e) < 0) goto fail;
         if (parse_header(p, e, &address) == NULL || address < 0) break;
+        if (want_journal) {
+            canonical = parse_record(self, p, e, &row);
+            if (canonical && judge != NULL) {
+                /* transitions._effective_states and made_locally (no legacy state here) */
+                int active = row.states[0] == judge->active_state ||
+                             (row.states[0] == 0 && row.times[1] > row.times[0]);
+                int local = (row.states[2] != 0 && row.states[2] != judge->active_state) ||
+                            (row.times[5] != 0 && row.times[5] == row.times[0]);
+                if (judge_feed(judge, (uint32_t)address, active, local, row.times[0],
+                               hardware_fingerprint(row.hw, row.hw_len)) < 0) {
+                    goto fail;
+                }
+            } else if (canonical && journal_add(&j, (uint32_t)address, &row) < 0) {
+                goto fail;
+            }
+        }
         const int32_t *rows = block_rows(self, (uint32_t)(address >> 8), &mine);
-        if (!mine) continue;
+        if (!mine) {
+            if (want_journal && !canonical) break;
+            continue;
+        }
         if (rows == NULL) goto fail;
         if (rows[address & 0xFF] >= 0 || address_set_add(&taken, (uint32_t)address)) {
             superseded++;
+            if (want_journal && !canonical) {
+                barrier_superseded = 1;
+                break;
+            }
             continue;
         }
-        if (!parse_record(self, p, e, &row)) break;
+        if (!want_journal && !parse_record(self, p, e, &row)) break;
+        if (want_journal && !canonical) break;
         if (columns_add(self, &c, (uint32_t)address, &row) < 0) goto fail;
     }
     /* The barrier's address was added to taken above only if it was unseen: harmless, the
@@ -952,12 +1412,16 @@ static PyObject *Scanner_backward(Scanner *self, PyObject *args) {
     columns_reverse(&c);
     if (c.count > 1 && PyList_Reverse(c.extras) < 0) {
         columns_free(&c);
+        journal_free(&j);
         return NULL;
     }
-    return Py_BuildValue("(Nnn)", columns_result(&c), i, superseded);
+    if (!want_journal) return Py_BuildValue("(Nnn)", columns_result(&c), i, superseded);
+    return Py_BuildValue("(NnnNO)", columns_result(&c), i, superseded, journal_result(&j),
+                         barrier_superseded ? Py_True : Py_False);
 fail:
     PyMem_Free(taken.slots);
     columns_free(&c);
+    journal_free(&j);
     scan_args_release(&a);
     return NULL;
 }
@@ -990,56 +1454,28 @@ static uint32_t hardware_fingerprint(uint64_t hw, int len) {
 
 static PyObject *Scanner_journal(Scanner *self, PyObject *args) {
     scan_args a;
-    Py_ssize_t first, stop, i, n = 0;
+    Py_ssize_t first, stop, i;
     if (scan_args_get(args, &a, &first, &stop) < 0) return NULL;
-    Py_ssize_t cap = stop - first > 0 ? stop - first : 1;
-    uint32_t *addresses = PyMem_Malloc((size_t)cap * 4), *clients = PyMem_Malloc((size_t)cap * 4);
-    uint8_t *states = PyMem_Malloc((size_t)cap), *rewinds = PyMem_Malloc((size_t)cap);
-    int64_t *starts_ = PyMem_Malloc((size_t)cap * 8), *ends = PyMem_Malloc((size_t)cap * 8);
-    int64_t *cltts = PyMem_Malloc((size_t)cap * 8);
-    PyObject *result = NULL;
-    if (!addresses || !clients || !states || !rewinds || !starts_ || !ends || !cltts) {
-        PyErr_NoMemory();
-        goto done;
+    journal_t j;
+    if (journal_init(&j, stop - first) < 0) {
+        scan_args_release(&a);
+        return NULL;
     }
     for (i = first; i < stop; i++) {
         const uc *p, *e;
         row_t row;
-        if (record_span(&a, i, &p, &e) < 0) goto done;
-        if (!parse_record(self, p, e, &row)) break;
         int64_t address;
+        if (record_span(&a, i, &p, &e) < 0) goto fail;
+        if (!parse_record(self, p, e, &row)) break;
         if (parse_header(p, e, &address) == NULL || address < 0) break;
-        if (n >= cap) {
-            PyErr_SetString(PyExc_RuntimeError, "scanner: more rows than records");
-            goto done;
-        }
-        addresses[n] = (uint32_t)address;
-        states[n] = row.states[0];
-        rewinds[n] = row.states[2];
-        starts_[n] = row.times[0];
-        ends[n] = row.times[1];
-        cltts[n] = row.times[5];
-        clients[n] = hardware_fingerprint(row.hw, row.hw_len);
-        n++;
+        if (journal_add(&j, (uint32_t)address, &row) < 0) goto fail;
     }
-    if (n == 0) {
-        result = Py_BuildValue("(On)", Py_None, i);
-    } else {
-        result = Py_BuildValue("((NNNNNNN)n)", bytes_of(addresses, n, 4), bytes_of(states, n, 1),
-                               bytes_of(rewinds, n, 1), bytes_of(starts_, n, 8),
-                               bytes_of(ends, n, 8), bytes_of(cltts, n, 8),
-                               bytes_of(clients, n, 4), i);
-    }
-done:
-    PyMem_Free(addresses);
-    PyMem_Free(clients);
-    PyMem_Free(states);
-    PyMem_Free(rewinds);
-    PyMem_Free(starts_);
-    PyMem_Free(ends);
-    PyMem_Free(cltts);
     scan_args_release(&a);
-    return result;
+    return Py_BuildValue("(Nn)", journal_result(&j), i);
+fail:
+    journal_free(&j);
+    scan_args_release(&a);
+    return NULL;
 }
 
 /* first_records(addresses u32 buffer) -> bytes: 1 at the first occurrence of each address,
@@ -1499,12 +1935,18 @@ static struct PyModuleDef scan_module = {
 
 PyMODINIT_FUNC PyInit__scan(void) {
     crc32_init();
-    if (PyType_Ready(&ScannerType) < 0) return NULL;
+    if (PyType_Ready(&ScannerType) < 0 || PyType_Ready(&JudgeType) < 0) return NULL;
     PyObject *module = PyModule_Create(&scan_module);
     if (module == NULL) return NULL;
     Py_INCREF(&ScannerType);
     if (PyModule_AddObject(module, "Scanner", (PyObject *)&ScannerType) < 0) {
         Py_DECREF(&ScannerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&JudgeType);
+    if (PyModule_AddObject(module, "Judge", (PyObject *)&JudgeType) < 0) {
+        Py_DECREF(&JudgeType);
         Py_DECREF(module);
         return NULL;
     }

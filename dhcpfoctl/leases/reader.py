@@ -36,7 +36,14 @@ from typing import Any, BinaryIO, Final
 from dhcpfoctl.errors import InputFileError
 from dhcpfoctl.files import open_regular
 from dhcpfoctl.leases import compiled_scanner, syntax
-from dhcpfoctl.leases.transitions import Journal, fingerprint
+from dhcpfoctl.leases.transitions import (
+    Journal,
+    JournalBindings,
+    WindowRequest,
+    fingerprint,
+    judged,
+    window_bindings,
+)
 from dhcpfoctl.model import (
     EARLIEST_TIME,
     LATEST_TIME,
@@ -237,6 +244,8 @@ class ResumeState:
 
 
 _TAIL_BYTES: Final = 64
+_INT64_MIN: Final = -(1 << 63)
+_INT64_MAX: Final = (1 << 63) - 1
 
 
 class _StopFeed(Exception):
@@ -667,6 +676,9 @@ class _BackwardReader(_Reader):
         *,
         strict: bool,
         share: tuple[int, int] = (0, 1),
+        journal: bool = False,
+        window: int | None = None,
+        count_lines: bool = False,
     ) -> None:
         # Index 0 of the share also keeps the other records (failover, hosts, …).
         super().__init__(db, name, strict=strict, share=share)
@@ -675,6 +687,29 @@ class _BackwardReader(_Reader):
         self.problems: list[tuple[int, str, bool, bool]] = []
         self.collected: list[syntax.Statement] | None = None
         self.truncated_at: int | None = None
+        #: ``count_lines``: newlines in the bytes read (the regions partition the file), for
+        #: the line number a resumable read ends at (a plain read needs none).
+        self.newlines: int | None = 0 if count_lines else None
+        #: ``journal``: every lease record also goes, in file order, to a journal
+        #: (:func:`read_leases`' ``journal``), from the same reads and record splits. It is
+        #: gathered piece by piece, last piece first, each reversed onto ``backwards``
+        #: (the journal last record first), which is turned round once at the end.
+        #: ``window`` (:func:`read_leases`' ``window``): the compiled scanner's ``judge``
+        #: takes the records instead, as they are read, and no journal is kept.
+        wanted = journal or window is not None
+        self.collector = _JournalReader(LeaseDB(), name) if wanted else None
+        module = compiled_scanner()
+        self.judge = (
+            # Record times are int64: a start beyond that range compares alike clamped.
+            module.Judge(max(_INT64_MIN, min(window, _INT64_MAX)), int(BindingState.ACTIVE))
+            if module is not None and window is not None
+            else None
+        )
+        self.backwards = Journal()
+        #: False once a gap between records had a problem (but a truncated last record):
+        #: the forward read resynchronises after one differently (across its chunks), so
+        #: only it tells what it then reads.
+        self.journal_exact = True
 
     def read(self, size: int, progress: Progress | None) -> None:
         end = stop = size  # [end, stop) was read but is left for the next (earlier) chunk
@@ -695,6 +730,8 @@ class _BackwardReader(_Reader):
                 cut = found.end()
             self.offset = start
             self._region(buf, cut, at_eof=at_eof)
+            if self.newlines is not None:
+                self.newlines += buf.count(b"\n", cut)
             at_eof = False
             end, stop = start, start + cut
             if progress is not None:
@@ -785,13 +822,22 @@ class _BackwardReader(_Reader):
                 self._winners(buf, split, mark, segment_end)
             gap_pos = split.bounds[2 * mark]
             gap_end = split.bounds[2 * mark + 1] if mark < last else len(buf)
-            self._gap_backward(buf, gap_pos, gap_end, at_eof=at_eof and mark == last)
+            problems = len(self.problems)
+            collected = self._gap_backward(buf, gap_pos, gap_end, at_eof=at_eof and mark == last)
+            if self.collector is not None:
+                # A record cut off by the end of the file is one the forward read meets
+                # the same way; any other problem makes the journal the forward read's.
+                resyncs = [p for p in self.problems[problems:] if not p[2]]
+                self.journal_exact = self.journal_exact and not resyncs
+                self._gathered(self.collector.stored(collected))
             segment_end = mark
         if segment_end > 0:
             self._winners(buf, split, 0, segment_end)
 
-    def _gap_backward(self, buf: bytes, pos: int, stop: int, *, at_eof: bool) -> None:
-        """Parse a gap forwards, then apply its statements last first."""
+    def _gap_backward(
+        self, buf: bytes, pos: int, stop: int, *, at_eof: bool
+    ) -> list[syntax.Statement]:
+        """Parse a gap forwards, then apply its statements last first; returns them."""
         self.collected = []
         try:
             self._gap(buf, pos, stop, stop, final=True, truncated=at_eof)
@@ -799,6 +845,34 @@ class _BackwardReader(_Reader):
             collected, self.collected = self.collected, None
         for statement in reversed(collected):
             self._store(statement)
+        return collected
+
+    def _gathered(self, piece: Journal) -> None:
+        """Records read through the full parser (in file order), earlier in the file than
+        every record gathered so far."""
+        if self.judge is not None:
+            self.judge.feed(*piece.verdict_columns())
+        else:
+            self.backwards.extend_reversed(piece)
+
+    def window_of(self, after: int) -> JournalBindings | None:
+        """:func:`window_bindings` of what was gathered (``window=after``), or None when
+        only a forward read can tell it (see :meth:`journal_of`)."""
+        if not self.journal_exact:
+            return None
+        if self.judge is not None:
+            return judged(self.judge.result())
+        journal = self.journal_of()
+        return None if journal is None else window_bindings(journal, after)
+
+    def journal_of(self) -> Journal | None:
+        """The journal gathered (``journal=True``), or None when only a forward read can
+        tell it (a gap with a problem)."""
+        if not self.journal_exact:
+            return None
+        journal, self.backwards = self.backwards, Journal()
+        journal.reverse()
+        return journal
 
     def _truncated(self, pos: int) -> None:
         self.truncated_at = self.offset + pos
@@ -812,6 +886,11 @@ class _BackwardReader(_Reader):
         addresses are then converted to integers. Whatever the batch cannot take is read
         record by record (:meth:`_last_first`), as the compiled scanner does.
         """
+        if self.scanner is not None and self.collector is not None:
+            self._winners_and_journal(buf, split, first, stop)
+            return
+        if self.collector is not None:
+            self._gathered(self.collector.piece(buf, split, first, stop))
         if self.scanner is not None:
             while stop > first:
                 found, barrier, superseded = self.scanner.backward(buf, split.raw, first, stop)
@@ -867,6 +946,35 @@ class _BackwardReader(_Reader):
         superseded = len(block_column) - len(keep)
         self.db.stats.records += superseded
         self.db.stats.superseded += superseded
+
+    def _winners_and_journal(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
+        """:meth:`_winners` through the compiled scanner, every record also parsed, in the
+        same call, into the journal (last first: ``backwards``) or the ``judge``."""
+        assert self.scanner is not None and self.collector is not None
+        bounds = split.bounds
+        sink = True if self.judge is None else self.judge
+        while stop > first:
+            found, barrier, superseded, journal, done = self.scanner.backward(
+                buf, split.raw, first, stop, sink
+            )
+            self.db.stats.records += superseded
+            self.db.stats.superseded += superseded
+            if found is not None:
+                addresses, values = _columns_of(found)
+                self._put(addresses, values, known_new=True)
+            if journal is not None:
+                self.backwards.extend_raw(*journal)
+            if barrier < first:
+                return
+            # Not in dhcpd's layout, or a value the full parser must judge: the table's
+            # record (if it is not superseded) and the journal's through the full parser.
+            start, end = bounds[2 * barrier + 1], bounds[2 * barrier + 2]
+            if done:
+                self._gathered(self.collector.parsed(buf, start, end))
+            else:
+                collected = self._gap_backward(buf, start, end, at_eof=False)
+                self._gathered(self.collector.stored(collected))
+            stop = barrier
 
     def _last_first(self, buf: bytes, split: _Split, first: int, stop: int) -> None:
         """Records ``stop - 1`` down to ``first`` one at a time: one whose address already
@@ -968,6 +1076,26 @@ class _JournalReader(_Reader):
                 return
             self._feed_matches(buf, bounds[2 * barrier + 1], bounds[2 * barrier + 2])
             first = barrier + 1
+
+    def piece(self, buf: bytes, split: _Split, first: int, stop: int) -> Journal:
+        """The journal of records ``first … stop - 1`` of a record split made elsewhere."""
+        self.journal = Journal()
+        self._records(buf, split, first, stop)
+        return self.journal
+
+    def parsed(self, buf: bytes, start: int, end: int) -> Journal:
+        """The journal of the record ``buf[start:end]`` through the full parser (its
+        problems are not reported: they are the table's reader's to report, or not)."""
+        self.journal = Journal()
+        self._feed_matches(buf, start, end)
+        return self.journal
+
+    def stored(self, statements: Iterable[syntax.Statement]) -> Journal:
+        """The journal of statements the full parser read elsewhere (in file order)."""
+        self.journal = Journal()
+        for statement in statements:
+            self._store(statement)
+        return self.journal
 
     def _put(
         self,
@@ -1165,6 +1293,8 @@ def read_leases(
     strict: bool = False,
     progress: Progress | None = None,
     processes: int = 1,
+    journal: Journal | None = None,
+    window: WindowRequest | None = None,
 ) -> LeaseDB:
     """Read a DHCPv4 lease file (``-`` for stdin, gzip detected by its magic bytes).
 
@@ -1178,8 +1308,22 @@ def read_leases(
     child (POSIX): measured 7.7 s instead of 10.7 s on a 1 GB journal, but with 1.7 times
     the memory (3.3 times dhcpd-pools') and a second CPU taken from the dhcpd that usually
     runs on the same machine, hence not the default.
+
+    ``journal``: also append every lease record of the file to it, in file order
+    (superseded ones included: what :func:`read_lease_journal` reads), from the same pass
+    over the file when it is read backwards. ``window``: fill its ``found`` with what
+    :func:`~dhcpfoctl.leases.transitions.window_bindings` finds in that journal; the
+    compiled scanner works it out as it reads, without keeping the journal. One or the
+    other.
     """
-    db, _ = _read_all(path, strict=strict, progress=progress, processes=processes)
+    db, _ = _read_all(
+        path,
+        strict=strict,
+        progress=progress,
+        processes=processes,
+        journal=journal,
+        window=window,
+    )
     return db
 
 
@@ -1190,9 +1334,14 @@ def _read_all(
     progress: Progress | None,
     resumable: bool = False,
     processes: int = 1,
+    journal: Journal | None = None,
+    window: WindowRequest | None = None,
 ) -> tuple[LeaseDB, tuple[int, int, bytes, bool]]:
     """Read a whole file: backwards when it is a regular uncompressed file (fast), else
-    as a stream. Returns the db and (offset, line, tail, compressed) for a ResumeState."""
+    as a stream. Returns the db and (offset, line, tail, compressed) for a ResumeState;
+    ``journal``, ``window``: see :func:`read_leases`."""
+    if journal is not None and window is not None:
+        raise ValueError("a journal or a window, not both")
     raw, name, size = _open(path)
     try:
         stream, position = _maybe_gunzip(raw)
@@ -1201,19 +1350,59 @@ def _read_all(
         # Strict mode reads forwards so that the error it stops at is the file's first.
         if seekable and stream is position and not strict:
             try:
-                truncated_at = _read_backward(db, name, stream, size, progress, processes)
+                backward = _read_backward(
+                    db,
+                    name,
+                    stream,
+                    size,
+                    progress,
+                    processes,
+                    journal=journal is not None,
+                    window=None if window is None else window.after,
+                    count_lines=resumable,
+                )
+                db.stats.bytes_read = size
+                truncated_at = backward.truncated_at
+                offset = size if truncated_at is None else truncated_at
+                line, tail = (
+                    (0, b"")
+                    if backward.newlines is None
+                    else _position_info(stream, size, offset, backward.newlines)
+                )
             except OSError as exc:
                 raise InputFileError(name, f"read failed: {exc}") from None
-            db.stats.bytes_read = size
-            offset = size if truncated_at is None else truncated_at
-            line, tail = _position_info(stream, offset) if resumable else (0, b"")
+            _fill_requests(name, journal, window, backward)
             return _sort_records(db), (offset, line, tail, False)
         reader = _Reader(db, name, strict=strict)
         offset, line, tail = _pump(reader, stream, progress=progress, total=size, position=position)
-        return _sort_records(db), (offset, line, tail, stream is not position)
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+    _fill_requests(name, journal, window, None)
+    return _sort_records(db), (offset, line, tail, stream is not position)
+
+
+def _fill_requests(
+    name: str,
+    journal: Journal | None,
+    window: WindowRequest | None,
+    backward: _BackwardReader | None,
+) -> None:
+    """Fill ``journal`` or ``window`` from what the backward read gathered, else (a
+    stream, or a gap the forward read resynchronises in differently) from a forward
+    journal read of its own."""
+    if journal is None and window is None:
+        return
+    if backward is None and name == STDIN_NAME:
+        raise InputFileError(name, "a journal needs a file, not standard input")
+    if journal is not None:
+        gathered = None if backward is None else backward.journal_of()
+        journal.extend(read_lease_journal(name)[1] if gathered is None else gathered)
+    if window is not None:
+        found = None if backward is None else backward.window_of(window.after)
+        if found is None:
+            found = window_bindings(read_lease_journal(name)[1], window.after)
+        window.found = found
 
 
 def _read_backward(
@@ -1223,17 +1412,24 @@ def _read_backward(
     size: int,
     progress: Progress | None,
     processes: int,
-) -> int | None:
-    """Fill ``db`` from a regular file read backwards; returns the truncated tail's offset.
+    *,
+    journal: bool = False,
+    window: int | None = None,
+    count_lines: bool = False,
+) -> _BackwardReader:
+    """Fill ``db`` from a regular file read backwards; returns the reader (its truncated
+    tail's offset, its journal: see :class:`_BackwardReader`).
 
     With ``processes=2`` (POSIX) the file is shared with a forked child: each process keeps
     the leases of half of the /24 blocks (disjoint, so the merge is an append) and the child
     streams its table back, pickled column by column, through a pipe.
     """
     if processes < 2 or not hasattr(os, "fork"):
-        reader = _BackwardReader(db, name, stream, strict=False)
+        reader = _BackwardReader(
+            db, name, stream, strict=False, journal=journal, window=window, count_lines=count_lines
+        )
         reader.read(size, progress)
-        return reader.truncated_at
+        return reader
     receive, send = os.pipe()
     child = os.fork()
     if child == 0:  # the child: the odd /24 blocks
@@ -1256,7 +1452,16 @@ def _read_backward(
     os.close(send)
     incoming = os.fdopen(receive, "rb")
     try:
-        reader = _BackwardReader(db, name, stream, strict=False, share=(0, 2))
+        reader = _BackwardReader(
+            db,
+            name,
+            stream,
+            strict=False,
+            share=(0, 2),
+            journal=journal,
+            window=window,
+            count_lines=count_lines,
+        )
         reader.read(size, progress)
         try:
             db.leases.absorb_parts(iter(lambda: pickle.load(incoming), None))
@@ -1273,7 +1478,7 @@ def _read_backward(
     # Both processes read every non-lease record, so both saw its problems: keep one.
     merged = dict.fromkeys(db.stats.warnings + part.stats.warnings)
     db.stats.warnings = sorted(merged, key=lambda warning: warning.line)
-    return reader.truncated_at
+    return reader
 
 
 def _sort_records(db: LeaseDB) -> LeaseDB:
@@ -1284,18 +1489,14 @@ def _sort_records(db: LeaseDB) -> LeaseDB:
     return db
 
 
-def _position_info(stream: BinaryIO, offset: int) -> tuple[int, bytes]:
-    """(line number at ``offset``, the bytes just before it)."""
-    stream.seek(0)
-    line, done = 1, 0
-    while done < offset:
-        chunk = stream.read(min(CHUNK_SIZE, offset - done))
-        if not chunk:
-            break
-        line += chunk.count(b"\n")
-        done += len(chunk)
+def _position_info(stream: BinaryIO, size: int, offset: int, newlines: int) -> tuple[int, bytes]:
+    """(line number at ``offset``, the bytes just before it) in a file of ``size`` bytes
+    holding ``newlines`` (counted as it was read): only the bytes after ``offset`` (a
+    truncated tail) are read again."""
+    stream.seek(offset)
+    after = stream.read(size - offset).count(b"\n") if offset < size else 0
     stream.seek(max(0, offset - _TAIL_BYTES))
-    return line, stream.read(offset - max(0, offset - _TAIL_BYTES))
+    return 1 + newlines - after, stream.read(offset - max(0, offset - _TAIL_BYTES))
 
 
 def read_leases_incremental(
@@ -1304,12 +1505,16 @@ def read_leases_incremental(
     db: LeaseDB | None,
     *,
     strict: bool = False,
+    journal: Journal | None = None,
 ) -> tuple[LeaseDB, ResumeState]:
     """Read only what was appended since ``resume``, into ``db`` (updated in place).
 
     A full read happens when there is no previous state or database, when the file is a
     different one (new inode, as after dhcpd's rewrite), shrank, or its bytes before the
     saved offset changed, and for gzip files (which are never appended to).
+
+    ``journal``: a full read also appends every lease record of the file to it (see
+    :func:`read_leases`); a resumed read leaves it as it is.
     """
     name = os.fspath(path)
     if name == "-":
@@ -1328,7 +1533,7 @@ def read_leases_incremental(
         tail = (resume.tail + tail)[-_TAIL_BYTES:] if offset != resume.offset else resume.tail
         return _sort_records(db), ResumeState(info.st_ino, info.st_size, offset, line, tail)
     fresh, (offset, line, tail, compressed) = _read_all(
-        name, strict=strict, progress=None, resumable=True
+        name, strict=strict, progress=None, resumable=True, journal=journal
     )
     if compressed:
         offset = -1  # never resumable: the next call reads the file again

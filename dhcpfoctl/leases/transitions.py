@@ -207,6 +207,28 @@ class Journal:
     def __len__(self) -> int:
         return len(self.address)
 
+    def extend(self, other: Journal) -> None:
+        """Append another journal's records (the records that follow in the file)."""
+        for name in _JOURNAL_FIELDS:
+            getattr(self, name).extend(getattr(other, name))
+
+    def extend_reversed(self, other: Journal) -> None:
+        """Append another journal's records last first (``other`` is turned round)."""
+        other.reverse()
+        self.extend(other)
+
+    def reverse(self) -> None:
+        """Turn the records round, in place."""
+        for name in _JOURNAL_FIELDS:
+            getattr(self, name).reverse()
+
+    def verdict_columns(self) -> tuple[array, bytes, bytes, array, array]:
+        """(addresses, active, made locally, starts, clients): what the compiled scanner's
+        ``Judge`` is fed of each record (0/1 bytes for the flags)."""
+        active = _effective_states(self).translate(_ACTIVE_TABLE)
+        local = bytes(map(made_locally, self.starts, self.cltt, self.rewind))
+        return self.address, active, local, self.starts, self.client
+
     def extend_raw(self, *columns: bytes) -> None:
         """Append the compiled scanner's journal columns (native-endian bytes, in the
         order of the fields)."""
@@ -259,7 +281,11 @@ class JournalBindings:
 
 
 def journal_bindings(
-    journal: Journal, holders: Holders | None = None, *, after: int | None = None
+    journal: Journal,
+    holders: Holders | None = None,
+    *,
+    after: int | None = None,
+    keep_holders: bool = True,
 ) -> JournalBindings:
     """The new bindings a lease file records since dhcpd's last rewrite.
 
@@ -280,6 +306,9 @@ def journal_bindings(
     ``after``: only the bindings that began after this time are wanted (a rate's window):
     the records before the first appended binding or renewal that began later only move
     the holders, which then take each address's last record there in bulk.
+
+    ``keep_holders=False``: the holders of the addresses with no record judged are not
+    wanted (a stateless run keeps only the bindings), and are not worked out.
     """
     holders = Holders() if holders is None else holders
     observe, held_by = holders.observe, holders.clients.get
@@ -299,6 +328,9 @@ def journal_bindings(
         else:
             wanted = map(operator.and_, appended_active, map(after.__lt__, starts_column))
             cut = next(compress(range(count), wanted), count)
+    appended = count - firsts.count(1)
+    if cut == count and not keep_holders:  # nothing judged, no holder wanted
+        return JournalBindings([], since, holders, count, appended)
     if cut:
         prefix = addresses[:cut]
         prefix.reverse()
@@ -306,11 +338,18 @@ def journal_bindings(
         primes = _or(lasts, _and(firsts, bytes(cut) + b"\x01" * (count - cut)))
     else:
         primes = firsts
+    primed = _or(primes, _prefix(cut, count))
+    judged = primed.translate(_NOT_TABLE)
+    if cut and not keep_holders:
+        # Only the addresses with a record judged need their holder at the cut.
+        needed = set(addresses[cut:])
+        wanted = bytes(map(needed.__contains__, addresses))
+        primes, primed = _and(primes, wanted), _and(primed, wanted)
     primes_active = _and(primes, active)
     if holders.clients or 0 in compress(clients, primes_active):
         # A record without a hardware address keeps the earlier holder: in file order.
         for address, is_active, client in compress(
-            zip(addresses, active, clients, strict=True), _or(primes, _prefix(cut, count))
+            zip(addresses, active, clients, strict=True), primed
         ):
             observe(address, bool(is_active), client if is_active else 0)
     else:  # the same in bulk: one record per address
@@ -319,7 +358,7 @@ def journal_bindings(
     found = bindings.append
     later = compress(
         zip(addresses, active, starts_column, journal.cltt, journal.rewind, clients, strict=True),
-        _or(primes, _prefix(cut, count)).translate(_NOT_TABLE),
+        judged,
     )
     # The hot loop of a large journal (two appended records per address and more): a
     # renewal by the holder, the common case, is settled by one dict lookup; the collector
@@ -339,8 +378,39 @@ def journal_bindings(
     finally:
         if collecting:
             gc.enable()
-    appended = count - firsts.count(1)
     return JournalBindings(bindings, since, holders, count, appended)
+
+
+@dataclass(slots=True)
+class WindowRequest:
+    """Asks a read (``read_leases(window=...)``) for the new bindings that a rate over a
+    window starting at ``after`` can count (:func:`window_bindings`); the read fills
+    ``found``."""
+
+    after: int
+    found: JournalBindings | None = None
+
+
+def window_bindings(journal: Journal, after: int) -> JournalBindings:
+    """What :func:`journal_bindings` finds with ``after`` that a rate over a window starting
+    there can count (:func:`dhcpfoctl.checks.history.journal_history` with the same start):
+    the bindings that began after it, and those with no start (which it counts when the
+    history starts later). The others began before the window's start, where the history
+    does too. Holders are not worked out.
+
+    The compiled scanner's ``Judge`` finds the same while a file is read backwards, without
+    keeping the journal (``read_leases(window=...)``): this is its pure-Python form, and the
+    oracle of the differential tests."""
+    found = journal_bindings(journal, after=after, keep_holders=False)
+    found.bindings = [b for b in found.bindings if b.at > after or b.at == 0]
+    return found
+
+
+def judged(result: tuple[tuple[bytes, bytes, bytes], int | None, int, int]) -> JournalBindings:
+    """The compiled ``Judge``'s result as :func:`window_bindings` gives it."""
+    (addresses, starts, local), since, records, appended = result
+    bindings = list(map(NewBinding, array("I", addresses), array("q", starts), map(bool, local)))
+    return JournalBindings(bindings, since, Holders(), records, appended)
 
 
 def _and(a: bytes, b: bytes) -> bytes:
