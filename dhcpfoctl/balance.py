@@ -298,10 +298,14 @@ class RateHistory:
     #: bucket start -> pool label -> [made by the primary, made by the secondary].
     buckets: dict[int, dict[str, list[int]]] = field(default_factory=dict)
 
-    def add(self, pool: str, role: Role, at: int, now: int) -> None:
+    def add(self, pool: str, role: Role, at: int, now: int, count: int = 1) -> None:
+        bucket = self.buckets.setdefault(self.bucket_of(at, now), {})
+        bucket.setdefault(pool, [0, 0])[role == Role.SECONDARY] += count
+
+    def bucket_of(self, at: int, now: int) -> int:
+        """The start of the bucket a binding that began at ``at`` counts in."""
         moment = min(max(at, self.since), now)
-        bucket = self.buckets.setdefault(moment - moment % BUCKET, {})
-        bucket.setdefault(pool, [0, 0])[role == Role.SECONDARY] += 1
+        return moment - moment % BUCKET
 
     def prune(self, now: int) -> None:
         """Forget buckets older than :data:`HISTORY_KEEP` (the state stays small)."""
@@ -369,19 +373,30 @@ def record_bindings(
     server that made them; returns how many fell in a pool of ``config``."""
     ranges = sorted((r.first, r.last, pool) for pool in config.pools for r in pool.ranges)
     firsts = [first for first, _, _ in ranges]
-    added = 0
-    for binding in bindings:
-        index = bisect_right(firsts, binding.address) - 1
-        if index < 0 or binding.address > ranges[index][1]:
-            continue
-        pool = ranges[index][2]
+    # Per range, worked out once (a journal holds up to millions of bindings): its last
+    # address, its pool's label, and who made a binding there. The file is this server's:
+    # its own bindings are its role's, the rest its partner's.
+    targets: list[tuple[int, str, Role, Role]] = []
+    for _, last, pool in ranges:
         peer = config.failover_peers.get(pool.failover_peer or "")
-        # The file is this server's: its own bindings are its role's, the rest its partner's.
         mine = peer.role if peer is not None else Role.PRIMARY
-        maker = mine if binding.local else _other(mine)
-        history.add(pool.label, maker, binding.at, now)
-        added += 1
-    return added
+        targets.append((last, pool.label, mine, _other(mine)))
+    counted: dict[tuple[str, Role, int], int] = {}
+    since = history.since
+    for binding in bindings:
+        address, at = binding.address, binding.at
+        index = bisect_right(firsts, address) - 1
+        if index < 0:
+            continue
+        last, label, mine, theirs = targets[index]
+        if address > last:
+            continue
+        moment = since if at < since else now if at > now else at  # bucket_of, inlined
+        key = (label, mine if binding.local else theirs, moment - moment % BUCKET)
+        counted[key] = counted.get(key, 0) + 1
+    for (label, maker, bucket), count in counted.items():
+        history.add(label, maker, bucket, now, count)
+    return sum(counted.values())
 
 
 def _other(role: Role) -> Role:

@@ -205,7 +205,10 @@ def journal_history(
     since = found.since if found.since is not None and found.since <= as_of else as_of
     history = RateHistory(since=since)
     oldest = as_of - window - BUCKET
-    bindings = (b for b in found.bindings if oldest < max(b.at, since) and b.at <= as_of)
+    if since > oldest:  # every binding counts from ``since`` on: none is too old
+        bindings = (b for b in found.bindings if b.at <= as_of)
+    else:
+        bindings = (b for b in found.bindings if oldest < b.at <= as_of)
     return history, record_bindings(history, config, bindings, as_of)
 
 
