@@ -412,3 +412,19 @@ def test_a_full_incremental_read_gathers_the_journal_and_a_resumed_one_leaves_it
         out.write(rec(A, BindingState.ACTIVE, starts=T + 1))
     db, resume = read_leases_incremental(path, resume, db, journal=journal)
     assert len(journal) == 951 and resume.offset == path.stat().st_size
+
+
+def test_binding_columns_are_the_bindings_they_hold() -> None:
+    """The compiled judge's columns read, compare and iterate as the list of tuples the
+    pure path gives."""
+    from array import array
+
+    from dhcpfoctl.leases.transitions import BindingColumns, NewBinding
+
+    columns = BindingColumns(array("I", [10, 20]), array("q", [0, T]), b"\x01\x00")
+    expected = [NewBinding(10, 0, True), NewBinding(20, T, False)]
+    assert len(columns) == 2 and list(columns) == expected
+    assert columns[1] == expected[1] and columns[-1] == expected[1]
+    assert columns == expected and expected == columns
+    assert columns != expected[:1] and columns != [expected[1], expected[0]]
+    assert columns != "not bindings"

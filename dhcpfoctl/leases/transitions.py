@@ -41,7 +41,7 @@ import gc
 import operator
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, compress
 from typing import Final, NamedTuple
@@ -270,7 +270,7 @@ class JournalBindings:
     """What a journal records since dhcpd's last rewrite (see :func:`journal_bindings`)."""
 
     #: The new bindings among the appended records, in file order.
-    bindings: list[NewBinding]
+    bindings: Sequence[NewBinding]
     #: When the journal's history starts (``None``: no appended binding or renewal).
     since: int | None
     #: The holders after the last record (a follower's baseline).
@@ -409,8 +409,35 @@ def window_bindings(journal: Journal, after: int) -> JournalBindings:
 def judged(result: tuple[tuple[bytes, bytes, bytes], int | None, int, int]) -> JournalBindings:
     """The compiled ``Judge``'s result as :func:`window_bindings` gives it."""
     (addresses, starts, local), since, records, appended = result
-    bindings = list(map(NewBinding, array("I", addresses), array("q", starts), map(bool, local)))
+    bindings = BindingColumns(array("I", addresses), array("q", starts), local)
     return JournalBindings(bindings, since, Holders(), records, appended)
+
+
+class BindingColumns(Sequence[NewBinding]):
+    """New bindings kept as three columns, 13 bytes each where a list of tuples takes about
+    90 (a window over a busy 1M-address journal holds millions); a :class:`NewBinding` is
+    built only when one is looked at. Equal to any sequence of the same bindings."""
+
+    __slots__ = ("_addresses", "_starts", "_local")
+
+    def __init__(self, addresses: array, starts: array, local: bytes) -> None:
+        self._addresses, self._starts, self._local = addresses, starts, local
+
+    def __len__(self) -> int:
+        return len(self._addresses)
+
+    def __getitem__(self, index: int) -> NewBinding:  # type: ignore[override]
+        return NewBinding(self._addresses[index], self._starts[index], bool(self._local[index]))
+
+    def __iter__(self) -> Iterator[NewBinding]:
+        return map(NewBinding, self._addresses, self._starts, map(bool, self._local))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(map(operator.eq, self, other))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 def _and(a: bytes, b: bytes) -> bytes:
