@@ -418,7 +418,7 @@ class BindingColumns(Sequence[NewBinding]):
     90 (a window over a busy 1M-address journal holds millions); a :class:`NewBinding` is
     built only when one is looked at. Equal to any sequence of the same bindings."""
 
-    __slots__ = ("_addresses", "_starts", "_local")
+    __slots__ = ("_addresses", "_local", "_starts")
 
     def __init__(self, addresses: array, starts: array, local: bytes) -> None:
         self._addresses, self._starts, self._local = addresses, starts, local
