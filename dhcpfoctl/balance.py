@@ -42,7 +42,7 @@ from dhcpfoctl.model import BindingState, FailoverState, LeaseDB, LeaseFlag, Lea
 from dhcpfoctl.times import format_duration, iso_utc
 
 if TYPE_CHECKING:
-    from dhcpfoctl.leases.transitions import NewBinding
+    from dhcpfoctl.leases.transitions import JournalBindings, NewBinding
 
 #: Default endurance window; the least history and the fewest new bindings an estimate needs.
 DEFAULT_WINDOW: Final = 24 * 3600
@@ -51,6 +51,8 @@ MIN_SPAN: Final = 600
 #: Rate history: bucket width and how much of it is kept (bounded state size).
 BUCKET: Final = 300
 HISTORY_KEEP: Final = 7 * 24 * 3600
+#: A history taken from the lease file itself, as the output says it.
+FROM_JOURNAL: Final = "the lease file's journal since dhcpd's last rewrite"
 
 #: Counter slots per range, besides the per-state counts in slots 0..15 (wire values).
 _STATES: Final = 16
@@ -397,6 +399,25 @@ def record_bindings(
     for (label, maker, bucket), count in counted.items():
         history.add(label, maker, bucket, now, count)
     return sum(counted.values())
+
+
+def journal_history(
+    config: Config, found: JournalBindings, as_of: int, window: int = HISTORY_KEEP
+) -> tuple[RateHistory, int]:
+    """The rate history a journal gives at ``as_of``: its new bindings up to then, over
+    the span from the journal's history start; and how many fell in a pool of ``config``.
+    A history start after ``as_of`` (or none) gives an empty history of no length.
+
+    Only the bindings a rate over ``window`` can count are kept (those of the bucket that
+    straddles its start included): a large journal holds millions of older ones."""
+    since = found.since if found.since is not None and found.since <= as_of else as_of
+    history = RateHistory(since=since)
+    oldest = as_of - window - BUCKET
+    if since > oldest:  # every binding counts from ``since`` on: none is too old
+        bindings = (b for b in found.bindings if b.at <= as_of)
+    else:
+        bindings = (b for b in found.bindings if oldest < b.at <= as_of)
+    return history, record_bindings(history, config, bindings, as_of)
 
 
 def _other(role: Role) -> Role:

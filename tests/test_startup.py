@@ -64,6 +64,8 @@ def test_balance_json_imports_only_its_own_command_and_no_rich() -> None:
     assert json.loads(out)["pools"]  # it did run
     assert loaded(modules, COMMAND_MODULES) == ["dhcpfoctl.cli.balance"]
     assert loaded(modules, NOT_FOR_JSON) == []
+    # A balance remembers nothing between runs: the follower and the state store stay out.
+    assert {"dhcpfoctl.checks.history", "dhcpfoctl.state"}.isdisjoint(modules)
 
 
 @pytest.mark.parametrize(

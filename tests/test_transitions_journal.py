@@ -17,8 +17,8 @@ from test_fuzz import LEASE_SOURCES
 from test_scanner import DIFFERENTIAL, _mutations, both  # noqa: F401 (the fixture)
 from typer.testing import CliRunner
 
-from dhcpfoctl.balance import Role
-from dhcpfoctl.checks.history import FROM_JOURNAL, LeaseFollower
+from dhcpfoctl.balance import FROM_JOURNAL, Role
+from dhcpfoctl.checks.history import LeaseFollower
 from dhcpfoctl.cli.main import app
 from dhcpfoctl.conf import read_config
 from dhcpfoctl.leases import reader
@@ -318,8 +318,7 @@ def _int(address: str) -> int:
 @pytest.mark.parametrize("as_of", [T - 60, T + 150, T + 1200, T + 86400])
 def test_judging_only_the_window_gives_the_same_rate(tmp_path: Path, as_of: int) -> None:
     """``after`` (bulk holders before the window) changes nothing a rate can see."""
-    from dhcpfoctl.balance import BUCKET
-    from dhcpfoctl.checks.history import journal_history
+    from dhcpfoctl.balance import BUCKET, journal_history
 
     config = read_config(EXAMPLES / "primary.conf")
     path = tmp_path / "dhcpd.leases"
@@ -377,8 +376,7 @@ def test_what_a_stateless_run_keeps_counts_as_every_binding_does(
 ) -> None:
     """window_bindings (what the one-pass read keeps) gives the history journal_bindings
     gives, whatever the window."""
-    from dhcpfoctl.balance import BUCKET
-    from dhcpfoctl.checks.history import journal_history
+    from dhcpfoctl.balance import BUCKET, journal_history
 
     config = read_config(EXAMPLES / "primary.conf")
     path = tmp_path_factory.mktemp("journal") / "dhcpd.leases"

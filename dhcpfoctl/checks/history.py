@@ -20,7 +20,7 @@ When the file cannot be resumed:
   when the journal's does.
 
 Runs that remember nothing (``balance``, ``audit --as-of``, ``--no-state``) take their
-history from the journal alone: :func:`journal_history`.
+history from the journal alone: :func:`dhcpfoctl.balance.journal_history`.
 """
 
 from __future__ import annotations
@@ -31,13 +31,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dhcpfoctl.balance import BUCKET, HISTORY_KEEP, RateHistory, record_bindings
+from dhcpfoctl.balance import (
+    BUCKET,
+    FROM_JOURNAL,
+    HISTORY_KEEP,
+    RateHistory,
+    journal_history,
+    record_bindings,
+)
 from dhcpfoctl.conf import Config
 from dhcpfoctl.leases import ResumeState, read_leases_incremental
 from dhcpfoctl.leases.transitions import (
     Holders,
     Journal,
-    JournalBindings,
     journal_bindings,
     table_bindings,
 )
@@ -49,8 +55,7 @@ from dhcpfoctl.times import format_duration
 DEFAULT_MAX_AGE: Final = 3600
 STATE_NAME: Final = "leases"
 STATE_VERSION: Final = 1
-#: Where a history came from, as the output says it.
-FROM_JOURNAL: Final = "the lease file's journal since dhcpd's last rewrite"
+#: Where a history came from, as the output says it (FROM_JOURNAL: see balance.py).
 FROM_STATE: Final = "new bindings remembered between runs"
 #: A rewrite's changes dated this long before the previous run still count (clock steps).
 _REWRITE_SLACK: Final = 60
@@ -191,25 +196,6 @@ class LeaseFollower:
         except ValueError:
             notes.append(f"state {store.path} is unusable: ignored, history starts now")
             return None
-
-
-def journal_history(
-    config: Config, found: JournalBindings, as_of: int, window: int = HISTORY_KEEP
-) -> tuple[RateHistory, int]:
-    """The rate history a journal gives at ``as_of``: its new bindings up to then, over
-    the span from the journal's history start; and how many fell in a pool of ``config``.
-    A history start after ``as_of`` (or none) gives an empty history of no length.
-
-    Only the bindings a rate over ``window`` can count are kept (those of the bucket that
-    straddles its start included): a large journal holds millions of older ones."""
-    since = found.since if found.since is not None and found.since <= as_of else as_of
-    history = RateHistory(since=since)
-    oldest = as_of - window - BUCKET
-    if since > oldest:  # every binding counts from ``since`` on: none is too old
-        bindings = (b for b in found.bindings if b.at <= as_of)
-    else:
-        bindings = (b for b in found.bindings if oldest < b.at <= as_of)
-    return history, record_bindings(history, config, bindings, as_of)
 
 
 def _seeded(journal: Journal, config: Config, resume: ResumeState, now: int) -> tuple[_Memory, int]:

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dhcpfoctl.balance import BUCKET, BalanceReport, compute_balance
-from dhcpfoctl.checks.history import FROM_JOURNAL, journal_history
+from dhcpfoctl.balance import BUCKET, FROM_JOURNAL, BalanceReport, compute_balance, journal_history
 from dhcpfoctl.conf import Config, read_config
 from dhcpfoctl.errors import InputFileError, LocalError
 from dhcpfoctl.leases.transitions import WindowRequest
@@ -45,7 +44,7 @@ def gather(
     file's remembered history, the endurance's source. Only for an audit of now: the
     history is about the present, and a file on standard input cannot be followed.
     Without it (``balance``, ``--as-of``, ``--no-state``) the history is the lease file's
-    own journal up to ``as_of`` (:func:`dhcpfoctl.checks.history.journal_history`).
+    own journal up to ``as_of`` (:func:`dhcpfoctl.balance.journal_history`).
     """
     if read_leases is None:
         from dhcpfoctl.leases import read_leases

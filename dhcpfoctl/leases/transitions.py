@@ -393,7 +393,7 @@ class WindowRequest:
 
 def window_bindings(journal: Journal, after: int) -> JournalBindings:
     """What :func:`journal_bindings` finds with ``after`` that a rate over a window starting
-    there can count (:func:`dhcpfoctl.checks.history.journal_history` with the same start):
+    there can count (:func:`dhcpfoctl.balance.journal_history` with the same start):
     the bindings that began after it, and those with no start (which it counts when the
     history starts later). The others began before the window's start, where the history
     does too. Holders are not worked out.
