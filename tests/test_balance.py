@@ -568,6 +568,15 @@ def tally_module() -> ModuleType:
     return module
 
 
+@pytest.fixture(params=[False, True], ids=["compiled", "pure-python"])
+def either_count(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test runs twice: with the compiled tally, and with the Python loop."""
+    if request.param:
+        monkeypatch.setenv(leases.PURE_PYTHON_ENV, "1")
+    else:
+        request.getfixturevalue("tally_module")
+
+
 def _scan_both_ways(
     monkeypatch: pytest.MonkeyPatch,
     module: ModuleType,
@@ -740,15 +749,9 @@ def test_tally_balance_and_json_of_real_files(
     assert reports[0]["pools"][0]["counts"]["active"] > 0
 
 
-@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
-def test_rows_without_a_known_state_are_read_as_dhcpd_does(
-    pure: bool, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("either_count")
+def test_rows_without_a_known_state_are_read_as_dhcpd_does() -> None:
     """The rows the tally leaves to Python, against counts written out by hand."""
-    if pure:
-        monkeypatch.setenv(leases.PURE_PYTHON_ENV, "1")
-    else:
-        request.getfixturevalue("tally_module")
     table = LeaseTable()
     for address, state, flags, ends, extras in [
         (10, 0, 0, 150, None),  # active: ends after as_of
@@ -795,15 +798,9 @@ def test_tally_only_for_times_of_int64(
     assert both[2] == ([[3]] if compiled else [])
 
 
-@pytest.mark.parametrize("pure", [False, True], ids=["compiled", "pure-python"])
-def test_a_table_whose_columns_disagree_is_refused(
-    pure: bool, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("either_count")
+def test_a_table_whose_columns_disagree_is_refused() -> None:
     """A bug, never a count over part of the rows."""
-    if pure:
-        monkeypatch.setenv(leases.PURE_PYTHON_ENV, "1")
-    else:
-        request.getfixturevalue("tally_module")
     table = LeaseTable()
     table.put_row(10, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, None)
     table.state.append(1)
