@@ -47,6 +47,10 @@ STABLE = 30
 NEW = 20
 SERVER_PORT = 67
 SETTLE = 20.0
+#: The populations run until the test stops them; this only bounds them. The stable one
+#: must outlive every wait of the test (a slow start and restart on a loaded machine took
+#: it past an earlier 60 s bound, after which its leases expired and nothing renewed them).
+POPULATION_MAX = 300.0
 
 
 def _relay(pair: RealPair, name: str, host: int) -> tuple[socket.socket, str]:
@@ -66,7 +70,8 @@ def _population(
     def run() -> None:
         try:
             result["stats"] = run_population(
-                servers, clients=clients, rate=float(clients), duration=60.0, giaddr=relay,
+                servers, clients=clients, rate=float(clients), duration=POPULATION_MAX,
+                giaddr=relay,
                 release_at_end=False, seed=seed, sock=sock, until=stop.is_set,
             )  # fmt: skip
         except BaseException as exc:  # reported by the test thread
@@ -106,24 +111,44 @@ def test_renewals_are_no_new_bindings_and_new_clients_are_counted(
         thread, stable = _population(pair, stable_sock, stable_relay, STABLE, 21, stop)
         threads.append(thread)
 
-        def all_bound_and_acked() -> bool:
+        def bound_and_unacked() -> tuple[int, list[int | None]]:
+            """Active leases in the primary's file, and each server's unacked updates."""
             assert "error" not in stable, stable.get("error")
             views = [pair.omapi_states(role) for role in ROLES]
-            synced = all(v is not None and v.cur_unacked_updates == 0 for v in views)
             active = sum(
                 1
                 for lease in follower_probe(leases)
                 if lease.binding_state is not None and lease.binding_state.keyword == "active"
             )
-            return synced and active >= STABLE
+            return active, [v.cur_unacked_updates if v is not None else None for v in views]
 
-        pair.wait_for(all_bound_and_acked, SETTLE, interval=0.5, what="the stable clients bound")
+        def all_bound_and_acked() -> bool:
+            active, unacked = bound_and_unacked()
+            return unacked == [0, 0] and active >= STABLE
+
+        def seen() -> str:
+            active, unacked = bound_and_unacked()
+            return f"{active} active of {STABLE}, unacked updates {unacked}"
+
+        pair.wait_for(
+            all_bound_and_acked,
+            SETTLE,
+            interval=0.5,
+            what="the stable clients bound",
+            describe=seen,
+        )
         # A population that bound before dhcpd's last rewrite, as on a network that has run
         # for a while: the first run takes the journal appended since then as its history,
         # and the primary's start-up rewrite makes these bindings its snapshot.
         pair.restart("primary")
         pair.wait_states(primary=FailoverState.NORMAL, secondary=FailoverState.NORMAL)
-        pair.wait_for(all_bound_and_acked, SETTLE, interval=0.5, what="the stable clients again")
+        pair.wait_for(
+            all_bound_and_acked,
+            2 * SETTLE,  # the restarted primary first catches up with its partner
+            interval=0.5,
+            what="the stable clients again",
+            describe=seen,
+        )
         baseline, _ = audit()  # the first run: renewals since the rewrite are no bindings
         assert baseline == 0
         # The stable phase: about 16 s of renewals (every client every 3 s), a run each 2 s.
