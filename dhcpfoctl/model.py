@@ -22,7 +22,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import accumulate, repeat
 from typing import Any, Final, Self
 
 #: dhcpd's ``never``: sorts after every real time and differs from all of them.
@@ -326,6 +326,100 @@ RawExtras = bytes
 ExtrasDecoder = Callable[[RawExtras], LeaseExtras]
 
 
+#: ``ExtrasColumn`` length marks: no extras, or a decoded object kept aside.
+_NO_EXTRAS: Final = 0
+_EXTRAS_OBJECT: Final = 0xFFFFFFFF
+_RAW_TYPES: Final = frozenset((bytes, type(None)))
+
+
+class ExtrasColumn:
+    """The extras column of :class:`LeaseTable`: per row ``None``, raw lease-body text
+    (:data:`RawExtras`) or a decoded :class:`LeaseExtras`, as a list of them would hold.
+
+    Raw text, what the reader stores for nearly every row, lies in one buffer with an offset
+    and a length per row: one ``bytes`` object per lease costs 33 bytes of header and a
+    list slot on top of the text (about 30 MiB of a 1M-address table). A row written again
+    leaves its old text behind as garbage, compacted away once it outweighs the live text.
+    """
+
+    __slots__ = ("_blob", "_dead", "_lengths", "_objects", "_offsets")
+
+    def __init__(self, items: Iterable[LeaseExtras | RawExtras | None] = ()) -> None:
+        self._blob = bytearray()
+        self._offsets = array("Q")
+        self._lengths = array("I")
+        self._objects: dict[int, LeaseExtras] = {}
+        self._dead = 0
+        self.extend(items)
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def __getitem__(self, row: int) -> LeaseExtras | RawExtras | None:
+        length = self._lengths[row]
+        if length == _NO_EXTRAS:
+            return None
+        if length == _EXTRAS_OBJECT:
+            return self._objects[row % len(self._lengths)]
+        start = self._offsets[row]
+        return bytes(memoryview(self._blob)[start : start + length])
+
+    def __iter__(self) -> Iterator[LeaseExtras | RawExtras | None]:
+        return map(self.__getitem__, range(len(self._lengths)))
+
+    def append(self, extras: LeaseExtras | RawExtras | None) -> None:
+        self._offsets.append(len(self._blob))
+        self._lengths.append(self._store(len(self._lengths), extras))
+
+    def extend(self, items: Iterable[LeaseExtras | RawExtras | None]) -> None:
+        items = list(items)
+        if items and set(map(type, items)) <= _RAW_TYPES:
+            # The reader's case, a chunk of raw text or none: C-level passes per chunk.
+            texts = [text or b"" for text in items]
+            lengths = list(map(len, texts))
+            if max(lengths) < _EXTRAS_OBJECT:
+                base = len(self._blob)
+                self._blob += b"".join(texts)
+                self._offsets.extend(accumulate(lengths[:-1], initial=base))
+                self._lengths.extend(lengths)
+                return
+        for extras in items:
+            self.append(extras)
+
+    def __setitem__(self, row: int, extras: LeaseExtras | RawExtras | None) -> None:
+        row = range(len(self._lengths))[row]  # IndexError as a list would raise it
+        old = self._lengths[row]
+        if old == _EXTRAS_OBJECT:
+            del self._objects[row]
+        elif old != _NO_EXTRAS:
+            self._dead += old
+        self._offsets[row] = len(self._blob)
+        self._lengths[row] = self._store(row, extras)
+        if self._dead > max(len(self._blob) // 2, 1 << 20):
+            self._compact()
+
+    def _store(self, row: int, extras: LeaseExtras | RawExtras | None) -> int:
+        """Keep ``extras`` for ``row`` (text at the end of the buffer); its length mark."""
+        if not extras:  # None, empty text, empty extras: a later record is a full snapshot
+            return _NO_EXTRAS
+        if isinstance(extras, bytes) and len(extras) < _EXTRAS_OBJECT:
+            self._blob += extras
+            return len(extras)
+        self._objects[row] = extras  # type: ignore[assignment]
+        return _EXTRAS_OBJECT
+
+    def _compact(self) -> None:
+        blob = bytearray()
+        view = memoryview(self._blob)
+        for row, length in enumerate(self._lengths):
+            if length not in (_NO_EXTRAS, _EXTRAS_OBJECT):
+                start = self._offsets[row]
+                self._offsets[row] = len(blob)
+                blob += view[start : start + length]
+        view.release()
+        self._blob, self._dead = blob, 0
+
+
 #: ``scatter(rows, columns, values)``: ``columns[k][rows[i]] = values[k][i]``.
 Scatter = Callable[[Sequence[int], Sequence[Any], Sequence[Sequence[Any]]], None]
 
@@ -390,7 +484,7 @@ class LeaseTable:
         self._hw = array("Q")
         self._hw_len = bytearray()
         self._hw_long: dict[int, bytes] = {}
-        self._extras: list[LeaseExtras | RawExtras | None] = []
+        self._extras = ExtrasColumn()
         self.extras_decoder: ExtrasDecoder | None = None
         self._by_client: _ClientIndex | None = None
         self._watchers: list[Callable[[int | None], None]] = []
@@ -497,8 +591,7 @@ class LeaseTable:
             self._hw_type.append(hw_type)
             self._hw_len.append(hw_len)
             self._hw.append(hw)
-            # A missing extras is stored as None: a later record is a full snapshot.
-            self._extras.append(extras or None)
+            self._extras.append(extras)
             if self._by_client is not None and hw_len != _HW_LONG:
                 row = block[address & 0xFF]
                 self._by_client.add(row, self.hardware_at(row), self.extras_at(row).uid)
@@ -522,7 +615,7 @@ class LeaseTable:
             del self._hw_long[row]
         self._hw_len[row] = hw_len
         self._hw[row] = hw
-        self._extras[row] = extras or None
+        self._extras[row] = extras
         if self._by_client is not None and hw_len != _HW_LONG:
             self._by_client.add(row, self.hardware_at(row), self.extras_at(row).uid)
         for watcher in self._watchers:
