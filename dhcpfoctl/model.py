@@ -387,15 +387,23 @@ class ExtrasColumn:
             self.append(extras)
 
     def __setitem__(self, row: int, extras: LeaseExtras | RawExtras | None) -> None:
-        row = range(len(self._lengths))[row]  # IndexError as a list would raise it
-        old = self._lengths[row]
+        # Once per updated row of an incremental read: kept to plain operations.
+        lengths = self._lengths
+        old = lengths[row]  # IndexError as a list would raise it
+        if row < 0:
+            row += len(lengths)
         if old == _EXTRAS_OBJECT:
             del self._objects[row]
-        elif old != _NO_EXTRAS:
+        else:
             self._dead += old
-        self._offsets[row] = len(self._blob)
-        self._lengths[row] = self._store(row, extras)
-        if self._dead > max(len(self._blob) // 2, 1 << 20):
+        blob = self._blob
+        self._offsets[row] = len(blob)
+        if type(extras) is bytes and len(extras) < _EXTRAS_OBJECT:
+            blob += extras
+            lengths[row] = len(extras)
+        else:
+            lengths[row] = self._store(row, extras)
+        if self._dead > 1 << 20 and self._dead > len(blob) >> 1:
             self._compact()
 
     def _store(self, row: int, extras: LeaseExtras | RawExtras | None) -> int:
