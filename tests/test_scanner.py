@@ -598,3 +598,44 @@ def test_one_pass_falls_back_to_a_forward_read_only_after_a_resync(
         else:
             read_leases(path, window=request)
         assert len(calls) == forward_reads
+
+
+def test_build_without_a_compiler_gives_the_pure_reader(tmp_path: Path) -> None:
+    """A machine without a compiler still builds (and so installs) the package: the
+    extension is optional, the build is pure Python, and the built package says which
+    reader runs. (setuptools' build, which ``pip install .`` runs; no wheel or network.)"""
+    import shutil
+    import subprocess
+
+    source = tmp_path / "source"
+    root = TESTS.parent
+    shutil.copytree(
+        root / "dhcpfoctl",
+        source / "dhcpfoctl",
+        ignore=shutil.ignore_patterns("__pycache__", "*.so"),
+    )
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    built = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build", "--build-lib", str(tmp_path / "lib")],
+        cwd=source,
+        env={**os.environ, "CC": str(tmp_path / "no-compiler" / "gcc")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    lib = tmp_path / "lib"
+    assert (lib / "dhcpfoctl" / "leases" / "reader.py").is_file()
+    assert not list(lib.rglob("*.so"))
+    show = "from dhcpfoctl.leases import active_reader; print(active_reader())"
+    ran = subprocess.run(
+        [sys.executable, "-c", show],
+        env={**os.environ, "PYTHONPATH": str(lib)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert ran.stdout.strip() == "pure Python (the compiled scanner is not built)"
